@@ -1,0 +1,492 @@
+"""The Tryton adapter: canonical records over JSON-RPC, values in the ``crm`` dict.
+
+Reads use keyset paging on id (``id > last``, ordered by id) with large pages,
+and only stored fields: computed amounts are derived from stored columns
+(invoice ``untaxed_amount_cache``, line quantity x unit price) because Tryton's
+computed fields read ~50x slower.  Due and payment dates come from the
+receivable move lines and their reconciliations.
+
+Writes send the full crm-bridge dict of each customer; customers with the same
+dict go in one ``write(ids, values)`` pair and up to ``batch_size`` customers
+share one call.  A call the server refuses is split until the refused records
+are isolated, so one bad record does not fail its neighbours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from crm_bridge.adapter import Batch, Check, WriteResult
+from crm_bridge.errors import ErpError
+from crm_bridge.fields import Field
+
+from .rpc import TrytonRPC
+
+MODULE = "crm_bridge"
+FIELD_MODEL = "crm_bridge.field"
+DICT_FIELD = "crm"
+TYPES = {
+    "char": "char",
+    "integer": "integer",
+    "numeric": "numeric",
+    "boolean": "boolean",
+    "date": "date",
+    "selection": "selection",
+}
+
+CONFIG_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["adapter", "url", "database", "username", "password"],
+    "additionalProperties": False,
+    "properties": {
+        "adapter": {"const": "tryton"},
+        "url": {"type": "string", "pattern": "^https?://"},
+        "database": {"type": "string", "minLength": 1},
+        "username": {"type": "string", "minLength": 1},
+        "password": {"type": "string"},
+        "page_size": {"type": "integer", "minimum": 10, "maximum": 20000, "default": 2000},
+        "timeout": {"type": "number", "minimum": 1, "default": 120},
+        "verify_tls": {
+            "type": ["boolean", "string"],
+            "default": True,
+            "description": "false to skip TLS verification, or a CA bundle path",
+        },
+    },
+}
+SALE_STATES = {
+    "draft": "draft",
+    "quotation": "quotation",
+    "confirmed": "confirmed",
+    "processing": "confirmed",
+    "done": "confirmed",
+    "cancelled": "cancelled",
+}
+OPPORTUNITY_STATES = {
+    "lead": "lead",
+    "opportunity": "opportunity",
+    "converted": "won",
+    "won": "won",
+    "lost": "lost",
+    "cancelled": "cancelled",
+}
+
+
+def _id(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _f(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+class TrytonAdapter:
+    def __init__(self, settings: Mapping[str, Any], sleep: Any = None) -> None:
+        self.rpc = TrytonRPC(
+            settings["url"],
+            settings["database"],
+            settings["username"],
+            settings["password"],
+            timeout=float(settings.get("timeout", 120)),
+            verify=settings.get("verify_tls", True),
+            sleep=sleep,
+        )
+        self.page_size = int(settings.get("page_size", 2000))
+        self._models: set[str] | None = None
+        self._current: dict[str, dict[str, Any]] | None = None
+
+    def close(self) -> None:
+        self.rpc.close()
+
+    # -- reading ------------------------------------------------------------
+    def models(self) -> set[str]:
+        if self._models is None:
+            rows = self.rpc.call("model.ir.model.search_read", [], 0, None, None, ["name"])
+            self._models = {r["name"] for r in rows}
+        return self._models
+
+    def pages(
+        self, model: str, domain: list[Any], fields: list[str]
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Keyset paging on id: stable under concurrent inserts, constant cost per page."""
+        if model not in self.models():
+            return
+        last = 0
+        fields = ["id", *fields]
+        while True:
+            params: list[Any] = [
+                [*domain, ("id", ">", last)],
+                0,
+                self.page_size,
+                [("id", "ASC")],
+                fields,
+            ]
+            rows = self.rpc.call(f"model.{model}.search_read", *params)
+            if not rows:
+                return
+            yield rows
+            if len(rows) < self.page_size:
+                return
+            last = rows[-1]["id"]
+
+    def _all(self, model: str, domain: list[Any], fields: list[str]) -> list[dict[str, Any]]:
+        return [r for page in self.pages(model, domain, fields) for r in page]
+
+    def extract(self, table: str) -> Iterator[list[dict[str, Any]]]:
+        reader = getattr(self, f"_read_{table}")
+        yield from reader()
+
+    def _read_customers(self) -> Iterator[list[dict[str, Any]]]:
+        categories = {r["id"]: r["name"] for r in self._all("party.category", [], ["name"])}
+        has_crm = MODULE in self._activated()
+        fields = ["name", "code", "active", "categories", "create_date", "write_date"]
+        self._current = {}
+        domain: list[Any] = [("active", "in", [True, False])]
+        for page in self.pages("party.party", domain, fields + ([DICT_FIELD] if has_crm else [])):
+            rows = []
+            for r in page:
+                cats = [categories[c] for c in r["categories"] if c in categories]
+                rows.append(
+                    {
+                        "customer_id": str(r["id"]),
+                        "name": r["name"],
+                        "code": r["code"],
+                        "active": r["active"],
+                        "industry": cats[0] if cats else None,
+                        "created_at": r["create_date"],
+                        "updated_at": r["write_date"] or r["create_date"],
+                    }
+                )
+                if r.get(DICT_FIELD):
+                    self._current[str(r["id"])] = r[DICT_FIELD]
+            yield rows
+
+    def current_values(self) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+        if self._current is None:
+            for _ in self._read_customers():
+                pass
+        assert self._current is not None
+        yield list(self._current.items())
+
+    def _read_products(self) -> Iterator[list[dict[str, Any]]]:
+        fields = ["code", "rec_name", "list_price", "cost_price", "template.categories"]
+        domain: list[Any] = [("active", "in", [True, False])]
+        for page in self.pages("product.product", domain, fields):
+            yield [
+                {
+                    "product_id": str(r["id"]),
+                    "code": r["code"],
+                    "name": r["rec_name"],
+                    "category": None,
+                    "list_price": _f(r["list_price"]),
+                    "cost_price": _f(r["cost_price"]),
+                }
+                for r in page
+            ]
+
+    def _receivable_lines(self) -> list[dict[str, Any]]:
+        return self._all(
+            "account.move.line",
+            [("account.type.receivable", "=", True), ("move.state", "=", "posted")],
+            ["move", "party", "maturity_date", "reconciliation", "debit", "credit", "move.date"],
+        )
+
+    def _read_invoices(self) -> Iterator[list[dict[str, Any]]]:
+        lines = self._receivable_lines()
+        reconciled = {
+            r["id"]: r["date"] for r in self._all("account.move.reconciliation", [], ["date"])
+        }
+        by_move: dict[int, dict[str, Any]] = {}
+        for receivable in lines:
+            by_move.setdefault(receivable["move"], receivable)
+        fields = [
+            "party",
+            "number",
+            "state",
+            "invoice_date",
+            "currency.code",
+            "untaxed_amount_cache",
+            "move",
+            "write_date",
+            "create_date",
+        ]
+        self._invoice_moves: dict[int, str] = {}
+        for page in self.pages("account.invoice", [("type", "=", "out")], fields):
+            rows = []
+            for r in page:
+                line = by_move.get(r["move"]) if r["move"] else None
+                if r["move"]:
+                    self._invoice_moves[r["move"]] = str(r["id"])
+                amount = r["untaxed_amount_cache"]
+                paid = None
+                if line and line["reconciliation"]:
+                    paid = reconciled.get(line["reconciliation"])
+                rows.append(
+                    {
+                        "invoice_id": str(r["id"]),
+                        "customer_id": _id(r["party"]),
+                        "number": r["number"],
+                        "kind": "credit_note" if amount is not None and amount < 0 else "invoice",
+                        "state": r["state"] if r["state"] != "validated" else "draft",
+                        "date": r["invoice_date"],
+                        "due_date": line["maturity_date"] if line else None,
+                        "currency": (r.get("currency.") or {}).get("code") or "",
+                        "amount": _f(amount) if amount is not None else 0.0,
+                        "paid_date": paid,
+                        "updated_at": r["write_date"] or r["create_date"],
+                    }
+                )
+            yield rows
+        self._receivables = lines
+
+    def _read_invoice_lines(self) -> Iterator[list[dict[str, Any]]]:
+        invoices = {
+            r["id"]: r["party"]
+            for r in self._all("account.invoice", [("type", "=", "out")], ["party"])
+        }
+        costs = {
+            r["id"]: r["cost_price"]
+            for r in self._all("product.product", [("active", "in", [True, False])], ["cost_price"])
+        }
+        fields = ["invoice", "product", "quantity", "unit_price"]
+        domain = [("invoice.type", "=", "out"), ("type", "=", "line")]
+        for page in self.pages("account.invoice.line", domain, fields):
+            rows = []
+            for r in page:
+                qty = Decimal(str(r["quantity"] or 0))
+                price = r["unit_price"] or Decimal(0)
+                cost = costs.get(r["product"])
+                rows.append(
+                    {
+                        "line_id": str(r["id"]),
+                        "invoice_id": _id(r["invoice"]),
+                        "customer_id": _id(invoices.get(r["invoice"])),
+                        "product_id": _id(r["product"]),
+                        "quantity": float(qty),
+                        "unit_price": float(price),
+                        "amount": float(round(qty * price, 2)),
+                        "cost": float(round(qty * cost, 2)) if cost is not None else None,
+                    }
+                )
+            yield rows
+
+    def _read_payments(self) -> Iterator[list[dict[str, Any]]]:
+        lines = getattr(self, "_receivables", None) or self._receivable_lines()
+        moves = getattr(self, "_invoice_moves", {})
+        invoice_of_reconciliation = {
+            line["reconciliation"]: moves[line["move"]]
+            for line in lines
+            if line["reconciliation"] and line["move"] in moves
+        }
+        yield [
+            {
+                "payment_id": str(line["id"]),
+                "invoice_id": invoice_of_reconciliation.get(line["reconciliation"]),
+                "customer_id": _id(line["party"]),
+                "date": (line.get("move.") or {}).get("date"),
+                "amount": float(line["credit"] - line["debit"]),
+            }
+            for line in lines
+            if line["move"] not in moves and line["party"]
+        ]
+
+    def _read_sale_orders(self) -> Iterator[list[dict[str, Any]]]:
+        totals: dict[int, Decimal] = {}
+        for line in self._all(
+            "sale.line", [("type", "=", "line")], ["sale", "quantity", "unit_price"]
+        ):
+            totals[line["sale"]] = totals.get(line["sale"], Decimal(0)) + Decimal(
+                str(line["quantity"] or 0)
+            ) * (line["unit_price"] or 0)
+        fields = ["party", "sale_date", "quotation_date", "state", "create_date"]
+        for page in self.pages("sale.sale", [], fields):
+            yield [
+                {
+                    "order_id": str(r["id"]),
+                    "customer_id": _id(r["party"]),
+                    "date": r["sale_date"] or r["quotation_date"] or r["create_date"].date(),
+                    "state": SALE_STATES.get(r["state"], "draft"),
+                    "amount": float(round(totals.get(r["id"], Decimal(0)), 2)),
+                }
+                for r in page
+            ]
+
+    def _read_sale_order_lines(self) -> Iterator[list[dict[str, Any]]]:
+        parties = {r["id"]: r["party"] for r in self._all("sale.sale", [], ["party"])}
+        fields = ["sale", "product", "quantity", "unit_price"]
+        for page in self.pages("sale.line", [("type", "=", "line")], fields):
+            yield [
+                {
+                    "line_id": str(r["id"]),
+                    "order_id": _id(r["sale"]),
+                    "customer_id": _id(parties.get(r["sale"])),
+                    "product_id": _id(r["product"]),
+                    "quantity": float(r["quantity"] or 0),
+                    "amount": float(
+                        round(Decimal(str(r["quantity"] or 0)) * (r["unit_price"] or 0), 2)
+                    ),
+                }
+                for r in page
+            ]
+
+    def _read_opportunities(self) -> Iterator[list[dict[str, Any]]]:
+        products: dict[int, int] = {}
+        for line in self._all("sale.opportunity.line", [], ["opportunity", "product"]):
+            products.setdefault(line["opportunity"], line["product"])
+        fields = ["party", "start_date", "state", "amount", "lost_reason"]
+        for page in self.pages("sale.opportunity", [], fields):
+            yield [
+                {
+                    "opportunity_id": str(r["id"]),
+                    "customer_id": _id(r["party"]),
+                    "date": r["start_date"],
+                    "state": OPPORTUNITY_STATES.get(r["state"], "lead"),
+                    "product_id": _id(products.get(r["id"])),
+                    "amount": _f(r["amount"]),
+                    "lost_reason": r["lost_reason"],
+                }
+                for r in page
+            ]
+
+    def _read_complaints(self) -> Iterator[list[dict[str, Any]]]:
+        fields = ["customer", "date", "type.name", "description", "state"]
+        for page in self.pages("sale.complaint", [], fields):
+            yield [
+                {
+                    "complaint_id": str(r["id"]),
+                    "customer_id": _id(r["customer"]),
+                    "date": r["date"],
+                    "type": (r.get("type.") or {}).get("name"),
+                    "description": r["description"],
+                    "state": r["state"],
+                }
+                for r in page
+            ]
+
+    # -- fields -------------------------------------------------------------
+    def _activated(self) -> set[str]:
+        rows = self.rpc.call(
+            "model.ir.module.search_read", [("state", "=", "activated")], 0, None, None, ["name"]
+        )
+        return {r["name"] for r in rows}
+
+    def provision(self, fields: Sequence[Field]) -> list[str]:
+        existing = {
+            r["name"]: r
+            for r in self.rpc.call(
+                f"model.{FIELD_MODEL}.search_read",
+                [],
+                0,
+                None,
+                None,
+                ["name", "string", "help", "type_", "selection", "digits", "owner"],
+            )
+        }
+        changes, creates = [], []
+        for field in fields:
+            values = {
+                "name": field.name,
+                "string": field.label,
+                "help": field.help or None,
+                "type_": TYPES[field.type],
+                "owner": field.owner,
+                "selection": "\n".join(f"{k}:{v}" for k, v in field.choices) or None,
+                "digits": field.digits if field.type == "numeric" else None,
+            }
+            old = existing.get(field.name)
+            if old is None:
+                creates.append(values)
+                changes.append(f"created {field.name}")
+            elif any(old.get(k) != v for k, v in values.items()):
+                self.rpc.call(f"model.{FIELD_MODEL}.write", [old["id"]], values)
+                changes.append(f"updated {field.name}")
+        if creates:
+            self.rpc.call(f"model.{FIELD_MODEL}.create", creates)
+        return changes
+
+    def check(self, fields: Sequence[Field]) -> list[Check]:
+        out = []
+        try:
+            version = self.rpc.version()
+            out.append(Check("reachable", True, f"Tryton {version} at {self.rpc.url}"))
+        except ErpError as exc:
+            return [Check("reachable", False, str(exc), exc.hint)]
+        try:
+            self.rpc.login()
+            out.append(Check("login", True, f"logged in as {self.rpc.username}"))
+        except ErpError as exc:
+            return [*out, Check("login", False, str(exc), exc.hint)]
+        if MODULE not in self._activated():
+            return [
+                *out,
+                Check(
+                    "module",
+                    False,
+                    f"the Tryton module {MODULE!r} is not activated",
+                    f"pip install trytond-crm-bridge on the Tryton server, then "
+                    f"trytond-admin -d {self.rpc.database} -u {MODULE} --activate-dependencies",
+                ),
+            ]
+        out.append(Check("module", True, f"module {MODULE} activated"))
+        names = {
+            r["name"]
+            for r in self.rpc.call(f"model.{FIELD_MODEL}.search_read", [], 0, None, None, ["name"])
+        }
+        missing = sorted({f.name for f in fields} - names)
+        out.append(
+            Check(
+                "fields",
+                not missing,
+                f"{len(fields) - len(missing)}/{len(fields)} fields provisioned"
+                + (f", missing: {', '.join(missing[:5])}" if missing else ""),
+                "crm-bridge fields provision" if missing else None,
+            )
+        )
+        try:
+            self.rpc.call("model.party.party.write", [], {})
+            self.rpc.call(f"model.{FIELD_MODEL}.search_read", [], 0, 1, None, ["name"])
+            out.append(Check("permissions", True, "may read and write parties"))
+        except ErpError as exc:
+            out.append(
+                Check(
+                    "permissions",
+                    False,
+                    str(exc),
+                    "give the user the Party Administration group in Tryton",
+                )
+            )
+        return out
+
+    # -- writing ------------------------------------------------------------
+    def write(self, batches: Sequence[Batch]) -> WriteResult:
+        result = WriteResult()
+        self._write(list(batches), result)
+        return result
+
+    def _write(self, batches: list[Batch], result: WriteResult) -> None:
+        args: list[Any] = []
+        for batch in batches:
+            args += [[int(c) for c in batch.customer_ids], {DICT_FIELD: dict(batch.values)}]
+        try:
+            self.rpc.call("model.party.party.write", *args)
+        except ErpError as exc:
+            if "refused" not in str(exc):
+                raise
+            ids = [c for b in batches for c in b.customer_ids]
+            if len(ids) == 1:
+                result.rejected[ids[0]] = str(exc).split("refused model.party.party.write: ")[-1]
+                return
+            for half in _halves(batches):
+                self._write(half, result)
+            return
+        result.written.extend(c for b in batches for c in b.customer_ids)
+
+
+def _halves(batches: list[Batch]) -> list[list[Batch]]:
+    if len(batches) > 1:
+        mid = len(batches) // 2
+        return [batches[:mid], batches[mid:]]
+    ids, values = batches[0].customer_ids, batches[0].values
+    mid = len(ids) // 2
+    return [[Batch(ids[:mid], values)], [Batch(ids[mid:], values)]]

@@ -1,0 +1,96 @@
+"""``crm-bridge demo``: a sandbox Tryton with generated data, provisioned and synced."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from crm_bridge import config as config_mod
+from crm_bridge.console import console, err, print_result, sync_progress
+from crm_bridge.plugin_manager import load_plugins
+from crm_bridge.sample_data import Profile
+from crm_bridge.sync import connect, sync
+
+from .sandbox import ADMIN_PASSWORD, sandbox
+
+PASSWORD_ENV = "CRM_BRIDGE_DEMO_PASSWORD"
+
+
+@click.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    default="crm-bridge-demo",
+    show_default=True,
+    help="Where the sandbox database, config and state go.",
+)
+@click.option("--customers", type=int, default=Profile.customers, show_default=True)
+@click.option("--keep-running", is_flag=True, help="Leave the Tryton server up afterwards.")
+@click.option("--port", type=int, default=None, help="Port for Tryton (default: a free one).")
+def demo(directory: str, customers: int, keep_running: bool, port: int | None) -> None:
+    """Run crm-bridge end to end on a sandbox Tryton with generated data."""
+    started = time.monotonic()
+    root = Path(directory).resolve()
+    profile = Profile(customers=customers)
+    server = sandbox(root, profile, echo=lambda m: err.print(m))
+    if port:
+        server.port, server.url = port, f"http://127.0.0.1:{port}"
+    server.start()
+    try:
+        os.environ[PASSWORD_ENV] = ADMIN_PASSWORD
+        cfg_path = root / "crm-bridge.toml"
+        cfg_path.write_text(
+            '[erp]\nadapter = "tryton"\n'
+            f'url = "{server.url}"\ndatabase = "{server.database}"\n'
+            f'username = "admin"\npassword = "${{{PASSWORD_ENV}}}"\n\n'
+            '[state]\npath = "state.db"\n',
+            "utf-8",
+        )
+        (root / "state.db").unlink(missing_ok=True)
+        cfg = config_mod.load(cfg_path)
+        plugins = load_plugins(cfg.disabled)
+        adapter, fields = connect(cfg, plugins)
+        try:
+            changes = adapter.provision(list(fields.values()))
+        finally:
+            adapter.close()
+        err.print(f"Tryton up at {server.url}; {len(changes)} field definitions provisioned")
+        with sync_progress() as (on_page, on_call):
+            result = sync(cfg, plugins, on_page=on_page, on_call=on_call)
+        print_result(result)
+        _summary(result.plan)
+        console.print(f"\ndemo finished in {time.monotonic() - started:.0f}s")
+        console.print(
+            f"Look at the values in Tryton: server {server.url}, database "
+            f"{server.database!r}, user 'admin', password '{ADMIN_PASSWORD}' -> Parties > "
+            "Parties > open a customer > CRM tab.\n"
+            f"Run crm-bridge yourself: crm-bridge --config {cfg_path} sync --dry-run "
+            f"(with {PASSWORD_ENV}={ADMIN_PASSWORD})"
+        )
+        if keep_running:
+            console.print("Tryton keeps running; press Ctrl-C to stop it.")
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+def _summary(plan: object) -> None:
+    from crm_bridge.plan import Plan
+
+    assert isinstance(plan, Plan)
+    segments = Counter(b.values.get("rfm_segment") for b in plan.batches for _ in b.customer_ids)
+    table = Table(title="Customers per RFM segment (written to Tryton)")
+    table.add_column("segment")
+    table.add_column("customers", justify="right")
+    for name, n in segments.most_common():
+        table.add_row(str(name), str(n))
+    console.print(table)

@@ -1,0 +1,293 @@
+"""The ``crm-bridge`` command.
+
+Exit codes: 0 ok, 1 error, 2 bad usage or config, 3 partial (some values or
+plugins were rejected; the rest was written).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+import tomlkit
+
+from crm_bridge import __version__
+from crm_bridge import config as config_mod
+from crm_bridge.console import emit_json, err, print_result, result_dict, sync_progress
+from crm_bridge.errors import ConfigError, CrmBridgeError
+from crm_bridge.plugin_manager import Plugins, check_known, load_plugins
+from crm_bridge.sync import connect, sync
+
+
+class App:
+    """What every command shares: the plugins and, on demand, the config."""
+
+    def __init__(self, config_path: str | None, plugins: Plugins) -> None:
+        self.config_path = config_path
+        self.plugins = plugins
+        self._config: config_mod.Config | None = None
+
+    @property
+    def config(self) -> config_mod.Config:
+        if self._config is None:
+            self._config = config_mod.load(self.config_path)
+        return self._config
+
+
+class Group(click.Group):
+    """Turns crm-bridge errors into one clear message and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CrmBridgeError as exc:
+            app = ctx.find_object(App)
+            secrets = app._config.secrets if app and app._config else set()
+            err.print(f"[red]Error:[/] {config_mod.redact(str(exc), secrets)}", markup=True)
+            if exc.hint:
+                err.print(f"Hint: {config_mod.redact(exc.hint, secrets)}")
+            ctx.exit(exc.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            err.print("Interrupted; the next run resumes from what the ERP holds.")
+            ctx.exit(130)
+        except Exception as exc:
+            if os.environ.get("CRM_BRIDGE_TRACEBACK"):
+                traceback.print_exc()
+            app = ctx.find_object(App)
+            secrets = app._config.secrets if app and app._config else set()
+            message = config_mod.redact(f"{type(exc).__name__}: {exc}", secrets)
+            err.print(f"[red]Error:[/] unexpected {message}")
+            err.print("Hint: rerun with CRM_BRIDGE_TRACEBACK=1 for details and report it.")
+            ctx.exit(1)
+
+
+@click.group(cls=Group)
+@click.version_option(__version__, prog_name="crm-bridge")
+@click.option(
+    "--config",
+    "config_path",
+    envvar="CRM_BRIDGE_CONFIG",
+    help="Config file (default: ./crm-bridge.toml).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """crm-bridge: CRM segmentation, loyalty and KPIs written back into your ERP."""
+    ctx.obj = App(config_path, ctx.obj)
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+@cli.command()
+@click.option("--adapter", default="tryton", show_default=True)
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True)
+@click.option("--database", default="tryton", show_default=True)
+@click.option("--username", default="admin", show_default=True)
+@click.option(
+    "--password-env",
+    default="CRM_BRIDGE_ERP_PASSWORD",
+    show_default=True,
+    help="Environment variable that holds the ERP password.",
+)
+@click.option(
+    "--path", "path", type=click.Path(dir_okay=False), default="crm-bridge.toml", show_default=True
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init(
+    adapter: str, url: str, database: str, username: str, password_env: str, path: str, force: bool
+) -> None:
+    """Write a starter config file (non-interactive)."""
+    target = Path(path)
+    if target.exists() and not force:
+        raise ConfigError(f"{target} already exists", hint="pass --force to overwrite it")
+    doc = tomlkit.document()
+    doc.add(tomlkit.comment("crm-bridge configuration; see README.md"))
+    erp = tomlkit.table()
+    erp.update(
+        {
+            "adapter": adapter,
+            "url": url,
+            "database": database,
+            "username": username,
+            "password": f"${{{password_env}}}",
+        }
+    )
+    doc["erp"] = erp
+    doc["sync"] = {"batch_size": 500}
+    doc["state"] = {"path": ".crm-bridge/state.db"}
+    doc["plugins"] = {"disabled": []}
+    target.write_text(tomlkit.dumps(doc), "utf-8")
+    click.echo(f"wrote {target}; set {password_env} in the environment, then: crm-bridge doctor")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def doctor(app: App, as_json: bool) -> None:
+    """Check the ERP connection, the module, the fields and the permissions."""
+    adapter, fields = connect(app.config, app.plugins)
+    try:
+        checks = adapter.check(list(fields.values()))
+    finally:
+        adapter.close()
+    if as_json:
+        emit_json([c.__dict__ for c in checks])
+    else:
+        for c in checks:
+            mark = "[green]ok[/]  " if c.ok else "[red]FAIL[/]"
+            err.print(f"{mark} {c.name:<12} {app.config.redact(c.detail)}")
+            if not c.ok and c.hint:
+                err.print(f"       fix: {c.hint}")
+    if not all(c.ok for c in checks):
+        sys.exit(1)
+
+
+@cli.group(cls=Group)
+def fields() -> None:
+    """The custom fields the enabled plugins declare."""
+
+
+@fields.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def fields_list(app: App, as_json: bool) -> None:
+    """List the declared fields and their owners."""
+    declared = app.plugins.fields()
+    if as_json:
+        emit_json([{**f.__dict__, "choices": list(f.choices)} for f in declared.values()])
+        return
+    for f in declared.values():
+        click.echo(f"{f.name:<28} {f.type:<10} {f.owner:<12} {f.label}")
+
+
+@fields.command("provision")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def fields_provision(app: App, as_json: bool) -> None:
+    """Create or update the field definitions in the ERP (idempotent)."""
+    adapter, declared = connect(app.config, app.plugins)
+    try:
+        changes = adapter.provision(list(declared.values()))
+    finally:
+        adapter.close()
+    if as_json:
+        emit_json({"changes": changes, "fields": len(declared)})
+    else:
+        click.echo(
+            f"{len(declared)} fields declared; "
+            + (", ".join(changes) if changes else "all up to date")
+        )
+
+
+@cli.command("sync")
+@click.option("--dry-run", is_flag=True, help="Show the plan; change nothing anywhere.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@pass_app
+def sync_command(app: App, dry_run: bool, as_json: bool, quiet: bool) -> None:
+    """Read the ERP, compute every field, write back what changed."""
+    with sync_progress(not (quiet or as_json)) as (on_page, on_call):
+        result = sync(app.config, app.plugins, dry_run=dry_run, on_page=on_page, on_call=on_call)
+    if as_json:
+        emit_json(result_dict(result))
+    else:
+        print_result(result)
+    sys.exit(result.exit_code)
+
+
+@cli.group(cls=Group)
+def plugins() -> None:
+    """List, install, enable and disable plugins."""
+
+
+@plugins.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def plugins_list(app: App, as_json: bool) -> None:
+    """Installed plugins: name, version, hooks, enabled."""
+    infos = sorted(app.plugins.info.values(), key=lambda i: i.name)
+    if as_json:
+        emit_json([i.__dict__ for i in infos])
+        return
+    for i in infos:
+        state = "enabled" if i.enabled else "disabled"
+        if i.error:
+            state = f"BROKEN ({i.error})"
+        click.echo(f"{i.name:<16} {i.version or '-':<10} {state:<10} {', '.join(i.hooks)}")
+
+
+def _pip(*args: str) -> None:
+    cmd = [sys.executable, "-m", "pip", *args]
+    done = subprocess.run(cmd, stdin=subprocess.DEVNULL)
+    if done.returncode:
+        raise CrmBridgeError(
+            f"pip {' '.join(args)} failed (exit {done.returncode})", hint="see pip's output above"
+        )
+
+
+@plugins.command("install")
+@click.argument("name")
+def plugins_install(name: str) -> None:
+    """Install a plugin from PyPI (NAME) or a folder (PATH) into this environment."""
+    _pip("install", name)
+
+
+@plugins.command("uninstall")
+@click.argument("name")
+@pass_app
+def plugins_uninstall(app: App, name: str) -> None:
+    """Uninstall the distribution that provides plugin NAME (or distribution NAME)."""
+    info = app.plugins.info.get(name)
+    _pip("uninstall", "-y", info.distribution if info and info.distribution else name)
+
+
+def _set_disabled(app: App, name: str, disabled: bool) -> None:
+    check_known(app.plugins, [name])
+    path = app.config.path
+    doc = tomlkit.parse(path.read_text("utf-8"))
+    table = doc.setdefault("plugins", tomlkit.table())
+    current = [str(n) for n in table.get("disabled", [])]
+    new = sorted(set(current) | {name}) if disabled else [n for n in current if n != name]
+    table["disabled"] = new
+    path.write_text(tomlkit.dumps(doc), "utf-8")
+    click.echo(f"{name} {'disabled' if disabled else 'enabled'} in {path}")
+
+
+@plugins.command("enable")
+@click.argument("name")
+@pass_app
+def plugins_enable(app: App, name: str) -> None:
+    """Enable plugin NAME in the config file."""
+    _set_disabled(app, name, False)
+
+
+@plugins.command("disable")
+@click.argument("name")
+@pass_app
+def plugins_disable(app: App, name: str) -> None:
+    """Disable plugin NAME in the config file (its fields are left as they are)."""
+    _set_disabled(app, name, True)
+
+
+def _disabled_from_config(argv: list[str]) -> list[str]:
+    path = os.environ.get("CRM_BRIDGE_CONFIG")
+    if "--config" in argv and argv.index("--config") + 1 < len(argv):
+        path = argv[argv.index("--config") + 1]
+    try:
+        return config_mod.load(path).disabled
+    except CrmBridgeError:
+        return []
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    loaded = load_plugins(_disabled_from_config(argv))
+    loaded.pm.hook.register_commands(cli=cli)
+    cli.main(argv, prog_name="crm-bridge", obj=loaded)

@@ -1,0 +1,3 @@
+from crm_bridge.cli import main
+
+main()

@@ -1,0 +1,78 @@
+"""The contract between the core and an ERP adapter.
+
+An adapter reads canonical records page by page, provisions the custom fields,
+writes batches of field values, and reads back the values its fields hold.
+Adapters arrive through the ``register_adapters`` hook as an
+:class:`AdapterSpec`: a name, a factory taking the validated ``[erp]`` table,
+and the JSON Schema of that table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from crm_bridge.fields import Field
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of ``crm-bridge doctor``."""
+
+    name: str
+    ok: bool
+    detail: str
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Customers that get the same full set of crm-bridge values in one write."""
+
+    customer_ids: tuple[str, ...]
+    values: Mapping[str, Any]
+
+
+@dataclass
+class WriteResult:
+    """The ERP's answer to one write call: which customers were written."""
+
+    written: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+
+
+class Adapter(Protocol):
+    """What the pipeline needs from an ERP connector."""
+
+    def check(self, fields: Sequence[Field]) -> list[Check]:
+        """Reachability, login, module, provisioned fields, permissions."""
+        ...
+
+    def extract(self, table: str) -> Iterator[list[dict[str, Any]]]:
+        """Yield pages of canonical rows of ``table`` (see ``crm_bridge.snapshot``)."""
+        ...
+
+    def current_values(self) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+        """Yield pages of (customer_id, {field: value}) of crm-bridge's own fields."""
+        ...
+
+    def provision(self, fields: Sequence[Field]) -> list[str]:
+        """Create or update the field definitions; return what changed. Idempotent."""
+        ...
+
+    def write(self, batches: Sequence[Batch]) -> WriteResult:
+        """Write the batches (full crm-bridge value sets) in as few calls as it can."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    name: str
+    factory: Callable[[Mapping[str, Any]], Adapter]
+    config_schema: Mapping[str, Any]
+    description: str = ""
+    # Keys of the [erp] table that hold secrets, redacted wherever shown.
+    secret_keys: tuple[str, ...] = ("password", "token", "api_key")

@@ -1,0 +1,126 @@
+"""The configuration file: ``crm-bridge.toml``, validated before anything runs.
+
+Secrets never live in the file: ``${NAME}`` is replaced by the environment
+variable NAME, and every value that came from one is remembered as a secret so
+that it is redacted wherever crm-bridge prints anything.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from crm_bridge import jsonschemas
+from crm_bridge.errors import ConfigError
+
+DEFAULT_PATH = Path("crm-bridge.toml")
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass
+class Config:
+    path: Path
+    data: dict[str, Any]
+    secrets: set[str] = field(default_factory=set)
+
+    @property
+    def erp(self) -> dict[str, Any]:
+        return dict(self.data["erp"])
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.data.get("sync", {}).get("batch_size", 500))
+
+    @property
+    def as_of(self) -> str | None:
+        return self.data.get("sync", {}).get("as_of")
+
+    @property
+    def state_path(self) -> Path:
+        raw = self.data.get("state", {}).get("path", ".crm-bridge/state.db")
+        return (self.path.parent / raw).resolve()
+
+    @property
+    def disabled(self) -> list[str]:
+        return list(self.data.get("plugins", {}).get("disabled", []))
+
+    def plugin_settings(self, name: str) -> dict[str, Any]:
+        return dict(self.data.get("plugins", {}).get(name, {}))
+
+    def redact(self, text: str) -> str:
+        return redact(text, self.secrets)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _where(path: Iterable[Any]) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _interpolate(value: Any, path: tuple[Any, ...], secrets: set[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, (*path, k), secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, (*path, i), secrets) for i, v in enumerate(value)]
+    if isinstance(value, str) and "${" in value:
+
+        def env(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise ConfigError(
+                    f"config key {_where(path)} refers to the environment variable {name}, "
+                    "which is not set",
+                    hint=f"export {name}=... before running crm-bridge",
+                )
+            secrets.add(os.environ[name])
+            return os.environ[name]
+
+        return ENV_REF.sub(env, value)
+    return value
+
+
+def validate(
+    data: Mapping[str, Any], schema: Mapping[str, Any], prefix: tuple[str, ...] = ()
+) -> None:
+    """Raise ConfigError naming the key path of the first schema violation."""
+    validator = jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        error = errors[0]
+        where = _where((*prefix, *error.absolute_path))
+        raise ConfigError(
+            f"config key {where}: {error.message}",
+            hint="fix crm-bridge.toml (crm-bridge init writes a valid starter file)",
+        )
+
+
+def load(path: Path | str | None = None) -> Config:
+    """Read, interpolate and validate the config file."""
+    path = Path(path or os.environ.get("CRM_BRIDGE_CONFIG") or DEFAULT_PATH)
+    if not path.exists():
+        raise ConfigError(
+            f"config file {path} not found",
+            hint="create one with: crm-bridge init (or pass --config PATH)",
+        )
+    try:
+        raw = tomllib.loads(path.read_text("utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}", hint="fix the syntax") from None
+    secrets: set[str] = set()
+    data = _interpolate(raw, (), secrets)
+    validate(data, jsonschemas.load("config"))
+    return Config(path.resolve(), data, secrets)

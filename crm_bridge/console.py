@@ -1,0 +1,102 @@
+"""Terminal output shared by the CLI and the commands plugins contribute:
+progress bars for long steps, the plan summary, JSON output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from crm_bridge.sync import RunResult
+
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def emit_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+@contextmanager
+def sync_progress(enabled: bool = True) -> Iterator[tuple[Any, Any]]:
+    """Yield (on_page, on_call) callbacks that drive two progress bars."""
+    if not enabled:
+        yield None, None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_page(table: str, n: int) -> None:
+            if table not in tasks:
+                tasks[table] = progress.add_task(f"read {table}", total=None)
+            progress.advance(tasks[table], n)
+
+        def on_call(n: int) -> None:
+            if "write" not in tasks:
+                tasks["write"] = progress.add_task("write customers", total=None)
+            progress.advance(tasks["write"], n)
+
+        yield on_page, on_call
+
+
+def result_dict(result: RunResult, sample: int = 10) -> dict[str, Any]:
+    return {
+        "run_id": result.run_id,
+        "dry_run": result.dry_run,
+        "status": result.status,
+        "counts": result.counts,
+        "rejected_plugins": [{"plugin": r.plugin, "reason": r.reason} for r in result.rejections],
+        "rejected_records": result.applied.rejected if result.applied else {},
+        "sample": [
+            {"customer_id": c.customer_id, "field": c.field, "old": c.old, "new": c.new}
+            for c in result.plan.changes[:sample]
+        ],
+    }
+
+
+def print_result(result: RunResult, sample: int = 10) -> None:
+    plan = result.plan
+    verb = "would write" if result.dry_run else "wrote"
+    counts = result.counts
+    read = counts["read"]
+    console.print(
+        f"read {read['customers']} customers, {read['invoices']} invoices, "
+        f"{read['invoice_lines']} invoice lines in {counts['seconds']:.1f}s total"
+    )
+    table = Table(title=f"Plan: {len(plan.changes)} changed cells on {plan.customers} customers")
+    table.add_column("field")
+    table.add_column("changed cells", justify="right")
+    for name, n in plan.per_field().items():
+        table.add_row(name, str(n))
+    if plan.changes:
+        console.print(table)
+    if result.dry_run and plan.changes:
+        sample_table = Table(title=f"Sample of {min(sample, len(plan.changes))} changes")
+        for column in ("customer", "field", "old", "new"):
+            sample_table.add_column(column)
+        for c in plan.changes[:sample]:
+            sample_table.add_row(c.customer_id, c.field, str(c.old), str(c.new))
+        console.print(sample_table)
+    if result.applied:
+        console.print(
+            f"{verb} {result.applied.written} customers in {result.applied.calls} "
+            f"call(s); run {result.run_id}: {result.status}"
+        )
+    elif result.dry_run:
+        console.print(f"dry run: {verb} {plan.customers} customers; nothing was changed")
+    for r in result.rejections:
+        err.print(f"[yellow]plugin {r.plugin!r} rejected:[/] {r.reason}")
+    if result.applied:
+        for cid, reason in list(result.applied.rejected.items())[:10]:
+            err.print(f"[yellow]customer {cid} rejected by the ERP:[/] {reason}")

@@ -1,0 +1,49 @@
+"""Errors that reach the user: each says what went wrong, where, and what to do.
+
+The CLI prints ``str(error)`` and the hint on one line each, and exits with
+``error.exit_code``; it never shows a traceback for these.
+"""
+
+from __future__ import annotations
+
+
+class CrmBridgeError(Exception):
+    """Base class: a message, an optional hint, and the process exit code."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class ConfigError(CrmBridgeError):
+    """The configuration file or the command line is wrong (fix it and rerun)."""
+
+    exit_code = 2
+
+
+class PluginError(CrmBridgeError):
+    """A plugin is unknown, failed to load, or returned bad output."""
+
+
+class ErpError(CrmBridgeError):
+    """The ERP could not be reached or refused a request."""
+
+
+class RetriableErpError(ErpError):
+    """A transient ERP failure (connection, timeout, 429, 5xx): worth retrying."""
+
+    def __init__(
+        self, message: str, hint: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, hint)
+        self.retry_after = retry_after
+
+
+class AuthenticationError(ErpError):
+    """The ERP rejected the credentials."""
+
+
+class StateError(CrmBridgeError):
+    """The local state store is unusable (locked by another run, corrupt...)."""

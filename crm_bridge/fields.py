@@ -1,0 +1,97 @@
+"""Custom-field declarations and the check of values against them.
+
+A plugin declares each field it writes; the declaration is what is provisioned
+in the ERP (type, label, help text, choices) and what every computed value is
+validated against before anything is planned.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+FieldType = Literal["char", "integer", "numeric", "boolean", "date", "selection"]
+FIELD_TYPES: tuple[str, ...] = FieldType.__args__  # type: ignore[attr-defined]
+NAME = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One custom field on the customer record, owned by one plugin.
+
+    ``choices`` (selection only) maps stored keys to labels; ``minimum`` and
+    ``maximum`` bound integer and numeric values; ``digits`` is the number of
+    decimals a numeric value is rounded to.  ``owner`` is filled in by the core
+    with the name of the plugin that declared the field.
+    """
+
+    name: str
+    type: FieldType
+    label: str
+    help: str = ""
+    choices: Sequence[tuple[str, str]] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    digits: int = 2
+    owner: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not NAME.match(self.name):
+            raise ValueError(
+                f"field name {self.name!r} must be 2-63 characters of a-z, 0-9 and _, "
+                "starting with a letter"
+            )
+        if self.type not in FIELD_TYPES:
+            raise ValueError(f"field {self.name!r}: type must be one of {', '.join(FIELD_TYPES)}")
+        if self.type == "selection" and not self.choices:
+            raise ValueError(f"field {self.name!r}: a selection needs choices")
+
+    def check(self, value: Any) -> str | None:
+        """Return why ``value`` is not valid for this field, or None if it is."""
+        if value is None:
+            return None
+        kind = self.type
+        if kind == "boolean":
+            ok = isinstance(value, bool)
+        elif kind == "integer":
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif kind == "numeric":
+            ok = isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+            if ok and value != value:  # NaN
+                return "is not a number (NaN)"
+        elif kind == "date":
+            ok = isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            return f"expects {kind}, got {type(value).__name__} {value!r}"
+        if kind == "selection" and value not in {k for k, _ in self.choices}:
+            return f"{value!r} is not one of its choices"
+        if kind in ("integer", "numeric"):
+            if self.minimum is not None and value < self.minimum:
+                return f"{value} is below the minimum {self.minimum}"
+            if self.maximum is not None and value > self.maximum:
+                return f"{value} is above the maximum {self.maximum}"
+        return None
+
+    def normalize(self, value: Any) -> Any:
+        """The value as it is stored and compared: numerics as rounded Decimals."""
+        if value is None:
+            return None
+        if self.type == "numeric":
+            return Decimal(str(value)).quantize(Decimal(1).scaleb(-self.digits))
+        return value
+
+
+def encode(value: Any) -> str:
+    """Canonical JSON text of a normalised value: what plans compare and the store keeps."""
+    if isinstance(value, Decimal):
+        return json.dumps({"decimal": str(value)})
+    if isinstance(value, dt.date):
+        return json.dumps({"date": value.isoformat()})
+    return json.dumps(value)

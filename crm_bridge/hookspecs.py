@@ -1,0 +1,83 @@
+# mypy: disable-error-code="empty-body"
+"""The plugin hooks of crm-bridge (pluggy project ``crm_bridge``).
+
+Argument names are public API: they may be added to, never renamed.  Every hook
+is documented in ``docs/plugin_hooks.md``; a test fails when one is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+    import polars as pl
+
+    from crm_bridge.adapter import AdapterSpec
+    from crm_bridge.fields import Field
+    from crm_bridge.plan import Plan
+    from crm_bridge.snapshot import Snapshot
+    from crm_bridge.sync import RunResult
+
+hookspec = pluggy.HookspecMarker("crm_bridge")
+hookimpl = pluggy.HookimplMarker("crm_bridge")
+
+
+# -- Contributions -----------------------------------------------------------
+
+
+@hookspec
+def declare_fields() -> Sequence[Field]:
+    """Return the custom fields this plugin computes and writes.
+
+    The core records the plugin as each field's owner; a plugin may only
+    return values for the fields it declared here.
+    """
+
+
+@hookspec
+def config_schema() -> Mapping[str, Any] | None:
+    """Return the JSON Schema of this plugin's ``[plugins.NAME]`` config table.
+
+    The core validates the table against it before anything runs; the
+    validated table is passed to :func:`compute` as ``settings``.
+    """
+
+
+@hookspec
+def compute(snapshot: Snapshot, settings: Mapping[str, Any]) -> pl.DataFrame | None:
+    """Compute this plugin's field values from the snapshot.
+
+    Return one frame with a ``customer_id`` column and one column per declared
+    field (null means "no value": nothing is written for that cell).  The core
+    calls each plugin separately, so one failing plugin does not stop others.
+    """
+
+
+@hookspec
+def register_adapters(register: Callable[[AdapterSpec], None]) -> None:
+    """Contribute ERP adapters by calling ``register(AdapterSpec(...))``."""
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add commands to the ``crm-bridge`` command line group."""
+
+
+# -- Observation -------------------------------------------------------------
+
+
+@hookspec
+def before_apply(plan: Plan, dry_run: bool) -> None:
+    """Called with the plan once it is made, before anything is written.
+
+    Observers must not change the plan.  Called on dry runs too.
+    """
+
+
+@hookspec
+def after_sync(result: RunResult) -> None:
+    """Called when a sync run has finished, with its run record."""

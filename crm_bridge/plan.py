@@ -1,0 +1,86 @@
+"""Plan: the cells whose desired value differs from what the ERP holds.
+
+The comparison is against the values read back from the ERP, so a value a
+person edited by hand is put back (crm-bridge owns its fields) and a value
+already right costs nothing.  A null desired value never blanks an existing
+one.  Each changed customer gets its full set of crm-bridge values (fields of
+disabled plugins kept as they are); customers with identical sets share one
+batch, which the adapter writes in one multi-record call.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from crm_bridge.adapter import Batch
+from crm_bridge.fields import Field, encode
+from crm_bridge.validate import Desired
+
+
+@dataclass(frozen=True)
+class Change:
+    customer_id: str
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclass
+class Plan:
+    changes: list[Change] = field(default_factory=list)
+    batches: list[Batch] = field(default_factory=list)
+
+    @property
+    def customers(self) -> int:
+        return sum(len(b.customer_ids) for b in self.batches)
+
+    def per_field(self) -> dict[str, int]:
+        return dict(sorted(Counter(c.field for c in self.changes).items()))
+
+    def cells_of(self, customer_ids: set[str]) -> list[Change]:
+        return [c for c in self.changes if c.customer_id in customer_ids]
+
+
+def make_plan(
+    desired: Desired,
+    current: Mapping[str, Mapping[str, Any]],
+    fields: Mapping[str, Field],
+) -> Plan:
+    plan = Plan()
+    groups: dict[str, tuple[list[str], dict[str, Any]]] = {}
+    for cid in sorted(desired):
+        now = {
+            k: fields[k].normalize(v) if k in fields else v for k, v in current.get(cid, {}).items()
+        }
+        new = {k: v for k, v in desired[cid].items() if v is not None}
+        changed = [k for k, v in new.items() if k not in now or encode(v) != encode(now[k])]
+        if not changed:
+            continue
+        plan.changes.extend(Change(cid, k, now.get(k), new[k]) for k in sorted(changed))
+        full = {**now, **new}
+        key = encode(sorted((k, encode(v)) for k, v in full.items()))
+        groups.setdefault(key, ([], full))[0].append(cid)
+    plan.batches = [Batch(tuple(ids), values) for ids, values in groups.values()]
+    return plan
+
+
+def chunk(batches: list[Batch], size: int) -> list[list[Batch]]:
+    """Split batches into write calls of at most ``size`` customers each."""
+    calls: list[list[Batch]] = []
+    call: list[Batch] = []
+    room = size
+    for batch in batches:
+        ids = batch.customer_ids
+        while ids:
+            take, ids = ids[:room], ids[room:]
+            call.append(Batch(take, batch.values))
+            room -= len(take)
+            if room == 0:
+                calls.append(call)
+                call, room = [], size
+    if call:
+        calls.append(call)
+    return calls

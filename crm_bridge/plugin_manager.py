@@ -1,0 +1,137 @@
+"""Loading plugins: one factory, entry points loaded lazily, an allow-list.
+
+Built-in plugins and adapters are registered through the same entry-point
+group (``crm_bridge``) as third-party ones.  ``CRM_BRIDGE_LOAD_PLUGINS``
+(comma-separated names, empty for none) limits which entry points are imported,
+so a plugin that crashes on import can still be listed and uninstalled.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from crm_bridge import hookspecs
+from crm_bridge.adapter import AdapterSpec
+from crm_bridge.errors import ConfigError, PluginError
+from crm_bridge.fields import Field
+
+GROUP = "crm_bridge"
+ALLOW_ENV = "CRM_BRIDGE_LOAD_PLUGINS"
+
+
+@dataclass
+class PluginInfo:
+    """What ``crm-bridge plugins list`` shows for one plugin."""
+
+    name: str
+    version: str | None
+    distribution: str | None
+    enabled: bool
+    loaded: bool = False
+    hooks: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def _allowed() -> set[str] | None:
+    value = os.environ.get(ALLOW_ENV)
+    if value is None:
+        return None
+    return {name.strip() for name in value.split(",") if name.strip()}
+
+
+class Plugins:
+    """The plugin manager of one process or test, plus what was found."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(GROUP)
+        self.pm.add_hookspecs(hookspecs)
+        self.info: dict[str, PluginInfo] = {}
+
+    def register(self, plugin: Any, name: str, version: str | None = None) -> None:
+        """Register an already-imported plugin object (tests, scaffolds)."""
+        self.pm.register(plugin, name=name)
+        self.info[name] = PluginInfo(name, version, None, enabled=True, loaded=True)
+        self.info[name].hooks = self._hooks_of(plugin)
+
+    def _hooks_of(self, plugin: Any) -> list[str]:
+        return sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or [])
+
+    def fields(self) -> dict[str, Field]:
+        """All declared fields by name, each with its owner set; names are unique."""
+        out: dict[str, Field] = {}
+        for impl in self.pm.hook.declare_fields.get_hookimpls():
+            declared: Any = impl.function()
+            for decl in declared or ():
+                owned = replace(decl, owner=impl.plugin_name)
+                if owned.name in out:
+                    raise PluginError(
+                        f"field {owned.name!r} is declared by both {out[owned.name].owner!r} "
+                        f"and {impl.plugin_name!r}",
+                        hint="disable one of the two plugins: crm-bridge plugins disable NAME",
+                    )
+                out[owned.name] = owned
+        return out
+
+    def config_schemas(self) -> dict[str, Mapping[str, Any]]:
+        out: dict[str, Mapping[str, Any]] = {}
+        for impl in self.pm.hook.config_schema.get_hookimpls():
+            schema: Any = impl.function()
+            if schema is not None:
+                out[impl.plugin_name] = schema
+        return out
+
+    def adapters(self) -> dict[str, AdapterSpec]:
+        found: dict[str, AdapterSpec] = {}
+        self.pm.hook.register_adapters(register=lambda spec: found.setdefault(spec.name, spec))
+        return found
+
+    def compute_impls(self) -> list[tuple[str, Any]]:
+        """(plugin name, compute function) for each plugin that computes."""
+        return [(i.plugin_name, i.function) for i in self.pm.hook.compute.get_hookimpls()]
+
+
+def load_plugins(disabled: Collection[str] = ()) -> Plugins:
+    """Return a fresh plugin manager with the installed, allowed, enabled plugins."""
+    plugins = Plugins()
+    allowed = _allowed()
+    seen = set()
+    for ep in metadata.entry_points(group=GROUP):
+        if ep.name in seen:
+            continue
+        seen.add(ep.name)
+        dist = ep.dist
+        info = PluginInfo(
+            ep.name,
+            dist.version if dist else None,
+            dist.metadata["Name"] if dist else None,
+            enabled=ep.name not in disabled and (allowed is None or ep.name in allowed),
+        )
+        plugins.info[ep.name] = info
+        if not info.enabled:
+            continue
+        try:
+            module = ep.load()
+            plugins.pm.register(module, name=ep.name)
+        except Exception as exc:  # a broken plugin must not take the host down
+            info.error = f"{type(exc).__name__}: {exc}"
+            continue
+        info.loaded = True
+        info.hooks = plugins._hooks_of(module)
+    return plugins
+
+
+def check_known(plugins: Plugins, names: Collection[str]) -> None:
+    """Refuse plugin names that no installed plugin has."""
+    unknown = sorted(set(names) - set(plugins.info))
+    if unknown:
+        known = ", ".join(sorted(plugins.info)) or "none"
+        raise ConfigError(
+            f"unknown plugin {unknown[0]!r}",
+            hint=f"installed plugins: {known}; see crm-bridge plugins list",
+        )

@@ -1,0 +1,47 @@
+"""The one retry policy for ERP calls (tenacity).
+
+Connection errors, timeouts, 429 and 5xx are retried with exponential backoff
+and jitter, honouring ``Retry-After``; after the last attempt the error is
+re-raised as it is, so the user sees the ERP's own failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import tenacity
+
+from crm_bridge.errors import RetriableErpError
+
+T = TypeVar("T")
+ATTEMPTS = 5
+MAX_DELAY = 60.0
+
+
+def _wait(state: tenacity.RetryCallState) -> float:
+    error = state.outcome.exception() if state.outcome else None
+    backoff = tenacity.wait_exponential_jitter(initial=0.5, max=20)(state)
+    if isinstance(error, RetriableErpError) and error.retry_after is not None:
+        return min(max(error.retry_after, 0.0), MAX_DELAY)
+    return backoff
+
+
+def retrying(attempts: int = ATTEMPTS, sleep: Callable[[float], None] | None = None) -> Any:
+    """A tenacity ``Retrying`` for one ERP call; ``sleep`` is patched in tests."""
+    kwargs: dict[str, Any] = {}
+    if sleep is not None:
+        kwargs["sleep"] = sleep
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(RetriableErpError),
+        wait=_wait,
+        stop=tenacity.stop_after_attempt(attempts) | tenacity.stop_after_delay(MAX_DELAY * 2),
+        reraise=True,
+        **kwargs,
+    )
+
+
+def call(fn: Callable[[], T], sleep: Callable[[float], None] | None = None) -> T:
+    """Run ``fn`` under the retry policy."""
+    result: T = retrying(sleep=sleep)(fn)
+    return result

@@ -1,0 +1,113 @@
+"""The snapshot: the canonical tables read from the ERP for one run.
+
+Table layouts come from the JSON Schemas in ``schemas/records``; this module
+turns them into Polars schemas, so an adapter's rows and the generator's frames
+end up with the same columns and types, whatever ERP they came from.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from crm_bridge import jsonschemas
+
+RECORDS = (
+    "customer",
+    "product",
+    "invoice",
+    "invoice_line",
+    "payment",
+    "sale_order",
+    "sale_order_line",
+    "opportunity",
+    "complaint",
+)
+
+
+def _dtype(spec: Mapping[str, Any]) -> pl.DataType:
+    kinds = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
+    kind = next(k for k in kinds if k != "null")
+    if kind == "string":
+        return {"date": pl.Date(), "date-time": pl.Datetime("us")}.get(
+            spec.get("format", ""), pl.String()
+        )
+    return {"number": pl.Float64(), "integer": pl.Int64(), "boolean": pl.Boolean()}[kind]
+
+
+def _table_schemas() -> dict[str, pl.Schema]:
+    out = {}
+    for record in RECORDS:
+        doc = jsonschemas.load(f"records/{record}")
+        out[doc["x-table"]] = pl.Schema({k: _dtype(v) for k, v in doc["properties"].items()})
+    return out
+
+
+TABLES: dict[str, pl.Schema] = _table_schemas()
+
+
+def empty(table: str) -> pl.DataFrame:
+    return pl.DataFrame(schema=TABLES[table])
+
+
+def frame(table: str, rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
+    """Build a canonical table from dict rows (missing keys become null)."""
+    schema = TABLES[table]
+    return (
+        pl.DataFrame(list(rows), schema=schema, strict=False, orient="row")
+        if rows
+        else empty(table)
+    )
+
+
+def conform(table: str, df: pl.DataFrame) -> pl.DataFrame:
+    """Cast ``df`` to the canonical layout of ``table`` (column order, types)."""
+    schema = TABLES[table]
+    missing = [pl.lit(None, dtype=t).alias(c) for c, t in schema.items() if c not in df.columns]
+    return df.with_columns(missing).select(
+        [pl.col(c).cast(t, strict=False) for c, t in schema.items()]
+    )
+
+
+@dataclass
+class Snapshot:
+    """The canonical tables of one run, plus the date the analysis is made on.
+
+    Plugins read it; nothing writes to it after extraction.
+    """
+
+    as_of: dt.date
+    customers: pl.DataFrame = field(default_factory=lambda: empty("customers"))
+    products: pl.DataFrame = field(default_factory=lambda: empty("products"))
+    invoices: pl.DataFrame = field(default_factory=lambda: empty("invoices"))
+    invoice_lines: pl.DataFrame = field(default_factory=lambda: empty("invoice_lines"))
+    payments: pl.DataFrame = field(default_factory=lambda: empty("payments"))
+    sale_orders: pl.DataFrame = field(default_factory=lambda: empty("sale_orders"))
+    sale_order_lines: pl.DataFrame = field(default_factory=lambda: empty("sale_order_lines"))
+    opportunities: pl.DataFrame = field(default_factory=lambda: empty("opportunities"))
+    complaints: pl.DataFrame = field(default_factory=lambda: empty("complaints"))
+    # The values crm-bridge's own fields hold in the ERP now: {customer: {field: value}}.
+    current: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_frames(cls, as_of: dt.date, **tables: pl.DataFrame) -> Snapshot:
+        """Build a snapshot from frames, conforming each to its canonical layout."""
+        conformed: dict[str, Any] = {name: conform(name, df) for name, df in tables.items()}
+        return cls(as_of=as_of, **conformed)
+
+    @classmethod
+    def from_rows(cls, as_of: dt.date, **tables: Iterable[Mapping[str, Any]]) -> Snapshot:
+        """Build a snapshot from literal rows; handy in tests and plugin examples."""
+        frames: dict[str, Any] = {name: frame(name, rows) for name, rows in tables.items()}
+        return cls(as_of=as_of, **frames)
+
+    def counts(self) -> dict[str, int]:
+        return {name: getattr(self, name).height for name in TABLES}
+
+    def sales(self) -> pl.DataFrame:
+        """Invoices that count as revenue: posted or paid, credit notes included."""
+        return self.invoices.filter(pl.col("state").is_in(["posted", "paid"]))

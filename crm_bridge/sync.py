@@ -1,0 +1,124 @@
+"""One sync run: extract -> compute -> validate -> plan -> apply -> record.
+
+Also the set-up every command shares: check the plugin settings, build the
+adapter from the ``[erp]`` table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from crm_bridge import config as config_mod
+from crm_bridge.adapter import Adapter, AdapterSpec
+from crm_bridge.apply import ApplyResult, apply
+from crm_bridge.compute import compute
+from crm_bridge.config import Config
+from crm_bridge.errors import ConfigError
+from crm_bridge.extract import extract
+from crm_bridge.fields import Field
+from crm_bridge.plan import Plan, make_plan
+from crm_bridge.plugin_manager import Plugins, check_known
+from crm_bridge.state import StateStore
+from crm_bridge.validate import Rejection, validate
+
+
+@dataclass
+class RunResult:
+    run_id: int | None
+    dry_run: bool
+    status: str
+    counts: dict[str, Any]
+    plan: Plan
+    rejections: list[Rejection] = field(default_factory=list)
+    applied: ApplyResult | None = None
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 3 if self.status == "partial" else 0
+
+
+def adapter_spec(cfg: Config, plugins: Plugins) -> AdapterSpec:
+    name = cfg.erp["adapter"]
+    specs = plugins.adapters()
+    if name not in specs:
+        known = ", ".join(sorted(specs)) or "none"
+        raise ConfigError(
+            f"config key erp.adapter: no adapter named {name!r} is installed and enabled",
+            hint=f"available adapters: {known}",
+        )
+    spec = specs[name]
+    config_mod.validate(cfg.erp, {**spec.config_schema}, prefix=("erp",))
+    cfg.secrets.update(str(cfg.erp[k]) for k in spec.secret_keys if cfg.erp.get(k))
+    return spec
+
+
+def check_plugin_settings(cfg: Config, plugins: Plugins) -> None:
+    settings = {k for k in cfg.data.get("plugins", {}) if k != "disabled"}
+    check_known(plugins, settings | set(cfg.disabled))
+    for name, schema in plugins.config_schemas().items():
+        config_mod.validate(cfg.plugin_settings(name), schema, prefix=("plugins", name))
+
+
+def connect(cfg: Config, plugins: Plugins) -> tuple[Adapter, dict[str, Field]]:
+    """Validate everything the run depends on, then build the adapter."""
+    check_plugin_settings(cfg, plugins)
+    fields = plugins.fields()
+    spec = adapter_spec(cfg, plugins)
+    return spec.factory(cfg.erp), fields
+
+
+def sync(
+    cfg: Config,
+    plugins: Plugins,
+    dry_run: bool = False,
+    on_page: Callable[[str, int], None] | None = None,
+    on_call: Callable[[int], None] | None = None,
+) -> RunResult:
+    started = time.perf_counter()
+    adapter, fields = connect(cfg, plugins)
+    as_of = dt.date.fromisoformat(cfg.as_of) if cfg.as_of else dt.date.today()
+    state = None if dry_run else StateStore(cfg.state_path)
+    run_id = state.start_run(dry_run) if state else None
+    try:
+        snapshot = extract(adapter, as_of, on_page)
+        outputs = compute(plugins, snapshot, cfg.plugin_settings)
+        customers = set(snapshot.customers["customer_id"].to_list())
+        desired, rejections = validate(outputs, fields, customers)
+        plan = make_plan(desired, snapshot.current, fields)
+        counts: dict[str, Any] = {
+            "read": snapshot.counts(),
+            "planned_customers": plan.customers,
+            "planned_cells": len(plan.changes),
+            "per_field": plan.per_field(),
+            "rejected_plugins": len(rejections),
+        }
+        plugins.pm.hook.before_apply(plan=plan, dry_run=dry_run)
+        result = RunResult(run_id, dry_run, "ok", counts, plan, rejections)
+        if state and run_id is not None:
+            result.applied = apply(plan, adapter, state, run_id, cfg.batch_size, on_call)
+            counts.update(
+                written=result.applied.written,
+                write_calls=result.applied.calls,
+                rejected_records=len(result.applied.rejected),
+            )
+        if rejections or (result.applied and result.applied.rejected):
+            result.status = "partial"
+        result.seconds = time.perf_counter() - started
+        counts["seconds"] = round(result.seconds, 3)
+        if state and run_id is not None:
+            state.finish_run(run_id, result.status, counts)
+    except BaseException as exc:
+        if state and run_id is not None:
+            state.finish_run(run_id, "failed", {}, cfg.redact(str(exc))[:500])
+        raise
+    finally:
+        adapter.close()
+        if state:
+            state.close()
+    plugins.pm.hook.after_sync(result=result)
+    return result
