@@ -15,7 +15,7 @@ from rich.table import Table
 from crm_bridge.sync import RunResult
 
 console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def emit_json(data: Any) -> None:
@@ -34,7 +34,7 @@ def sync_progress(enabled: bool = True) -> Iterator[tuple[Any, Any]]:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=err, transient=True) as progress:
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
         tasks: dict[str, Any] = {}
 
         def on_page(table: str, n: int) -> None:

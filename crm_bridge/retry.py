@@ -19,12 +19,14 @@ ATTEMPTS = 5
 MAX_DELAY = 60.0
 
 
+_BACKOFF = tenacity.wait_exponential_jitter(multiplier=0.5, max=20)
+
+
 def _wait(state: tenacity.RetryCallState) -> float:
     error = state.outcome.exception() if state.outcome else None
-    backoff = tenacity.wait_exponential_jitter(initial=0.5, max=20)(state)
     if isinstance(error, RetriableErpError) and error.retry_after is not None:
         return min(max(error.retry_after, 0.0), MAX_DELAY)
-    return backoff
+    return float(_BACKOFF(state))
 
 
 def retrying(attempts: int = ATTEMPTS, sleep: Callable[[float], None] | None = None) -> Any:

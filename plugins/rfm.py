@@ -1,6 +1,6 @@
 """RFM: recency, frequency and monetary scores, and a named segment.
 
-Recency is the days since the last purchase (all history); frequency the
+Recency is the days since the last invoice (all history); frequency the
 number of invoices and monetary the net revenue (credit notes deducted) in the
 window.  Scores 1-5 are quantile based with ties kept together: a customer's
 score is 1 + floor(5 x share of customers strictly worse), so equal values
@@ -118,13 +118,14 @@ def compute(snapshot: Snapshot, settings: Mapping[str, Any]) -> pl.DataFrame:
     sales = snapshot.sales().filter(pl.col("date") <= as_of)
     in_window = pl.col("date") > snapshot.as_of - dt.timedelta(days=window)
     per_customer = sales.group_by("customer_id").agg(
-        last=pl.col("date").max(),
+        last=pl.col("date").filter(pl.col("kind") == "invoice").max(),
         frequency=(in_window & (pl.col("kind") == "invoice")).sum(),
         monetary=pl.col("amount").filter(in_window).sum(),
     )
     n = pl.len()
     return (
-        per_customer.with_columns(
+        per_customer.filter(pl.col("last").is_not_null())
+        .with_columns(
             recency=(as_of - pl.col("last")).dt.total_days().cast(pl.Int64),
         )
         .with_columns(

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from crm_bridge import config as config_mod
 from crm_bridge.console import console, err, print_result, sync_progress
+from crm_bridge.plan import Plan
 from crm_bridge.plugin_manager import load_plugins
 from crm_bridge.sample_data import Profile
 from crm_bridge.sync import connect, sync
@@ -64,7 +65,8 @@ def demo(directory: str, customers: int, keep_running: bool, port: int | None) -
         with sync_progress() as (on_page, on_call):
             result = sync(cfg, plugins, on_page=on_page, on_call=on_call)
         print_result(result)
-        _summary(result.plan)
+        segment = fields.get("rfm_segment")
+        _summary(result.plan, dict(segment.choices) if segment else {})
         console.print(f"\ndemo finished in {time.monotonic() - started:.0f}s")
         console.print(
             f"Look at the values in Tryton: server {server.url}, database "
@@ -83,11 +85,12 @@ def demo(directory: str, customers: int, keep_running: bool, port: int | None) -
         server.stop()
 
 
-def _summary(plan: object) -> None:
-    from crm_bridge.plan import Plan
-
-    assert isinstance(plan, Plan)
-    segments = Counter(b.values.get("rfm_segment") for b in plan.batches for _ in b.customer_ids)
+def _summary(plan: Plan, labels: dict[str, str]) -> None:
+    segments = Counter(
+        labels.get(str(b.values.get("rfm_segment")), "(none)")
+        for b in plan.batches
+        for _ in b.customer_ids
+    )
     table = Table(title="Customers per RFM segment (written to Tryton)")
     table.add_column("segment")
     table.add_column("customers", justify="right")

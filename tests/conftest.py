@@ -1,0 +1,114 @@
+"""Fixtures: a real Tryton on SQLite and loopback, built from a cached template.
+
+The template (modules activated, company, chart of accounts, the demo's
+generated customers and documents) is built once per machine and cached under
+a key of the Tryton and module versions, the companion module, the data
+profile and the year; each test that needs Tryton gets its own copy and its
+own server process, stopped by process group at the end.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from crm_bridge.adapters.tryton.rpc import _default, _object_hook
+from crm_bridge.adapters.tryton.sandbox import (
+    ADMIN_PASSWORD,
+    TrytonServer,
+    build_template,
+    template_end,
+)
+
+from crm_bridge.sample_data import Profile
+
+# The demo's own profile: the tests check what the demo shows.
+PROFILE = Profile()
+PASSWORD_ENV = "CRM_BRIDGE_TEST_PASSWORD"
+
+
+@pytest.fixture(scope="session")
+def tryton_template() -> Path:
+    return build_template(PROFILE, echo=lambda m: print(m, flush=True))
+
+
+class RawRPC:
+    """Talks to Tryton with plain requests and Basic auth: independent of the adapter."""
+
+    def __init__(self, url: str, database: str) -> None:
+        self.endpoint = f"{url}/{database}/rpc/"
+        token = base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
+        self.headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+        self.context: dict[str, Any] = {}
+        self.context = self("model.res.user.get_preferences", True)
+
+    def __call__(self, method: str, *params: Any) -> Any:
+        import json
+
+        args = [*params, self.context] if method.startswith("model.") else list(params)
+        body = json.dumps({"id": 1, "method": method, "params": args}, default=_default)
+        r = requests.post(self.endpoint, data=body, headers=self.headers, timeout=60)
+        r.raise_for_status()
+        payload = json.loads(r.text, object_hook=_object_hook)
+        if payload.get("error"):
+            raise RuntimeError(payload["error"])
+        return payload["result"]
+
+    def crm_values(self) -> dict[str, dict[str, Any]]:
+        rows = self("model.party.party.search_read", [], 0, None, None, ["code", "crm"])
+        return {r["code"]: r["crm"] or {} for r in rows if r["code"]}
+
+    def party_ids(self) -> dict[str, int]:
+        rows = self("model.party.party.search_read", [], 0, None, None, ["code"])
+        return {r["code"]: r["id"] for r in rows if r["code"]}
+
+
+@dataclass
+class Tryton:
+    server: TrytonServer
+    rpc: RawRPC
+    end: Any
+    directory: Path
+
+    def config(self, path: Path, extra: str = "", password: str = f"${{{PASSWORD_ENV}}}") -> Path:
+        path.write_text(
+            "[erp]\n"
+            'adapter = "tryton"\n'
+            f'url = "{self.server.url}"\n'
+            f'database = "{self.server.database}"\n'
+            'username = "admin"\n'
+            f'password = "{password}"\n\n'
+            f'[sync]\nas_of = "{self.end.isoformat()}"\nbatch_size = 100\n\n'
+            '[state]\npath = "state.db"\n' + extra,
+            "utf-8",
+        )
+        return path
+
+
+@pytest.fixture
+def tryton(
+    tryton_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Tryton]:
+    directory = tmp_path / "tryton"
+    directory.mkdir()
+    shutil.copyfile(tryton_template, directory / "test.sqlite")
+    monkeypatch.setenv(PASSWORD_ENV, ADMIN_PASSWORD)
+    server = TrytonServer(directory, "test").start()
+    try:
+        yield Tryton(server, RawRPC(server.url, "test"), template_end(tryton_template), directory)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("CRM_BRIDGE_LOAD_PLUGINS", "CRM_BRIDGE_CONFIG", "CRM_BRIDGE_TRACEBACK"):
+        monkeypatch.delenv(name, raising=False)
+    assert "CRM_BRIDGE_LOAD_PLUGINS" not in os.environ

@@ -1,0 +1,134 @@
+"""Clear errors: one message, a hint, a non-zero exit code, no traceback, no secret."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from crm_bridge.adapters.tryton.sandbox import free_port
+
+from .conftest import PASSWORD_ENV, Tryton
+
+
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "crm_bridge", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
+
+
+def assert_clear(proc: subprocess.CompletedProcess, code: int, *phrases: str) -> None:
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stderr.startswith("Error: ")
+    for phrase in phrases:
+        assert phrase in proc.stderr
+
+
+def test_wrong_password(tryton: Tryton, tmp_path: Path) -> None:
+    tryton.config(tmp_path / "crm-bridge.toml")
+    proc = run("sync", cwd=tmp_path, env={PASSWORD_ENV: "not-the-password-xyz"})
+    assert_clear(proc, 1, "rejected the login of user 'admin'", "Hint: check erp.username")
+    assert "not-the-password-xyz" not in proc.stderr + proc.stdout
+
+
+def test_erp_unreachable(tmp_path: Path) -> None:
+    port = free_port()
+    (tmp_path / "crm-bridge.toml").write_text(
+        f'[erp]\nadapter = "tryton"\nurl = "http://127.0.0.1:{port}"\ndatabase = "x"\n'
+        'username = "admin"\npassword = "${SECRET_PW}"\n'
+    )
+    proc = run("sync", cwd=tmp_path, env={"SECRET_PW": "hunter2-secret"})
+    assert_clear(
+        proc, 1, f"cannot connect to Tryton at http://127.0.0.1:{port}", "Hint: check erp.url"
+    )
+    assert "hunter2-secret" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("body", "phrase"),
+    [
+        (
+            '[erp]\nadapter = "tryton"\n[sync]\nbatch_size = 0\n',
+            "config key sync.batch_size: 0 is less than the minimum of 1",
+        ),
+        (
+            '[erp]\nadapter = "tryton"\nurl = "ftp://x"\ndatabase = "d"\nusername = "u"\n'
+            'password = "p"\n',
+            "config key erp.url: 'ftp://x' does not match",
+        ),
+        ("[erp]\n", "config key erp: 'adapter' is a required property"),
+        (
+            '[erp]\nadapter = "tryton"\npassword = "${NOT_SET_ANYWHERE}"\n',
+            "config key erp.password refers to the environment variable NOT_SET_ANYWHERE",
+        ),
+        ('[erp]\nadapter = "odoo9"\n', "no adapter named 'odoo9'"),
+        ("[erp\n", "is not valid TOML"),
+    ],
+)
+def test_invalid_config(tmp_path: Path, body: str, phrase: str) -> None:
+    (tmp_path / "crm-bridge.toml").write_text(body)
+    proc = run("sync", "--dry-run", cwd=tmp_path)
+    assert_clear(proc, 2, phrase)
+
+
+def test_missing_config(tmp_path: Path) -> None:
+    proc = run("doctor", cwd=tmp_path)
+    assert_clear(proc, 2, "crm-bridge.toml not found", "crm-bridge init")
+
+
+def test_unknown_plugin_name(tmp_path: Path) -> None:
+    (tmp_path / "crm-bridge.toml").write_text(
+        '[erp]\nadapter = "tryton"\nurl = "http://127.0.0.1:1"\ndatabase = "d"\n'
+        'username = "u"\npassword = "p"\n[plugins]\ndisabled = ["segmentaton"]\n'
+    )
+    proc = run("sync", cwd=tmp_path)
+    assert_clear(proc, 2, "unknown plugin 'segmentaton'", "installed plugins: rfm, tryton")
+    proc = run("plugins", "disable", "nosuch", cwd=tmp_path)
+    assert_clear(proc, 2, "unknown plugin 'nosuch'")
+
+
+def test_doctor_reports_each_check_and_fails_until_provisioned(
+    tryton: Tryton, tmp_path: Path
+) -> None:
+    tryton.config(tmp_path / "crm-bridge.toml")
+    proc = run("doctor", cwd=tmp_path)
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert [ln.split()[1] for ln in lines if ln.startswith(("ok", "FAIL"))] == [
+        "reachable",
+        "login",
+        "module",
+        "fields",
+        "permissions",
+    ]
+    assert "fix: crm-bridge fields provision" in proc.stderr
+    assert run("fields", "provision", cwd=tmp_path).returncode == 0
+    proc = run("doctor", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert '"ok": false' not in proc.stdout
+
+
+def test_init_writes_a_config_that_validates(tmp_path: Path) -> None:
+    proc = run("init", "--url", "http://erp.example:8000", "--database", "prod", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    text = (tmp_path / "crm-bridge.toml").read_text()
+    assert 'password = "${CRM_BRIDGE_ERP_PASSWORD}"' in text
+    again = run("init", cwd=tmp_path)
+    assert_clear(again, 2, "already exists", "--force")
+    from crm_bridge import config
+
+    os.environ["CRM_BRIDGE_ERP_PASSWORD"] = "x"
+    try:
+        cfg = config.load(tmp_path / "crm-bridge.toml")
+    finally:
+        del os.environ["CRM_BRIDGE_ERP_PASSWORD"]
+    assert cfg.erp["database"] == "prod" and cfg.secrets == {"x"}

@@ -1,0 +1,164 @@
+"""Core units: field checks, plan and batching, config, the JSON-RPC client's retries."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import responses
+from crm_bridge.adapters.tryton.rpc import TrytonRPC
+
+from crm_bridge import config as config_mod
+from crm_bridge.adapter import Batch
+from crm_bridge.compute import PluginOutput
+from crm_bridge.errors import AuthenticationError, ConfigError, RetriableErpError
+from crm_bridge.fields import Field
+from crm_bridge.plan import chunk, make_plan
+from crm_bridge.validate import validate
+
+SEG = Field("seg", "selection", "Segment", choices=[("a", "A"), ("b", "B")], owner="p")
+AMT = Field("amt", "numeric", "Amount", minimum=0, owner="p")
+FIELDS = {"seg": SEG, "amt": AMT}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        (SEG, "c", "'c' is not one of its choices"),
+        (SEG, 1, "expects selection, got int"),
+        (AMT, -1, "below the minimum 0"),
+        (AMT, True, "expects numeric, got bool"),
+        (AMT, float("nan"), "NaN"),
+        (Field("day", "date", "D"), dt.datetime(2026, 1, 1), "expects date"),
+    ],
+)
+def test_field_check_rejects(field: Field, value: object, problem: str) -> None:
+    assert problem in (field.check(value) or "")
+
+
+def test_field_check_accepts_and_normalises() -> None:
+    assert SEG.check("a") is None and AMT.check(Decimal("2.5")) is None and AMT.check(None) is None
+    assert AMT.normalize(1.005) == Decimal("1.00") and AMT.normalize(2) == Decimal("2.00")
+    with pytest.raises(ValueError, match="needs choices"):
+        Field("x1", "selection", "X")
+
+
+def test_validate_rejects_a_plugin_wholesale_and_keeps_others() -> None:
+    import polars as pl
+
+    good = PluginOutput("p", pl.DataFrame({"customer_id": ["1"], "seg": ["a"]}), None, 0)
+    other = Field("z9", "char", "Z", owner="q")
+    bad = PluginOutput("q", pl.DataFrame({"customer_id": ["1"], "seg": ["b"]}), None, 0)
+    crashed = PluginOutput("r", None, "raised KeyError: 'x'", 0)
+    desired, rejections = validate([good, bad, crashed], {**FIELDS, "z9": other}, {"1"})
+    assert desired == {"1": {"seg": "a"}}
+    assert [(r.plugin, r.reason) for r in rejections] == [
+        ("q", "it returned the field 'seg', which it did not declare"),
+        ("r", "raised KeyError: 'x'"),
+    ]
+    unknown = PluginOutput("p", pl.DataFrame({"customer_id": ["9"], "seg": ["a"]}), None, 0)
+    assert "unknown customer" in validate([unknown], FIELDS, {"1"})[1][0].reason
+
+
+def test_plan_diffs_groups_and_never_blanks() -> None:
+    desired = {
+        "1": {"seg": "a", "amt": Decimal("5.00")},
+        "2": {"seg": "a", "amt": Decimal("5.00")},
+        "3": {"seg": "b", "amt": None},
+        "4": {"seg": "a", "amt": Decimal("1.00")},
+    }
+    current = {
+        "1": {"seg": "b", "amt": Decimal("5.00"), "old_plugin_field": 7},
+        "3": {"seg": "b", "amt": Decimal("9.00")},
+        "4": {"seg": "a", "amt": Decimal("1.000")},
+    }
+    plan = make_plan(desired, current, FIELDS)
+    assert [(c.customer_id, c.field, c.old, c.new) for c in plan.changes] == [
+        ("1", "seg", "b", "a"),
+        ("2", "amt", None, Decimal("5.00")),
+        ("2", "seg", None, "a"),
+    ]
+    assert {b.customer_ids: dict(b.values) for b in plan.batches} == {
+        ("1",): {"seg": "a", "amt": Decimal("5.00"), "old_plugin_field": 7},
+        ("2",): {"seg": "a", "amt": Decimal("5.00")},
+    }
+
+
+def test_chunk_caps_customers_per_call() -> None:
+    batches = [Batch(tuple(str(i) for i in range(5)), {"x": 1}), Batch(("a", "b"), {"x": 2})]
+    calls = chunk(batches, 3)
+    assert [[b.customer_ids for b in call] for call in calls] == [
+        [("0", "1", "2")],
+        [("3", "4"), ("a",)],
+        [("b",)],
+    ]
+
+
+def test_config_interpolates_env_and_redacts(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("ERP_PW", "s3cret-value")
+    path = tmp_path / "c.toml"
+    path.write_text('[erp]\nadapter = "x"\npassword = "pre-${ERP_PW}"\n')
+    cfg = config_mod.load(path)
+    assert cfg.erp["password"] == "pre-s3cret-value"
+    assert cfg.redact("login with s3cret-value failed") == "login with *** failed"
+    path.write_text('[erp]\nadapter = "x"\n[state]\npath = 3\n')
+    with pytest.raises(ConfigError, match=r"config key state\.path: 3 is not of type 'string'"):
+        config_mod.load(path)
+
+
+URL = "http://erp.test:8000"
+RPC = f"{URL}/db/rpc/"
+
+
+def _login_ok(rsps: responses.RequestsMock) -> None:
+    rsps.post(RPC, json={"id": 1, "result": [1, "key"]})
+    rsps.post(RPC, json={"id": 2, "result": {"company": 1}})
+
+
+def test_rpc_retries_5xx_and_honours_retry_after() -> None:
+    slept: list[float] = []
+    with responses.RequestsMock(registry=responses.registries.OrderedRegistry) as rsps:
+        _login_ok(rsps)
+        rsps.post(RPC, status=500)
+        rsps.post(RPC, status=429, headers={"Retry-After": "7"})
+        rsps.post(
+            RPC,
+            json={
+                "id": 5,
+                "result": [
+                    {"__class__": "Decimal", "decimal": "1.50"},
+                    {"__class__": "date", "year": 2026, "month": 2, "day": 3},
+                ],
+            },
+        )
+        rpc = TrytonRPC(URL, "db", "admin", "pw", sleep=slept.append)
+        assert rpc.call("model.x.read") == [Decimal("1.50"), dt.date(2026, 2, 3)]
+        assert rsps.calls[0].request.headers.get("Authorization") is None
+        assert rsps.calls[2].request.headers["Authorization"].startswith("Session ")
+        assert len(rsps.calls) == 5
+    assert slept[1] == 7.0 and len(slept) == 2
+
+
+def test_rpc_relogins_on_401_and_gives_up_on_bad_password() -> None:
+    with responses.RequestsMock(registry=responses.registries.OrderedRegistry) as rsps:
+        _login_ok(rsps)
+        rsps.post(RPC, status=401)
+        _login_ok(rsps)
+        rsps.post(RPC, json={"id": 9, "result": 42})
+        rpc = TrytonRPC(URL, "db", "admin", "pw", sleep=lambda s: None)
+        assert rpc.call("model.x.y") == 42
+    with responses.RequestsMock() as rsps:
+        rsps.post(RPC, status=401)
+        with pytest.raises(AuthenticationError, match="rejected the login"):
+            TrytonRPC(URL, "db", "admin", "bad", sleep=lambda s: None).login()
+
+
+def test_rpc_gives_up_after_bounded_attempts() -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.post(RPC, status=503)
+        rpc = TrytonRPC(URL, "db", "admin", "pw", sleep=lambda s: None)
+        with pytest.raises(RetriableErpError, match="HTTP 503"):
+            rpc.login()
+        assert len(rsps.calls) == 5

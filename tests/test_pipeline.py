@@ -1,0 +1,101 @@
+"""The pipeline on an in-memory adapter: observer hooks, rejected plugins, exit codes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from click.testing import CliRunner
+from crm_bridge.cli import cli
+
+from crm_bridge import Field, hookimpl
+from crm_bridge import config as config_mod
+from crm_bridge.plugin_manager import load_plugins
+from crm_bridge.sample_data import Profile, generate
+from crm_bridge.sync import sync
+from crm_bridge.testing import MemoryAdapter, MemoryAdapterPlugin
+
+
+def setup(tmp_path: Path, *extra: tuple[Any, str]):
+    snap = generate(Profile(customers=60, end=dt.date(2026, 6, 30)))
+    adapter = MemoryAdapter(snap)
+    plugins = load_plugins()
+    plugins.register(MemoryAdapterPlugin(adapter), "memory")
+    for plugin, name in extra:
+        plugins.register(plugin, name)
+    path = tmp_path / "crm-bridge.toml"
+    path.write_text('[erp]\nadapter = "memory"\n[sync]\nas_of = "2026-06-30"\nbatch_size = 7\n')
+    return config_mod.load(path), plugins, adapter
+
+
+class Observer:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, Any]] = []
+
+    @hookimpl
+    def before_apply(self, plan, dry_run) -> None:
+        self.seen.append(("before_apply", (len(plan.changes), dry_run)))
+
+    @hookimpl
+    def after_sync(self, result) -> None:
+        self.seen.append(("after_sync", (result.status, result.run_id)))
+
+
+def test_observers_see_the_plan_before_writes_and_the_result_after(tmp_path: Path) -> None:
+    observer = Observer()
+    cfg, plugins, adapter = setup(tmp_path, (observer, "observer"))
+    dry = sync(cfg, plugins, dry_run=True)
+    assert adapter.write_calls == []
+    real = sync(cfg, plugins)
+    assert observer.seen == [
+        ("before_apply", (len(dry.plan.changes), True)),
+        ("after_sync", ("ok", None)),
+        ("before_apply", (len(real.plan.changes), False)),
+        ("after_sync", ("ok", real.run_id)),
+    ]
+    # batch_size 7: no call carries more than 7 customers.
+    assert max(sum(len(b.customer_ids) for b in call) for call in adapter.write_calls) <= 7
+    assert real.applied is not None and real.applied.written == real.plan.customers
+
+
+class Crashing:
+    @hookimpl
+    def declare_fields(self) -> list[Field]:
+        return [Field("boom", "integer", "Boom")]
+
+    @hookimpl
+    def compute(self, snapshot, settings) -> pl.DataFrame:
+        raise ZeroDivisionError("division by zero")
+
+
+class WrongType:
+    @hookimpl
+    def declare_fields(self) -> list[Field]:
+        return [Field("wrong_type", "integer", "Wrong")]
+
+    @hookimpl
+    def compute(self, snapshot, settings) -> pl.DataFrame:
+        return snapshot.customers.select("customer_id", wrong_type=pl.lit("x"))
+
+
+def test_bad_plugins_are_rejected_by_name_and_the_rest_is_written(tmp_path: Path) -> None:
+    cfg, plugins, adapter = setup(tmp_path, (Crashing(), "crashing"), (WrongType(), "wrongtype"))
+    result = sync(cfg, plugins)
+    assert result.status == "partial" and result.exit_code == 3
+    reasons = {r.plugin: r.reason for r in result.rejections}
+    assert reasons["crashing"] == "raised ZeroDivisionError: division by zero"
+    assert reasons["wrongtype"].startswith("field 'wrong_type' for customer")
+    assert "expects integer, got str 'x'" in reasons["wrongtype"]
+    written = [v for v in adapter.values.values() if v]
+    assert written and all("rfm_segment" in v and "boom" not in v for v in written)
+
+
+def test_commands_contributed_through_the_hook_are_listed(tmp_path: Path) -> None:
+    plugins = load_plugins()
+    plugins.pm.hook.register_commands(cli=cli)
+    result = CliRunner().invoke(cli, ["--help"], obj=plugins)
+    assert result.exit_code == 0
+    for command in ("init", "doctor", "fields", "sync", "plugins", "demo"):
+        assert f"  {command} " in result.output

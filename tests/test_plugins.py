@@ -1,0 +1,81 @@
+"""The plugin manager: entry points, the allow-list, enable/disable, listing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from crm_bridge.cli import cli
+
+from crm_bridge.errors import PluginError
+from crm_bridge.fields import Field
+from crm_bridge.hookspecs import hookimpl
+from crm_bridge.plugin_manager import load_plugins
+
+
+def test_builtins_load_through_entry_points() -> None:
+    plugins = load_plugins()
+    assert {"rfm", "tryton"} <= set(plugins.info)
+    rfm = plugins.info["rfm"]
+    assert rfm.loaded and rfm.distribution == "crm-bridge"
+    assert {"compute", "config_schema", "declare_fields"} <= set(rfm.hooks)
+    assert "tryton" in plugins.adapters()
+    assert plugins.fields()["rfm_segment"].owner == "rfm"
+
+
+def test_allow_list_limits_what_is_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRM_BRIDGE_LOAD_PLUGINS", "rfm")
+    plugins = load_plugins()
+    assert plugins.info["rfm"].loaded
+    assert not plugins.info["tryton"].loaded and not plugins.info["tryton"].enabled
+    assert plugins.adapters() == {}
+    monkeypatch.setenv("CRM_BRIDGE_LOAD_PLUGINS", "")
+    plugins = load_plugins()
+    assert not any(i.loaded for i in plugins.info.values())
+    assert plugins.fields() == {}
+
+
+def test_disabled_plugins_are_listed_but_not_loaded() -> None:
+    plugins = load_plugins(disabled=["rfm"])
+    assert not plugins.info["rfm"].loaded and not plugins.info["rfm"].enabled
+    assert "rfm_segment" not in plugins.fields()
+
+
+def test_two_plugins_declaring_one_field_is_an_error() -> None:
+    class Twin:
+        @hookimpl
+        def declare_fields(self) -> list[Field]:
+            return [Field("rfm_segment", "char", "Copy")]
+
+    plugins = load_plugins()
+    plugins.register(Twin(), "twin")
+    with pytest.raises(PluginError, match="declared by both 'rfm' and 'twin'"):
+        plugins.fields()
+
+
+def test_plugins_list_json_and_disable_enable(tmp_path: Path) -> None:
+    cfg = tmp_path / "crm-bridge.toml"
+    cfg.write_text('# keep me\n[erp]\nadapter = "tryton"\n\n[plugins]\ndisabled = []\n')
+    runner = CliRunner()
+    result = runner.invoke(cli, ["plugins", "list", "--json"], obj=load_plugins())
+    assert result.exit_code == 0, result.output
+    listed = {p["name"]: p for p in json.loads(result.output)}
+    assert listed["rfm"]["enabled"] and "compute" in listed["rfm"]["hooks"]
+    args = ["--config", str(cfg), "plugins", "disable", "rfm"]
+    assert runner.invoke(cli, args, obj=load_plugins()).exit_code == 0
+    assert 'disabled = ["rfm"]' in cfg.read_text() and "# keep me" in cfg.read_text()
+    args = ["--config", str(cfg), "plugins", "enable", "rfm"]
+    assert runner.invoke(cli, args, obj=load_plugins()).exit_code == 0
+    assert "disabled = []" in cfg.read_text()
+
+
+def test_every_hook_is_documented() -> None:
+    from crm_bridge import hookspecs
+
+    doc = (Path(__file__).parent.parent / "docs" / "plugin_hooks.md").read_text()
+    hooks = [n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "crm_bridge_spec")]
+    assert len(hooks) >= 7
+    for name in hooks:
+        assert f"### `{name}(" in doc, f"hook {name} is not documented in docs/plugin_hooks.md"
