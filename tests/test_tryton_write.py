@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import responses
+from crm_bridge.adapters.tryton.adapter import TrytonAdapter
 
 from crm_bridge.adapter import Batch
-from crm_bridge.adapters.tryton.adapter import TrytonAdapter
 
 URL = "http://erp.test:8000"
 RPC = f"{URL}/db/rpc/"
