@@ -88,6 +88,16 @@ class Field:
         return value
 
 
+def decode(text: str) -> Any:
+    """The inverse of :func:`encode`."""
+    value = json.loads(text)
+    if isinstance(value, dict) and "decimal" in value:
+        return Decimal(value["decimal"])
+    if isinstance(value, dict) and "date" in value:
+        return dt.date.fromisoformat(value["date"])
+    return value
+
+
 def encode(value: Any) -> str:
     """Canonical JSON text of a normalised value: what plans compare and the store keeps."""
     if isinstance(value, Decimal):

@@ -92,6 +92,10 @@ class Snapshot:
     complaints: pl.DataFrame = field(default_factory=lambda: empty("complaints"))
     # The values crm-bridge's own fields hold in the ERP now: {customer: {field: value}}.
     current: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The values crm-bridge last wrote and the ERP confirmed, from the state
+    # store: {customer: {field: value}}.  Plugins that need history across runs
+    # (loyalty's grace period) read it here.
+    previous: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_frames(cls, as_of: dt.date, **tables: pl.DataFrame) -> Snapshot:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from crm_bridge.errors import StateError
+from crm_bridge.fields import decode
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -42,9 +43,15 @@ CREATE TABLE IF NOT EXISTS applied (
 
 
 class StateStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, readonly: bool = False) -> None:
+        """Open (or create) the store; ``readonly`` never creates nor changes anything."""
         self.path = path
         try:
+            if readonly:
+                # immutable: no -wal/-shm files are created beside it either.
+                uri = f"{path.as_uri()}?mode=ro&immutable=1"
+                self.db = sqlite3.connect(uri, uri=True, timeout=10)
+                return
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, timeout=10, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -99,9 +106,12 @@ class StateStore:
             )
 
     # -- applied values -----------------------------------------------------
-    def applied(self) -> dict[tuple[str, str], str]:
-        rows = self.db.execute("SELECT customer_id, field, value FROM applied")
-        return {(c, f): v for c, f, v in rows}
+    def applied(self) -> dict[str, dict[str, Any]]:
+        """The last confirmed values: {customer: {field: value}}."""
+        out: dict[str, dict[str, Any]] = {}
+        for c, f, v in self.db.execute("SELECT customer_id, field, value FROM applied"):
+            out.setdefault(c, {})[f] = decode(v)
+        return out
 
     def record_applied(self, cells: Iterable[tuple[str, str, str]], run_id: int) -> None:
         """Remember (customer, field, canonical JSON value) as confirmed written."""

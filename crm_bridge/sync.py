@@ -72,6 +72,18 @@ def connect(cfg: Config, plugins: Plugins) -> tuple[Adapter, dict[str, Field]]:
     return spec.factory(cfg.erp), fields
 
 
+def _previous(cfg: Config, state: StateStore | None) -> dict[str, dict[str, Any]]:
+    if state:
+        return state.applied()
+    if not cfg.state_path.exists():
+        return {}
+    store = StateStore(cfg.state_path, readonly=True)
+    try:
+        return store.applied()
+    finally:
+        store.close()
+
+
 def sync(
     cfg: Config,
     plugins: Plugins,
@@ -86,9 +98,9 @@ def sync(
     run_id = state.start_run(dry_run) if state else None
     try:
         snapshot = extract(adapter, as_of, on_page)
+        snapshot.previous = _previous(cfg, state)
         outputs = compute(plugins, snapshot, cfg.plugin_settings)
-        customers = set(snapshot.customers["customer_id"].to_list())
-        desired, rejections = validate(outputs, fields, customers)
+        desired, rejections = validate(outputs, fields, snapshot.customers["customer_id"])
         plan = make_plan(desired, snapshot.current, fields)
         counts: dict[str, Any] = {
             "read": snapshot.counts(),

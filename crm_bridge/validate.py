@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import polars as pl
+
 from crm_bridge.compute import PluginOutput
 from crm_bridge.fields import Field
 
@@ -23,7 +25,66 @@ class Rejection:
     reason: str
 
 
-def _check(out: PluginOutput, fields: Mapping[str, Field], customers: set[str]) -> str | None:
+KINDS: dict[str, tuple[type[pl.DataType], ...]] = {
+    "integer": (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64),
+    "numeric": (
+        pl.Int8,
+        pl.Int16,
+        pl.Int32,
+        pl.Int64,
+        pl.UInt8,
+        pl.UInt16,
+        pl.UInt32,
+        pl.UInt64,
+        pl.Float32,
+        pl.Float64,
+        pl.Decimal,
+    ),
+    "boolean": (pl.Boolean,),
+    "date": (pl.Date,),
+    "char": (pl.String, pl.Categorical, pl.Enum),
+    "selection": (pl.String, pl.Categorical, pl.Enum),
+}
+
+
+def _first_bad(frame: pl.DataFrame, column: str, bad: pl.Expr, field: Field) -> str | None:
+    rows = frame.filter(bad.fill_null(False)).select("customer_id", column).head(1)
+    if rows.height == 0:
+        return None
+    cid, value = rows.row(0)
+    return f"field {column!r} for customer {cid!r}: {field.check(value) or 'invalid value'}"
+
+
+def _check_column(frame: pl.DataFrame, column: str, field: Field) -> str | None:
+    """Vectorised form of ``Field.check`` over one output column."""
+    dtype = frame.schema[column]
+    if dtype != pl.Null and not isinstance(dtype, KINDS[field.type]):
+        value = frame[column].drop_nulls().head(1).to_list()
+        got = f"{type(value[0]).__name__} {value[0]!r}" if value else str(dtype)
+        cid = frame.filter(pl.col(column).is_not_null())["customer_id"].head(1).to_list()
+        return (
+            f"field {column!r} for customer {cid[0] if cid else '?'!r}: expects "
+            f"{field.type}, got {got}"
+        )
+    col = pl.col(column)
+    checks = []
+    if field.type == "numeric" and dtype in (pl.Float32, pl.Float64):
+        checks.append(col.is_nan() | col.is_infinite())
+    if field.type in ("integer", "numeric"):
+        if field.minimum is not None:
+            checks.append(col < field.minimum)
+        if field.maximum is not None:
+            checks.append(col > field.maximum)
+    if field.type == "selection":
+        checks.append(~col.cast(pl.String).is_in([k for k, _ in field.choices]))
+    for bad in checks:
+        problem = _first_bad(frame, column, bad, field)
+        if problem:
+            return problem
+    return None
+
+
+def _check(out: PluginOutput, fields: Mapping[str, Field], customers: pl.Series) -> str | None:
     frame = out.frame
     assert frame is not None
     if "customer_id" not in frame.columns:
@@ -34,22 +95,22 @@ def _check(out: PluginOutput, fields: Mapping[str, Field], customers: set[str]) 
         owner = fields[column].owner if column in fields else None
         if owner != out.plugin:
             return f"it returned the field {column!r}, which it did not declare"
-    if frame["customer_id"].is_duplicated().any():
+    ids = frame["customer_id"].cast(pl.String)
+    if ids.is_duplicated().any():
         return "its output has several rows for one customer"
-    unknown = set(frame["customer_id"].cast(str).to_list()) - customers
-    if unknown:
-        return f"its output names {len(unknown)} unknown customer(s), e.g. {min(unknown)!r}"
-    for column in frame.columns[1:]:
-        field = fields[column]
-        for cid, value in zip(frame["customer_id"], frame[column], strict=True):
-            problem = field.check(value)
+    unknown = ids.filter(~ids.is_in(customers.implode()) | ids.is_null())
+    if unknown.len():
+        return f"its output names {unknown.len()} unknown customer(s), e.g. {unknown.min()!r}"
+    for column in frame.columns:
+        if column != "customer_id":
+            problem = _check_column(frame, column, fields[column])
             if problem:
-                return f"field {column!r} for customer {cid!r}: {problem}"
+                return problem
     return None
 
 
 def validate(
-    outputs: Sequence[PluginOutput], fields: Mapping[str, Field], customers: set[str]
+    outputs: Sequence[PluginOutput], fields: Mapping[str, Field], customers: pl.Series
 ) -> tuple[Desired, list[Rejection]]:
     desired: Desired = {}
     rejections = []

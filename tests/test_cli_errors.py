@@ -91,7 +91,12 @@ def test_unknown_plugin_name(tmp_path: Path) -> None:
         'username = "u"\npassword = "p"\n[plugins]\ndisabled = ["segmentaton"]\n'
     )
     proc = run("sync", cwd=tmp_path)
-    assert_clear(proc, 2, "unknown plugin 'segmentaton'", "installed plugins: rfm, tryton")
+    assert_clear(
+        proc,
+        2,
+        "unknown plugin 'segmentaton'",
+        "installed plugins: kpis, loyalty, segmentation, tryton",
+    )
     proc = run("plugins", "disable", "nosuch", cwd=tmp_path)
     assert_clear(proc, 2, "unknown plugin 'nosuch'")
 

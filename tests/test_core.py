@@ -52,14 +52,24 @@ def test_validate_rejects_a_plugin_wholesale_and_keeps_others() -> None:
     other = Field("z9", "char", "Z", owner="q")
     bad = PluginOutput("q", pl.DataFrame({"customer_id": ["1"], "seg": ["b"]}), None, 0)
     crashed = PluginOutput("r", None, "raised KeyError: 'x'", 0)
-    desired, rejections = validate([good, bad, crashed], {**FIELDS, "z9": other}, {"1"})
+    known = pl.Series(["1"])
+    desired, rejections = validate([good, bad, crashed], {**FIELDS, "z9": other}, known)
     assert desired == {"1": {"seg": "a"}}
     assert [(r.plugin, r.reason) for r in rejections] == [
         ("q", "it returned the field 'seg', which it did not declare"),
         ("r", "raised KeyError: 'x'"),
     ]
     unknown = PluginOutput("p", pl.DataFrame({"customer_id": ["9"], "seg": ["a"]}), None, 0)
-    assert "unknown customer" in validate([unknown], FIELDS, {"1"})[1][0].reason
+    assert "unknown customer" in validate([unknown], FIELDS, known)[1][0].reason
+    for column, values, problem in [
+        ("seg", ["c"], "field 'seg' for customer '1': 'c' is not one of its choices"),
+        ("amt", [-2.0], "field 'amt' for customer '1': -2.0 is below the minimum 0"),
+        ("amt", [float("nan")], "is not a number (NaN)"),
+        ("amt", ["7"], "field 'amt' for customer '1': expects numeric, got str '7'"),
+    ]:
+        frame = pl.DataFrame({"customer_id": ["1"], column: values})
+        reason = validate([PluginOutput("p", frame, None, 0)], FIELDS, known)[1][0].reason
+        assert problem in reason
 
 
 def test_plan_diffs_groups_and_never_blanks() -> None:

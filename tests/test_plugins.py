@@ -17,18 +17,22 @@ from crm_bridge.plugin_manager import load_plugins
 
 def test_builtins_load_through_entry_points() -> None:
     plugins = load_plugins()
-    assert {"rfm", "tryton"} <= set(plugins.info)
-    rfm = plugins.info["rfm"]
-    assert rfm.loaded and rfm.distribution == "crm-bridge"
-    assert {"compute", "config_schema", "declare_fields"} <= set(rfm.hooks)
+    assert {"segmentation", "loyalty", "kpis", "tryton"} <= set(plugins.info)
+    for name in ("segmentation", "loyalty", "kpis"):
+        info = plugins.info[name]
+        assert info.loaded and info.distribution == "crm-bridge"
+        assert {"compute", "config_schema", "declare_fields"} <= set(info.hooks)
     assert "tryton" in plugins.adapters()
-    assert plugins.fields()["rfm_segment"].owner == "rfm"
+    fields = plugins.fields()
+    assert fields["rfm_segment"].owner == "segmentation"
+    assert fields["loyalty_tier"].owner == "loyalty"
+    assert fields["kpi_clv_12m"].owner == "kpis"
 
 
 def test_allow_list_limits_what_is_imported(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CRM_BRIDGE_LOAD_PLUGINS", "rfm")
+    monkeypatch.setenv("CRM_BRIDGE_LOAD_PLUGINS", "segmentation")
     plugins = load_plugins()
-    assert plugins.info["rfm"].loaded
+    assert plugins.info["segmentation"].loaded and not plugins.info["kpis"].loaded
     assert not plugins.info["tryton"].loaded and not plugins.info["tryton"].enabled
     assert plugins.adapters() == {}
     monkeypatch.setenv("CRM_BRIDGE_LOAD_PLUGINS", "")
@@ -38,9 +42,9 @@ def test_allow_list_limits_what_is_imported(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_disabled_plugins_are_listed_but_not_loaded() -> None:
-    plugins = load_plugins(disabled=["rfm"])
-    assert not plugins.info["rfm"].loaded and not plugins.info["rfm"].enabled
-    assert "rfm_segment" not in plugins.fields()
+    plugins = load_plugins(disabled=["segmentation"])
+    assert not plugins.info["segmentation"].loaded and not plugins.info["segmentation"].enabled
+    assert "rfm_segment" not in plugins.fields() and "loyalty_tier" in plugins.fields()
 
 
 def test_two_plugins_declaring_one_field_is_an_error() -> None:
@@ -51,7 +55,7 @@ def test_two_plugins_declaring_one_field_is_an_error() -> None:
 
     plugins = load_plugins()
     plugins.register(Twin(), "twin")
-    with pytest.raises(PluginError, match="declared by both 'rfm' and 'twin'"):
+    with pytest.raises(PluginError, match="declared by both 'segmentation' and 'twin'"):
         plugins.fields()
 
 
@@ -62,11 +66,11 @@ def test_plugins_list_json_and_disable_enable(tmp_path: Path) -> None:
     result = runner.invoke(cli, ["plugins", "list", "--json"], obj=load_plugins())
     assert result.exit_code == 0, result.output
     listed = {p["name"]: p for p in json.loads(result.output)}
-    assert listed["rfm"]["enabled"] and "compute" in listed["rfm"]["hooks"]
-    args = ["--config", str(cfg), "plugins", "disable", "rfm"]
+    assert listed["kpis"]["enabled"] and "compute" in listed["kpis"]["hooks"]
+    args = ["--config", str(cfg), "plugins", "disable", "kpis"]
     assert runner.invoke(cli, args, obj=load_plugins()).exit_code == 0
-    assert 'disabled = ["rfm"]' in cfg.read_text() and "# keep me" in cfg.read_text()
-    args = ["--config", str(cfg), "plugins", "enable", "rfm"]
+    assert 'disabled = ["kpis"]' in cfg.read_text() and "# keep me" in cfg.read_text()
+    args = ["--config", str(cfg), "plugins", "enable", "kpis"]
     assert runner.invoke(cli, args, obj=load_plugins()).exit_code == 0
     assert "disabled = []" in cfg.read_text()
 

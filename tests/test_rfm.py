@@ -6,7 +6,7 @@ import datetime as dt
 from itertools import pairwise
 
 import polars as pl
-from crm_bridge.plugins import rfm
+from crm_bridge.plugins.segmentation import rfm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -48,7 +48,7 @@ def snapshot() -> Snapshot:
 
 
 def test_hand_computed_scores_and_segments() -> None:
-    out = {r["customer_id"]: r for r in rfm.compute(snapshot(), {}).iter_rows(named=True)}
+    out = {r["customer_id"]: r for r in rfm.compute(snapshot()).iter_rows(named=True)}
     assert set(out) == {"A", "B", "C", "D"}  # E has only a draft: no values
     assert out["A"] == {
         "customer_id": "A",
@@ -70,10 +70,7 @@ def test_hand_computed_scores_and_segments() -> None:
 
 
 def test_window_setting_changes_frequency() -> None:
-    out = {
-        r["customer_id"]: r
-        for r in rfm.compute(snapshot(), {"window_days": 1000}).iter_rows(named=True)
-    }
+    out = {r["customer_id"]: r for r in rfm.compute(snapshot(), 1000).iter_rows(named=True)}
     assert out["D"]["rfm_frequency"] == 1 and out["D"]["rfm_monetary"] == 1000.0
 
 
@@ -103,4 +100,4 @@ def test_every_score_pair_gets_a_segment() -> None:
     )
     out = grid.select(seg=rfm.segment(pl.col("r"), pl.col("fm")))
     assert out["seg"].null_count() == 0
-    assert set(out["seg"]) <= {k for k, _ in rfm.declare_fields()[0].choices}
+    assert set(out["seg"]) <= {k for k, _ in rfm.SEGMENT_CHOICES}

@@ -170,14 +170,14 @@ class TrytonAdapter:
         yield list(self._current.items())
 
     def _read_products(self) -> Iterator[list[dict[str, Any]]]:
-        fields = ["code", "rec_name", "list_price", "cost_price", "template.categories"]
+        fields = ["code", "name", "list_price", "cost_price"]
         domain: list[Any] = [("active", "in", [True, False])]
         for page in self.pages("product.product", domain, fields):
             yield [
                 {
                     "product_id": str(r["id"]),
                     "code": r["code"],
-                    "name": r["rec_name"],
+                    "name": r["name"],
                     "category": None,
                     "list_price": _f(r["list_price"]),
                     "cost_price": _f(r["cost_price"]),

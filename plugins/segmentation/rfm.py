@@ -13,12 +13,11 @@ Customers who never bought get no RFM values.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from typing import Any
 
 import polars as pl
 
-from crm_bridge import Field, Snapshot, hookimpl
+from crm_bridge import Field, Snapshot
 
 # Ordered rules: (segment, R range, FM range); the first match wins.
 DEFAULT_SEGMENTS: list[tuple[str, tuple[int, int], tuple[int, int]]] = [
@@ -39,54 +38,49 @@ SEGMENT_KEYS = {
 }
 
 
-@hookimpl
-def config_schema() -> dict[str, Any]:
-    return {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "window_days": {"type": "integer", "minimum": 30, "maximum": 3650, "default": 365},
-        },
-    }
+SEGMENT_CHOICES = [(SEGMENT_KEYS[name], name) for name, *_ in DEFAULT_SEGMENTS]
+Rule = tuple[str, tuple[int, int], tuple[int, int]]
+DEFAULT_RULES: list[Rule] = [(SEGMENT_KEYS[n], r, fm) for n, r, fm in DEFAULT_SEGMENTS]
 
 
-@hookimpl
-def declare_fields() -> list[Field]:
+def fields() -> list[Field]:
     return [
         Field(
             "rfm_segment",
             "selection",
             "RFM segment",
             "Segment from the recency score R and FM = round((F+M)/2): Champions R4-5 FM4-5, "
-            "Can't lose R1-2 FM5, At risk R1-2 FM3-4, Loyal R3 FM4-5, ...",
-            choices=[(SEGMENT_KEYS[n], n) for n, *_ in DEFAULT_SEGMENTS],
+            "Can't lose R1-2 FM5, At risk R1-2 FM3-4, Loyal R3 FM4-5, Potential loyalist "
+            "R4-5 FM2-3, New R5 FM1, Promising R4 FM1, Need attention R3 FM3, About to sleep "
+            "R3 FM1-2, Hibernating R2 FM1-2, Lost R1 FM1-2.",
+            choices=SEGMENT_CHOICES,
         ),
         Field(
             "rfm_score",
             "char",
             "RFM score",
-            "R, F and M scores (1-5 each, 5 best), quantile based over all customers who "
-            "bought, ties share a score.",
+            "R, F and M scores (1-5 each, 5 best): 1 + floor(5 x share of customers who "
+            "bought with a strictly worse value); ties share a score.",
         ),
         Field(
             "rfm_recency_days",
             "integer",
             "Days since last purchase",
-            "Days from the last posted invoice to the analysis date.",
+            "Days from the last posted invoice (credit notes excluded) to the analysis date.",
             minimum=0,
         ),
         Field(
             "rfm_frequency",
             "integer",
-            "Invoices in window",
+            "Invoices in RFM window",
             "Posted invoices in the RFM window (default 365 days).",
             minimum=0,
         ),
         Field(
             "rfm_monetary",
             "numeric",
-            "Net revenue in window",
-            "Untaxed invoiced amount minus credit notes in the RFM window.",
+            "Net revenue in RFM window",
+            "Untaxed invoiced amount minus credit notes in the RFM window, company currency.",
             digits=2,
         ),
     ]
@@ -98,22 +92,22 @@ def score(expr: pl.Expr, n: pl.Expr) -> pl.Expr:
     return (1 + (5 * below / n).floor()).clip(1, 5).cast(pl.Int64)
 
 
-def segment(r: pl.Expr, fm: pl.Expr) -> pl.Expr:
+def segment(r: pl.Expr, fm: pl.Expr, rules: list[Rule] = DEFAULT_RULES) -> pl.Expr:
+    """The first rule whose R and FM ranges both hold names the segment."""
     rule: Any = None
-    for name, (r_lo, r_hi), (fm_lo, fm_hi) in DEFAULT_SEGMENTS:
+    for key, (r_lo, r_hi), (fm_lo, fm_hi) in rules:
         cond = r.is_between(r_lo, r_hi) & fm.is_between(fm_lo, fm_hi)
         rule = (
-            pl.when(cond).then(pl.lit(SEGMENT_KEYS[name]))
-            if rule is None
-            else rule.when(cond).then(pl.lit(SEGMENT_KEYS[name]))
+            pl.when(cond).then(pl.lit(key)) if rule is None else rule.when(cond).then(pl.lit(key))
         )
     assert rule is not None
     return rule.otherwise(pl.lit(None, dtype=pl.String))
 
 
-@hookimpl
-def compute(snapshot: Snapshot, settings: Mapping[str, Any]) -> pl.DataFrame:
-    window = int(settings.get("window_days", 365))
+def compute(
+    snapshot: Snapshot, window: int = 365, rules: list[Rule] = DEFAULT_RULES
+) -> pl.DataFrame:
+    """One row per customer who ever bought: the five RFM fields."""
     as_of = pl.lit(snapshot.as_of)
     sales = snapshot.sales().filter(pl.col("date") <= as_of)
     in_window = pl.col("date") > snapshot.as_of - dt.timedelta(days=window)
@@ -136,7 +130,7 @@ def compute(snapshot: Snapshot, settings: Mapping[str, Any]) -> pl.DataFrame:
         .with_columns(fm=((pl.col("f") + pl.col("m") + 1) // 2))
         .select(
             "customer_id",
-            rfm_segment=segment(pl.col("r"), pl.col("fm")),
+            rfm_segment=segment(pl.col("r"), pl.col("fm"), rules),
             rfm_score=pl.format("{}{}{}", "r", "f", "m"),
             rfm_recency_days=pl.col("recency"),
             rfm_frequency=pl.col("frequency").cast(pl.Int64),

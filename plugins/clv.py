@@ -1,0 +1,163 @@
+"""Predictive customer lifetime value: BG/NBD purchases x Gamma-Gamma spend.
+
+BG/NBD (Fader, Hardie & Lee, 2005) models each customer as buying at a
+Poisson rate while "alive" and possibly dropping out after each purchase; it
+is fitted by maximum likelihood on (repeat purchases x, time of last purchase
+t_x, age T), in weeks, with purchases on the same day counted as one.  The
+likelihood depends only on (x, t_x, T), so customers are grouped on those
+three numbers first: a million customers become a few tens of thousands of
+weighted rows and the fit takes about a second.  Gamma-Gamma (Fader, Hardie &
+Lee, 2005b) shrinks each customer's average purchase value towards the
+population's.  ``clv_12m`` is the expected number of purchases in the next 52
+weeks times the expected purchase value (undiscounted: one year).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from scipy import optimize, special
+
+from crm_bridge import Snapshot
+
+
+@dataclass(frozen=True)
+class Fit:
+    r: float
+    alpha: float
+    a: float
+    b: float
+    p: float
+    q: float
+    v: float
+    seconds: float
+    converged: bool
+
+
+# Converge far past the rounding of the outputs, so that float noise in the
+# input (row order, memory alignment) cannot move a written cent.
+TIGHT = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 2000}
+
+
+def summary(snapshot: Snapshot) -> pl.DataFrame:
+    """customer_id, x (repeat purchases), t_x and T in weeks, mean purchase value.
+
+    Amounts are summed in integer cents so that the fit sees bit-identical input
+    whatever the row order: the optimiser would otherwise amplify float noise
+    into cents of CLV, and a re-run would rewrite unchanged customers.
+    """
+    days = (
+        snapshot.sales()
+        .filter(pl.col("kind") == "invoice")
+        .group_by("customer_id", "date")
+        .agg(cents=(pl.col("amount").sum() * 100).round().cast(pl.Int64))
+    )
+    as_of = pl.lit(snapshot.as_of)
+    return (
+        days.group_by("customer_id")
+        .agg(
+            x=(pl.len() - 1).cast(pl.Float64),
+            t_x=(pl.col("date").max() - pl.col("date").min()).dt.total_days() / 7.0,
+            T=(as_of - pl.col("date").min()).dt.total_days() / 7.0,
+            m=pl.col("cents").sum() / pl.len() / 100,
+        )
+        .filter(pl.col("T") > 0)
+    )
+
+
+def _bgnbd_nll(
+    log_params: np.ndarray, x: np.ndarray, tx: np.ndarray, T: np.ndarray, w: np.ndarray
+) -> float:
+    r, alpha, a, b = np.exp(log_params)
+    a1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
+    a2 = (
+        special.gammaln(a + b)
+        + special.gammaln(b + x)
+        - special.gammaln(b)
+        - special.gammaln(a + b + x)
+    )
+    a3 = -(r + x) * np.log(alpha + T)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a4 = np.where(
+            x > 0,
+            np.log(a) - np.log(np.maximum(b + x - 1, 1e-12)) - (r + x) * np.log(alpha + tx),
+            -np.inf,
+        )
+    ll = a1 + a2 + np.logaddexp(a3, a4)
+    return float(-(w * ll).sum() / w.sum())
+
+
+def _gg_nll(log_params: np.ndarray, n: np.ndarray, m: np.ndarray, w: np.ndarray) -> float:
+    p, q, v = np.exp(log_params)
+    ll = (
+        special.gammaln(p * n + q)
+        - special.gammaln(p * n)
+        - special.gammaln(q)
+        + q * np.log(v)
+        + (p * n - 1) * np.log(m)
+        + p * n * np.log(n)
+        - (p * n + q) * np.log(n * m + v)
+    )
+    return float(-(w * ll).sum() / w.sum())
+
+
+def fit(s: pl.DataFrame) -> Fit:
+    started = time.perf_counter()
+    grouped = (
+        s.group_by(pl.col("x"), pl.col("t_x").round(1), pl.col("T").round(1))
+        .len()
+        .sort("x", "t_x", "T")
+    )
+    x, tx, T, w = (grouped[c].to_numpy() for c in ("x", "t_x", "T", "len"))
+    bg = optimize.minimize(
+        _bgnbd_nll,
+        np.log([1.0, 10.0, 1.0, 3.0]),
+        args=(x, tx, T, w),
+        method="L-BFGS-B",
+        bounds=[(-8, 8)] * 4,
+    )
+    rep = s.filter((pl.col("x") > 0) & (pl.col("m") > 0)).sort("x", "m")
+    n = rep["x"].to_numpy() + 1
+    m = rep["m"].to_numpy()
+    if len(m) >= 3:
+        gg = optimize.minimize(
+            _gg_nll,
+            np.log([2.0, 3.0, float(np.median(m))]),
+            args=(n, m, np.ones_like(m)),
+            method="L-BFGS-B",
+            bounds=[(-8, 12)] * 3,
+            options=TIGHT,
+        )
+        p, q, v = np.exp(gg.x)
+        gg_ok = bool(gg.success)
+    else:
+        p, q, v, gg_ok = 1.0, 2.0, float(np.nanmean(s["m"].to_numpy())) if s.height else 0.0, False
+    r, alpha, a, b = np.exp(bg.x)
+    return Fit(r, alpha, a, b, p, q, v, time.perf_counter() - started, bool(bg.success) and gg_ok)
+
+
+def predict(s: pl.DataFrame, f: Fit, weeks: float = 52.0) -> pl.DataFrame:
+    """customer_id, expected purchases, expected value per purchase, clv over ``weeks``."""
+    x, tx, T, m = (s[c].to_numpy() for c in ("x", "t_x", "T", "m"))
+    r, alpha, a, b = f.r, f.alpha, f.a, f.b
+    z = weeks / (alpha + T + weeks)
+    hyp = special.hyp2f1(r + x, b + x, a + b + x - 1, z)
+    num = (a + b + x - 1) / (a - 1) * (1 - ((alpha + T) / (alpha + T + weeks)) ** (r + x) * hyp)
+    den = 1 + np.where(
+        x > 0, a / np.maximum(b + x - 1, 1e-12) * ((alpha + T) / (alpha + tx)) ** (r + x), 0.0
+    )
+    purchases = np.clip(np.nan_to_num(num / den, nan=0.0, posinf=0.0), 0, None)
+    n = x + 1
+    spend = (f.p * (f.v + n * m)) / (f.p * n + f.q - 1)
+    spend = np.where(np.isfinite(spend) & (spend > 0), spend, m)
+    return pl.DataFrame(
+        {
+            "customer_id": s["customer_id"],
+            "expected_purchases": purchases,
+            "expected_value": spend,
+            "clv_12m": purchases * spend,
+        }
+    )

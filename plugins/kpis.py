@@ -1,0 +1,267 @@
+"""The KPI plugin: value, dynamics, churn risk, CLV, payment discipline, funnel.
+
+Windows are the last 365 days before the analysis date ("12 months") and the
+365 days before those.  Only posted and paid documents count; credit notes
+deduct from revenue.  Days since the last purchase is ``rfm_recency_days`` of
+the segmentation plugin and is not repeated here.  Tryton records no contacts
+or tasks per customer, so no KPI is computed for them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import polars as pl
+
+from crm_bridge import Field, Snapshot, hookimpl
+
+from . import clv
+
+
+def _n(name: str, label: str, help: str, digits: int = 2, **kw: Any) -> Field:
+    return Field(name, "numeric", label, help, digits=digits, **kw)
+
+
+def _i(name: str, label: str, help: str) -> Field:
+    return Field(name, "integer", label, help, minimum=0)
+
+
+@hookimpl
+def config_schema() -> dict[str, Any]:
+    return {"type": "object", "additionalProperties": False, "properties": {}}
+
+
+@hookimpl
+def declare_fields() -> list[Field]:
+    return [
+        _n(
+            "kpi_aov",
+            "Average invoice value (12m)",
+            "Net invoiced amount / number of invoices, last 12 months.",
+        ),
+        _n(
+            "kpi_purchases_per_year",
+            "Purchases per year",
+            "Invoices per year since the first purchase (at least one year counted).",
+            minimum=0,
+        ),
+        _i(
+            "kpi_distinct_products",
+            "Distinct products bought",
+            "Number of different products ever invoiced to the customer.",
+        ),
+        _n("kpi_revenue_12m", "Revenue (12m)", "Net invoiced amount, last 12 months."),
+        _n(
+            "kpi_revenue_growth",
+            "Revenue growth % (12m)",
+            "Revenue of the last 12 months against the 12 before, in %; empty when the "
+            "12 before had none.",
+            digits=1,
+        ),
+        _n(
+            "kpi_interpurchase_days",
+            "Typical days between purchases",
+            "Median of the days between consecutive purchase days; empty below 2 purchases.",
+            digits=1,
+            minimum=0,
+        ),
+        _n(
+            "kpi_churn_risk",
+            "Churn risk",
+            "1 - exp(-days since last purchase / typical days between purchases): 0.63 after "
+            "one typical gap of silence, 0.95 after three. One-time buyers use the median "
+            "gap of all customers.",
+            digits=2,
+            minimum=0,
+            maximum=1,
+        ),
+        _n("kpi_clv_historic", "Historic CLV", "Net invoiced amount since the first purchase."),
+        _n(
+            "kpi_clv_12m",
+            "Predicted CLV (12m)",
+            "BG/NBD expected purchases in the next 52 weeks x Gamma-Gamma expected purchase value.",
+            minimum=0,
+        ),
+        _n(
+            "kpi_avg_days_late",
+            "Average days late",
+            "Days between due date and payment, invoices of the last 12 months paid so far "
+            "(early counts as 0).",
+            digits=1,
+            minimum=0,
+        ),
+        _n(
+            "kpi_paid_late_share",
+            "Share paid late %",
+            "Invoices of the last 12 months paid after their due date, in % of those paid.",
+            digits=1,
+            minimum=0,
+            maximum=100,
+        ),
+        _n(
+            "kpi_overdue_amount",
+            "Overdue amount",
+            "Unpaid invoices past their due date today.",
+            minimum=0,
+        ),
+        _n(
+            "kpi_quote_conversion",
+            "Quote conversion %",
+            "Accepted quotes / (accepted + refused), all time; open quotes not counted.",
+            digits=1,
+            minimum=0,
+            maximum=100,
+        ),
+        _i("kpi_opportunities_won", "Opportunities won", "Won opportunities, all time."),
+        _i("kpi_opportunities_lost", "Opportunities lost", "Lost opportunities, all time."),
+        Field(
+            "kpi_last_refusal",
+            "char",
+            "Last refusal",
+            "Date, stage (quote or opportunity) and reason of the latest refusal.",
+        ),
+        _i("kpi_complaints_12m", "Complaints (12m)", "Complaints received, last 12 months."),
+    ]
+
+
+def value_kpis(snapshot: Snapshot) -> pl.DataFrame:
+    as_of = snapshot.as_of
+    y1 = as_of - dt.timedelta(days=365)
+    y2 = as_of - dt.timedelta(days=730)
+    sales = snapshot.sales()
+    inv = pl.col("kind") == "invoice"
+    last12 = pl.col("date") > y1
+    prev12 = (pl.col("date") > y2) & ~last12
+    per = sales.group_by("customer_id").agg(
+        revenue_12m=pl.col("amount").filter(last12).sum(),
+        revenue_prev=pl.col("amount").filter(prev12).sum(),
+        invoices_12m=(inv & last12).sum(),
+        invoices=inv.sum(),
+        first=pl.col("date").filter(inv).min(),
+        last=pl.col("date").filter(inv).max(),
+        clv_historic=pl.col("amount").sum(),
+    )
+    gaps = (
+        sales.filter(inv)
+        .select("customer_id", "date")
+        .unique()
+        .sort("customer_id", "date")
+        .with_columns(gap=pl.col("date").diff().over("customer_id").dt.total_days())
+        .group_by("customer_id")
+        .agg(interpurchase=pl.col("gap").drop_nulls().median())
+    )
+    sold = sales.filter(inv).select("invoice_id")
+    products = (
+        snapshot.invoice_lines.join(sold, on="invoice_id")
+        .group_by("customer_id")
+        .agg(distinct_products=pl.col("product_id").drop_nulls().n_unique().cast(pl.Int64))
+    )
+    per = per.join(gaps, on="customer_id", how="left").join(products, on="customer_id", how="left")
+    median_gap = per["interpurchase"].median() or 365.0
+    recency = (pl.lit(as_of) - pl.col("last")).dt.total_days()
+    years = ((pl.lit(as_of) - pl.col("first")).dt.total_days() / 365.0).clip(lower_bound=1.0)
+    return per.filter(pl.col("last").is_not_null()).select(
+        "customer_id",
+        kpi_aov=pl.when(pl.col("invoices_12m") > 0)
+        .then(pl.col("revenue_12m") / pl.col("invoices_12m"))
+        .round(2),
+        kpi_purchases_per_year=(pl.col("invoices") / years).round(2),
+        kpi_distinct_products=pl.col("distinct_products").fill_null(0),
+        kpi_revenue_12m=pl.col("revenue_12m").round(2),
+        kpi_revenue_growth=pl.when(pl.col("revenue_prev") > 0)
+        .then((pl.col("revenue_12m") / pl.col("revenue_prev") - 1) * 100)
+        .round(1),
+        kpi_interpurchase_days=pl.col("interpurchase").round(1),
+        kpi_churn_risk=(1 - (-recency / pl.col("interpurchase").fill_null(median_gap)).exp())
+        .clip(0, 1)
+        .round(2),
+        kpi_clv_historic=pl.col("clv_historic").round(2),
+    )
+
+
+def payment_kpis(snapshot: Snapshot) -> pl.DataFrame:
+    as_of = snapshot.as_of
+    y1 = as_of - dt.timedelta(days=365)
+    sales = snapshot.sales().filter(pl.col("kind") == "invoice")
+    late = (pl.col("paid_date") - pl.col("due_date")).dt.total_days()
+    paid = (
+        pl.col("paid_date").is_not_null() & pl.col("due_date").is_not_null() & (pl.col("date") > y1)
+    )
+    overdue = pl.col("paid_date").is_null() & (pl.col("due_date") < as_of)
+    return sales.group_by("customer_id").agg(
+        kpi_avg_days_late=late.clip(lower_bound=0).filter(paid).mean().round(1),
+        kpi_paid_late_share=pl.when(paid.sum() > 0)
+        .then((late.filter(paid) > 0).mean() * 100)
+        .round(1),
+        kpi_overdue_amount=pl.col("amount").filter(overdue).sum().round(2),
+    )
+
+
+def funnel_kpis(snapshot: Snapshot) -> pl.DataFrame:
+    y1 = snapshot.as_of - dt.timedelta(days=365)
+    quotes = snapshot.sale_orders.group_by("customer_id").agg(
+        accepted=(pl.col("state") == "confirmed").sum(),
+        refused=(pl.col("state") == "cancelled").sum(),
+    )
+    opps = snapshot.opportunities.group_by("customer_id").agg(
+        kpi_opportunities_won=(pl.col("state") == "won").sum().cast(pl.Int64),
+        kpi_opportunities_lost=(pl.col("state") == "lost").sum().cast(pl.Int64),
+    )
+    refusals = pl.concat(
+        [
+            snapshot.sale_orders.filter(pl.col("state") == "cancelled").select(
+                "customer_id", "date", text=pl.format("{} quote refused", pl.col("date"))
+            ),
+            snapshot.opportunities.filter(pl.col("state") == "lost").select(
+                "customer_id",
+                "date",
+                text=pl.format(
+                    "{} opportunity lost: {}",
+                    pl.col("date"),
+                    pl.col("lost_reason").fill_null("no reason recorded"),
+                ),
+            ),
+        ]
+    )
+    last_refusal = (
+        refusals.sort("date").group_by("customer_id").agg(kpi_last_refusal=pl.col("text").last())
+    )
+    complaints = (
+        snapshot.complaints.filter(pl.col("date") > y1)
+        .group_by("customer_id")
+        .agg(kpi_complaints_12m=pl.len().cast(pl.Int64))
+    )
+    total = pl.col("accepted") + pl.col("refused")
+    out = quotes.select(
+        "customer_id",
+        kpi_quote_conversion=pl.when(total > 0).then(pl.col("accepted") / total * 100).round(1),
+    )
+    for frame in (opps, last_refusal, complaints):
+        out = out.join(frame, on="customer_id", how="full", coalesce=True)
+    return out
+
+
+@hookimpl
+def compute(snapshot: Snapshot, settings: Mapping[str, Any]) -> pl.DataFrame:
+    values = value_kpis(snapshot)
+    s = clv.summary(snapshot)
+    predicted = clv.predict(s, clv.fit(s)).select(
+        "customer_id", kpi_clv_12m=pl.col("clv_12m").round(2)
+    )
+    out = (
+        values.join(predicted, on="customer_id", how="left")
+        .join(payment_kpis(snapshot), on="customer_id", how="left")
+        .join(funnel_kpis(snapshot), on="customer_id", how="full", coalesce=True)
+    )
+    known = snapshot.customers.select("customer_id")
+    return (
+        out.join(known, on="customer_id", how="semi")
+        .with_columns(
+            pl.col("kpi_complaints_12m").fill_null(0),
+            pl.col("kpi_opportunities_won").fill_null(0),
+            pl.col("kpi_opportunities_lost").fill_null(0),
+        )
+        .sort("customer_id")
+    )
