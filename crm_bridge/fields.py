@@ -26,8 +26,10 @@ class Field:
 
     ``choices`` (selection only) maps stored keys to labels; ``minimum`` and
     ``maximum`` bound integer and numeric values; ``digits`` is the number of
-    decimals a numeric value is rounded to.  ``owner`` is filled in by the core
-    with the name of the plugin that declared the field.
+    decimals a numeric value is rounded to; ``clear_when_empty`` lets a null
+    output remove the value the ERP holds (otherwise nulls never blank it).
+    ``owner`` is filled in by the core with the name of the plugin that
+    declared the field.
     """
 
     name: str
@@ -38,6 +40,9 @@ class Field:
     minimum: float | None = None
     maximum: float | None = None
     digits: int = 2
+    # By default a null never blanks what the ERP holds; a field whose emptiness
+    # means something (loyalty_below_since) sets this to have it cleared.
+    clear_when_empty: bool = False
     owner: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:

@@ -3,9 +3,10 @@
 The comparison is against the values read back from the ERP, so a value a
 person edited by hand is put back (crm-bridge owns its fields) and a value
 already right costs nothing.  A null desired value never blanks an existing
-one.  Each changed customer gets its full set of crm-bridge values (fields of
-disabled plugins kept as they are); customers with identical sets share one
-batch, which the adapter writes in one multi-record call.
+one, unless the field is declared ``clear_when_empty``.  Each changed customer
+gets its full set of crm-bridge values (fields of disabled plugins kept as
+they are); customers with identical sets share one batch, which the adapter
+writes in one multi-record call.
 """
 
 from __future__ import annotations
@@ -56,11 +57,18 @@ def make_plan(
             k: fields[k].normalize(v) if k in fields else v for k, v in current.get(cid, {}).items()
         }
         new = {k: v for k, v in desired[cid].items() if v is not None}
+        cleared = {
+            k
+            for k, v in desired[cid].items()
+            if v is None and k in now and fields[k].clear_when_empty
+        }
         changed = [k for k, v in new.items() if k not in now or encode(v) != encode(now[k])]
-        if not changed:
+        if not changed and not cleared:
             continue
-        plan.changes.extend(Change(cid, k, now.get(k), new[k]) for k in sorted(changed))
-        full = {**now, **new}
+        plan.changes.extend(
+            Change(cid, k, now.get(k), new.get(k)) for k in sorted([*changed, *cleared])
+        )
+        full = {k: v for k, v in {**now, **new}.items() if k not in cleared}
         key = encode(sorted((k, encode(v)) for k, v in full.items()))
         groups.setdefault(key, ([], full))[0].append(cid)
     plan.batches = [Batch(tuple(ids), values) for ids, values in groups.values()]

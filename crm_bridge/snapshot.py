@@ -113,5 +113,8 @@ class Snapshot:
         return {name: getattr(self, name).height for name in TABLES}
 
     def sales(self) -> pl.DataFrame:
-        """Invoices that count as revenue: posted or paid, credit notes included."""
-        return self.invoices.filter(pl.col("state").is_in(["posted", "paid"]))
+        """Invoices that count as revenue: posted or paid, credit notes included,
+        dated on or before the analysis date."""
+        return self.invoices.filter(
+            pl.col("state").is_in(["posted", "paid"]) & (pl.col("date") <= self.as_of)
+        )

@@ -172,3 +172,13 @@ def test_rpc_gives_up_after_bounded_attempts() -> None:
         with pytest.raises(RetriableErpError, match="HTTP 503"):
             rpc.login()
         assert len(rsps.calls) == 5
+
+
+def test_plan_clears_only_fields_declared_clear_when_empty() -> None:
+    since = Field("since", "date", "Since", clear_when_empty=True, owner="p")
+    fields = {**FIELDS, "since": since}
+    current = {"1": {"seg": "a", "amt": Decimal("1.00"), "since": dt.date(2026, 1, 1)}}
+    desired = {"1": {"seg": "a", "amt": None, "since": None}}
+    plan = make_plan(desired, current, fields)
+    assert [(c.field, c.old, c.new) for c in plan.changes] == [("since", dt.date(2026, 1, 1), None)]
+    assert [dict(b.values) for b in plan.batches] == [{"seg": "a", "amt": Decimal("1.00")}]
