@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from itertools import pairwise
 from pathlib import Path
 
 import polars as pl
@@ -138,4 +139,4 @@ def test_more_spend_never_means_a_lower_tier(spends: list[float]) -> None:
     )
     out = loyalty.tiers(m, tiers, D(2026, 1, 1), 90, none)
     ranked = sorted(zip(out["spend"], out["rank"], strict=True))
-    assert all(a[1] >= b[1] for a, b in zip(ranked, ranked[1:], strict=False))
+    assert all(a[1] >= b[1] for a, b in pairwise(ranked))
