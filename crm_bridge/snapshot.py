@@ -96,6 +96,7 @@ class Snapshot:
     # store: {customer: {field: value}}.  Plugins that need history across runs
     # (loyalty's grace period) read it here.
     previous: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _derived: dict[str, pl.DataFrame] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_frames(cls, as_of: dt.date, **tables: pl.DataFrame) -> Snapshot:
@@ -112,9 +113,21 @@ class Snapshot:
     def counts(self) -> dict[str, int]:
         return {name: getattr(self, name).height for name in TABLES}
 
+    def sales_lines(self) -> pl.DataFrame:
+        """Lines of the invoices in :meth:`sales`, with the invoice's ``date`` and
+        ``kind``.  Computed once per snapshot and shared by every plugin: joining
+        lines to invoices is the costliest step most analyses have in common."""
+        if "sales_lines" not in self._derived:
+            self._derived["sales_lines"] = self.invoice_lines.drop("customer_id").join(
+                self.sales().select("invoice_id", "customer_id", "date", "kind"), on="invoice_id"
+            )
+        return self._derived["sales_lines"]
+
     def sales(self) -> pl.DataFrame:
         """Invoices that count as revenue: posted or paid, credit notes included,
-        dated on or before the analysis date."""
-        return self.invoices.filter(
-            pl.col("state").is_in(["posted", "paid"]) & (pl.col("date") <= self.as_of)
-        )
+        dated on or before the analysis date.  Computed once per snapshot."""
+        if "sales" not in self._derived:
+            self._derived["sales"] = self.invoices.filter(
+                pl.col("state").is_in(["posted", "paid"]) & (pl.col("date") <= self.as_of)
+            )
+        return self._derived["sales"]

@@ -84,7 +84,9 @@ def _check_column(frame: pl.DataFrame, column: str, field: Field) -> str | None:
     return None
 
 
-def _check(out: PluginOutput, fields: Mapping[str, Field], customers: pl.Series) -> str | None:
+def check_output(
+    out: PluginOutput, fields: Mapping[str, Field], customers: pl.Series
+) -> str | None:
     frame = out.frame
     assert frame is not None
     if "customer_id" not in frame.columns:
@@ -120,7 +122,7 @@ def validate(
             continue
         if out.frame is None:
             continue
-        problem = _check(out, fields, customers)
+        problem = check_output(out, fields, customers)
         if problem:
             rejections.append(Rejection(out.plugin, problem))
             continue

@@ -5,11 +5,13 @@ Poisson rate while "alive" and possibly dropping out after each purchase; it
 is fitted by maximum likelihood on (repeat purchases x, time of last purchase
 t_x, age T), in weeks, with purchases on the same day counted as one.  The
 likelihood depends only on (x, t_x, T), so customers are grouped on those
-three numbers first: a million customers become a few tens of thousands of
-weighted rows and the fit takes about a second.  Gamma-Gamma (Fader, Hardie &
-Lee, 2005b) shrinks each customer's average purchase value towards the
-population's.  ``clv_12m`` is the expected number of purchases in the next 52
-weeks times the expected purchase value (undiscounted: one year).
+three numbers (in whole weeks) first; past 30,000 customers the fit uses a
+deterministic stratified sample of 30,000 (every k-th in sorted order), which
+keeps the fit time flat (~0.2 s) whatever the size of the customer base.
+Gamma-Gamma (Fader, Hardie & Lee, 2005b) shrinks each customer's average
+purchase value towards the population's.  ``clv_12m`` is the expected number
+of purchases in the next 52 weeks times the expected purchase value
+(undiscounted: one year).
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ class Fit:
 # Converge far past the rounding of the outputs, so that float noise in the
 # input (row order, memory alignment) cannot move a written cent.
 TIGHT = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 2000}
+
+
+FIT_SAMPLE = 30_000
 
 
 def summary(snapshot: Snapshot) -> pl.DataFrame:
@@ -106,8 +111,12 @@ def _gg_nll(log_params: np.ndarray, n: np.ndarray, m: np.ndarray, w: np.ndarray)
 
 def fit(s: pl.DataFrame) -> Fit:
     started = time.perf_counter()
+    if s.height > FIT_SAMPLE:
+        # Four (or three) parameters need no million rows: every k-th customer in
+        # (x, t_x, T) order is a deterministic, order-free, stratified sample.
+        s = s.sort("x", "t_x", "T", "m").gather_every(-(-s.height // FIT_SAMPLE))
     grouped = (
-        s.group_by(pl.col("x"), pl.col("t_x").round(1), pl.col("T").round(1))
+        s.group_by(pl.col("x"), pl.col("t_x").round(0), pl.col("T").round(0))
         .len()
         .sort("x", "t_x", "T")
     )

@@ -63,7 +63,8 @@ def declare_fields() -> list[Field]:
         _n(
             "kpi_interpurchase_days",
             "Typical days between purchases",
-            "Median of the days between consecutive purchase days; empty below 2 purchases.",
+            "Average days between purchase days: (last - first) / (purchase days - 1); empty "
+            "below 2 purchase days.",
             digits=1,
             minimum=0,
         ),
@@ -141,24 +142,21 @@ def value_kpis(snapshot: Snapshot) -> pl.DataFrame:
         invoices=inv.sum(),
         first=pl.col("date").filter(inv).min(),
         last=pl.col("date").filter(inv).max(),
+        purchase_days=pl.col("date").filter(inv).n_unique(),
         clv_historic=pl.col("amount").sum(),
     )
-    gaps = (
-        sales.filter(inv)
-        .select("customer_id", "date")
-        .unique()
-        .sort("customer_id", "date")
-        .with_columns(gap=pl.col("date").diff().over("customer_id").dt.total_days())
-        .group_by("customer_id")
-        .agg(interpurchase=pl.col("gap").drop_nulls().median())
+    per = per.with_columns(
+        interpurchase=pl.when(pl.col("purchase_days") > 1).then(
+            (pl.col("last") - pl.col("first")).dt.total_days() / (pl.col("purchase_days") - 1)
+        )
     )
-    sold = sales.filter(inv).select("invoice_id")
     products = (
-        snapshot.invoice_lines.join(sold, on="invoice_id")
+        snapshot.sales_lines()
+        .filter(inv)
         .group_by("customer_id")
         .agg(distinct_products=pl.col("product_id").drop_nulls().n_unique().cast(pl.Int64))
     )
-    per = per.join(gaps, on="customer_id", how="left").join(products, on="customer_id", how="left")
+    per = per.join(products, on="customer_id", how="left")
     median_gap = per["interpurchase"].median() or 365.0
     recency = (pl.lit(as_of) - pl.col("last")).dt.total_days()
     years = ((pl.lit(as_of) - pl.col("first")).dt.total_days() / 365.0).clip(lower_bound=1.0)

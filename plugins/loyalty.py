@@ -142,9 +142,9 @@ def metrics(snapshot: Snapshot, window_days: int) -> pl.DataFrame:
     as_of = snapshot.as_of
     since = as_of - dt.timedelta(days=window_days)
     sales = snapshot.sales()
-    recent = sales.filter(pl.col("date").is_between(since, as_of, closed="right"))
     margin = (
-        snapshot.invoice_lines.join(recent.select("invoice_id"), on="invoice_id")
+        snapshot.sales_lines()
+        .filter(pl.col("date").is_between(since, as_of, closed="right"))
         .group_by("customer_id")
         .agg(margin=(pl.col("amount") - pl.col("cost").fill_null(0)).sum())
     )

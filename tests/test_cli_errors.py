@@ -71,6 +71,14 @@ def test_erp_unreachable(tmp_path: Path) -> None:
             "config key erp.password refers to the environment variable NOT_SET_ANYWHERE",
         ),
         ('[erp]\nadapter = "odoo9"\n', "no adapter named 'odoo9'"),
+        (
+            '[erp]\nadapter = "tryton"\n[plugins.segmentation]\nrfm_window_days = 10\n',
+            "config key plugins.segmentation.rfm_window_days: 10 is less than the minimum of 30",
+        ),
+        (
+            '[erp]\nadapter = "tryton"\n[plugins.loyalty]\ntiers = [{key = "diamond"}]\n',
+            "config key plugins.loyalty.tiers.0.key: 'diamond' is not one of",
+        ),
         ("[erp\n", "is not valid TOML"),
     ],
 )

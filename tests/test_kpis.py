@@ -93,8 +93,8 @@ def test_hand_computed_kpis() -> None:
     assert a["kpi_aov"] == round(850 / 3, 2)
     assert a["kpi_purchases_per_year"] == round(4 / (486 / 365), 2)
     assert a["kpi_distinct_products"] == 2
-    assert a["kpi_interpurchase_days"] == 150.0  # gaps 184, 122, 150
-    assert a["kpi_churn_risk"] == round(1 - math.exp(-30 / 150), 2)
+    assert a["kpi_interpurchase_days"] == 152.0  # (2026-05-31 - 2025-03-01) / 3
+    assert a["kpi_churn_risk"] == round(1 - math.exp(-30 / 152), 2)
     assert a["kpi_clv_historic"] == 950.0
     assert a["kpi_avg_days_late"] == 5.0 and a["kpi_paid_late_share"] == 50.0
     assert a["kpi_overdue_amount"] == 0.0

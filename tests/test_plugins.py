@@ -83,3 +83,12 @@ def test_every_hook_is_documented() -> None:
     assert len(hooks) >= 7
     for name in hooks:
         assert f"### `{name}(" in doc, f"hook {name} is not documented in docs/plugin_hooks.md"
+
+
+def test_every_builtin_field_explains_itself() -> None:
+    fields = load_plugins().fields()
+    assert len(fields) >= 30
+    for f in fields.values():
+        assert f.label and len(f.help) >= 20, f"{f.name} needs a help text"
+        docs = Path(__file__).parent.parent / "docs" / "plugins" / f"{f.owner}.md"
+        assert f"`{f.name}`" in docs.read_text(), f"{f.name} is not in {docs.name}"

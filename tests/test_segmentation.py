@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from crm_bridge import Snapshot, config
 from crm_bridge.errors import ConfigError
+from crm_bridge.sample_data import Profile, generate
 
 D = dt.date
 AS_OF = D(2026, 6, 30)
@@ -206,11 +207,26 @@ def test_offer_matrix_statuses_and_next_best_offer() -> None:
     assert status["C", "P1"] == ("quoted", D(2026, 4, 1), None)
     assert status["C", "P2"] == ("refused", D(2026, 5, 1), "Price too high")
     assert status["C", "P3"] == ("not_offered", None, None)
-    nbo = dict(offers.next_best_offer(snap, cells).iter_rows())
+    nbo = dict(offers.next_best_offer_from_matrix(snap, cells).iter_rows())
     # Retail buys P1 most (2 buyers), then P2 (1), P3 (0).
     assert nbo == {"A": "Product P3", "B": "Product P3", "C": "Product P3"}
+    assert dict(offers.next_best_offer(snap, segs, {}).iter_rows()) == nbo
     cells = offers.matrix(snap, segs, {"*": ["P1", "P2"]})
-    assert dict(offers.next_best_offer(snap, cells).iter_rows()) == {}
+    assert dict(offers.next_best_offer_from_matrix(snap, cells).iter_rows()) == {}
+    assert dict(offers.next_best_offer(snap, segs, {"*": ["P1", "P2"]}).iter_rows()) == {}
+
+
+@pytest.mark.parametrize("by", ["abc_class", "rfm_segment", "industry"])
+def test_fast_next_best_offer_equals_the_matrix_one(by: str) -> None:
+    snap = generate(Profile(customers=500, end=AS_OF))
+    seg = segmentation.segments(snap, {})
+    source = snap.customers if by == "industry" else seg
+    segs = source.select("customer_id", segment=pl.col(by)).filter(pl.col("segment").is_not_null())
+    for targets in ({}, {"*": ["S-CONTRACT", "P-LAPTOP", "P-COFFEE"]}):
+        slow = offers.next_best_offer_from_matrix(snap, offers.matrix(snap, segs, targets))
+        fast = offers.next_best_offer(snap, segs, targets)
+        assert fast.sort("customer_id").rows() == slow.sort("customer_id").rows()
+        assert fast.height > 50
 
 
 def test_plugin_output_combines_everything_and_validates_settings() -> None:

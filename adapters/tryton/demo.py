@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from crm_bridge import Field
 from crm_bridge import config as config_mod
 from crm_bridge.console import console, err, print_result, sync_progress
 from crm_bridge.plan import Plan
@@ -65,8 +66,9 @@ def demo(directory: str, customers: int, keep_running: bool, port: int | None) -
         with sync_progress() as (on_page, on_call):
             result = sync(cfg, plugins, on_page=on_page, on_call=on_call)
         print_result(result)
-        segment = fields.get("rfm_segment")
-        _summary(result.plan, dict(segment.choices) if segment else {})
+        for name in ("rfm_segment", "abc_xyz", "loyalty_tier"):
+            if name in fields:
+                _summary(result.plan, fields[name])
         console.print(f"\ndemo finished in {time.monotonic() - started:.0f}s")
         console.print(
             f"Look at the values in Tryton: server {server.url}, database "
@@ -85,15 +87,17 @@ def demo(directory: str, customers: int, keep_running: bool, port: int | None) -
         server.stop()
 
 
-def _summary(plan: Plan, labels: dict[str, str]) -> None:
-    segments = Counter(
-        labels.get(str(b.values.get("rfm_segment")), "(none)")
+def _summary(plan: Plan, field: Field) -> None:
+    """Customers per value of one selection field, as written to Tryton."""
+    labels = dict(field.choices)
+    counts = Counter(
+        labels.get(str(b.values.get(field.name)), "(none)")
         for b in plan.batches
         for _ in b.customer_ids
     )
-    table = Table(title="Customers per RFM segment (written to Tryton)")
-    table.add_column("segment")
+    table = Table(title=f"Customers per {field.label} (written to Tryton)")
+    table.add_column(field.label)
     table.add_column("customers", justify="right")
-    for name, n in segments.most_common():
-        table.add_row(str(name), str(n))
+    for name, n in counts.most_common():
+        table.add_row(name, str(n))
     console.print(table)

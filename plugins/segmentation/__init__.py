@@ -153,10 +153,9 @@ def compute(snapshot: Snapshot, settings: Mapping[str, Any]) -> pl.DataFrame:
     seg = segments(snapshot, settings)
     by = settings.get("offer_segment_by", "abc_class")
     source = snapshot.customers if by == "industry" else seg
-    cells = offers.matrix(
+    nbo = offers.next_best_offer(
         snapshot,
         source.select("customer_id", segment=pl.col(by)).filter(pl.col("segment").is_not_null()),
         settings.get("target_products", {}),
     )
-    nbo = offers.next_best_offer(snapshot, cells)
     return seg.join(nbo, on="customer_id", how="left").sort("customer_id")

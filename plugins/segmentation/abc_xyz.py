@@ -39,7 +39,9 @@ def value_per_customer(snapshot: Snapshot, basis: str, window_days: int) -> pl.D
     buyers = all_sales.select("customer_id").unique()
     sales = all_sales.filter(pl.col("date").is_between(since, snapshot.as_of, closed="right"))
     if basis == "margin":
-        lines = snapshot.invoice_lines.join(sales.select("invoice_id"), on="invoice_id")
+        lines = snapshot.sales_lines().filter(
+            pl.col("date").is_between(since, snapshot.as_of, closed="right")
+        )
         value = lines.group_by("customer_id").agg(
             value=(pl.col("amount") - pl.col("cost").fill_null(0)).sum()
         )
@@ -75,9 +77,11 @@ def monthly_cv(snapshot: Snapshot, months: int, basis: str) -> pl.DataFrame:
     start = pl.select(pl.lit(end).dt.offset_by(f"-{months - 1}mo")).item()
     sales = snapshot.sales().filter(pl.col("date").is_between(start, snapshot.as_of))
     if basis == "quantity":
-        lines = snapshot.invoice_lines.join(
-            sales.select("invoice_id", "date"), on="invoice_id"
-        ).select("customer_id", "date", value=pl.col("quantity"))
+        lines = (
+            snapshot.sales_lines()
+            .filter(pl.col("date").is_between(start, snapshot.as_of))
+            .select("customer_id", "date", value=pl.col("quantity"))
+        )
     else:
         lines = sales.select("customer_id", "date", value=pl.col("amount"))
     first = snapshot.sales().group_by("customer_id").agg(first=pl.col("date").min())

@@ -12,6 +12,7 @@ code); customers whose targets are all offered get none.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import polars as pl
 
@@ -38,14 +39,11 @@ def targets_frame(
     return wanted.join(products, on="code").select("segment", "product_id").unique()
 
 
-def matrix(
-    snapshot: Snapshot, segments: pl.DataFrame, targets: Mapping[str, Sequence[str]]
-) -> pl.DataFrame:
-    """customer_id, segment, product_id, status, date, reason for every target cell."""
-    cells = segments.join(targets_frame(snapshot, segments, targets), on="segment")
-    sold = snapshot.sales().filter(pl.col("kind") == "invoice").select("invoice_id", "date")
+def _pairs(snapshot: Snapshot) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(customer, product) pairs bought, quoted (open) and refused, with dates."""
     bought = (
-        snapshot.invoice_lines.join(sold, on="invoice_id")
+        snapshot.sales_lines()
+        .filter(pl.col("kind") == "invoice")
         .group_by("customer_id", "product_id")
         .agg(bought=pl.col("date").max())
     )
@@ -78,6 +76,15 @@ def matrix(
         .group_by("customer_id", "product_id")
         .agg(refused=pl.col("date").last(), reason=pl.col("reason").last())
     )
+    return bought, quoted, refused
+
+
+def matrix(
+    snapshot: Snapshot, segments: pl.DataFrame, targets: Mapping[str, Sequence[str]]
+) -> pl.DataFrame:
+    """customer_id, segment, product_id, status, date, reason for every target cell."""
+    cells = segments.join(targets_frame(snapshot, segments, targets), on="segment")
+    bought, quoted, refused = _pairs(snapshot)
     keys = ["customer_id", "product_id"]
     out = (
         cells.join(bought, on=keys, how="left")
@@ -100,8 +107,8 @@ def matrix(
     )
 
 
-def next_best_offer(snapshot: Snapshot, cells: pl.DataFrame) -> pl.DataFrame:
-    """customer_id, next_best_offer (product name) from the matrix cells."""
+def next_best_offer_from_matrix(snapshot: Snapshot, cells: pl.DataFrame) -> pl.DataFrame:
+    """customer_id, next_best_offer (product name) from the full matrix (the reference)."""
     popularity = (
         cells.filter(pl.col("status") == "bought")
         .group_by("segment", "product_id")
@@ -116,4 +123,62 @@ def next_best_offer(snapshot: Snapshot, cells: pl.DataFrame) -> pl.DataFrame:
         .sort(["customer_id", "buyers", "code"], descending=[False, True, False])
         .group_by("customer_id", maintain_order=True)
         .agg(next_best_offer=pl.col("name").first())
+    )
+
+
+def next_best_offer(
+    snapshot: Snapshot, segments: pl.DataFrame, targets: Mapping[str, Sequence[str]]
+) -> pl.DataFrame:
+    """customer_id, next_best_offer without building the customer x product matrix.
+
+    Each customer's bought/quoted/refused products become one integer bit mask,
+    and each segment's target products, most bought first, one when-chain over
+    those masks: a group-by and a pass over the customers instead of a join of
+    customers x targets rows.  Falls back to the matrix past 63 target products.
+    """
+    wanted = targets_frame(snapshot, segments, targets)
+    target_ids = sorted(set(wanted["product_id"].to_list()))
+    if not target_ids or len(target_ids) > 63:
+        return next_best_offer_from_matrix(snapshot, matrix(snapshot, segments, targets))
+    bit = {p: 1 << i for i, p in enumerate(target_ids)}
+    bought, quoted, refused = _pairs(snapshot)
+    events = pl.concat([f.select("customer_id", "product_id") for f in (bought, quoted, refused)])
+    masks = (
+        events.filter(pl.col("product_id").is_in(target_ids))
+        .unique()
+        .group_by("customer_id")
+        .agg(mask=pl.col("product_id").replace_strict(bit, return_dtype=pl.Int64).sum())
+    )
+    buyers = (
+        bought.join(segments, on="customer_id")
+        .group_by("segment", "product_id")
+        .agg(buyers=pl.len())
+    )
+    ranked = (
+        wanted.join(buyers, on=["segment", "product_id"], how="left")
+        .join(snapshot.products.select("product_id", "code", "name"), on="product_id")
+        .with_columns(pl.col("buyers").fill_null(0))
+        .sort(["segment", "buyers", "code"], descending=[False, True, False])
+    )
+    mask = pl.col("mask").fill_null(0)
+    choice: Any = None
+    for (segment,), group in ranked.group_by("segment", maintain_order=True):
+        pick: Any = None
+        for product_id, name in group.select("product_id", "name").iter_rows():
+            free = (mask & bit[product_id]) == 0
+            pick = (
+                pl.when(free).then(pl.lit(name))
+                if pick is None
+                else pick.when(free).then(pl.lit(name))
+            )
+        is_segment = pl.col("segment") == segment
+        choice = (
+            pl.when(is_segment).then(pick) if choice is None else choice.when(is_segment).then(pick)
+        )
+    if choice is None:
+        return pl.DataFrame(schema={"customer_id": pl.String, "next_best_offer": pl.String})
+    return (
+        segments.join(masks, on="customer_id", how="left")
+        .select("customer_id", next_best_offer=choice)
+        .filter(pl.col("next_best_offer").is_not_null())
     )

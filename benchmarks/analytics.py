@@ -1,0 +1,262 @@
+"""Analytics benchmark: all built-in plugins against one hand-written Polars query.
+
+For each size (invoice lines / customers, Pareto-skewed, seeded) the data is
+generated once and stored as Parquet; then three fresh processes read it back:
+
+- ``plugins``: every built-in plugin's ``compute`` exactly as a sync runs it
+  (plus the core's vectorised output checks, reported separately);
+- ``same``: only the plugin code that computes what the baseline computes
+  (RFM, ABC, XYZ, value and payment KPIs) - the overhead of the plugin API;
+- ``baseline``: one hand-written Polars query computing RFM, ABC, XYZ and the
+  main KPIs.
+
+Each prints wall time and peak RSS; the parent prints the table and ratios.
+The built-in plugins compute far more than the baseline (loyalty with points,
+the offer matrix and next best offer, the funnel, a fitted BG/NBD + Gamma-Gamma
+model), so "all / baseline" measures the price of those extras and
+"same / baseline" the price of the plugin architecture.
+
+    python benchmarks/analytics.py                 # 100k, 1M and 10M lines
+    python benchmarks/analytics.py --sizes 100k    # just one
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SIZES = {"100k": 10_000, "1M": 100_000, "10M": 1_000_000}  # lines -> customers
+END = dt.date(2026, 6, 30)
+
+
+def generate(customers: int, folder: Path) -> dict[str, int]:
+    from crm_bridge.sample_data import Profile, generate
+    from crm_bridge.snapshot import TABLES
+
+    snap = generate(Profile(customers=customers, invoices_per_year=1.0, end=END, seed=7))
+    for table in TABLES:
+        getattr(snap, table).write_parquet(folder / f"{table}.parquet")
+    return snap.counts()
+
+
+def load(folder: Path):
+    import polars as pl
+
+    from crm_bridge.snapshot import TABLES, Snapshot
+
+    return Snapshot(as_of=END, **{t: pl.read_parquet(folder / f"{t}.parquet") for t in TABLES})
+
+
+def run_plugins(folder: Path) -> dict[str, float]:
+    from crm_bridge.compute import compute
+    from crm_bridge.plugin_manager import load_plugins
+    from crm_bridge.validate import check_output
+
+    snap = load(folder)
+    plugins = load_plugins()
+    fields = plugins.fields()
+    started = time.perf_counter()
+    outputs = compute(plugins, snap, lambda name: {})
+    seconds = time.perf_counter() - started
+    errors = [o.error for o in outputs if o.error]
+    assert not errors, errors
+    started = time.perf_counter()
+    problems = [check_output(o, fields, snap.customers["customer_id"]) for o in outputs]
+    assert not any(problems), problems
+    check_seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "check_seconds": check_seconds,
+        "per_plugin": {o.plugin: round(o.seconds, 2) for o in outputs},  # type: ignore[dict-item]
+        "cells": sum(o.frame.height * (o.frame.width - 1) for o in outputs if o.frame is not None),
+    }
+
+
+def run_same(folder: Path) -> dict[str, float]:
+    from crm_bridge.plugins import kpis, segmentation
+
+    snap = load(folder)
+    started = time.perf_counter()
+    out = segmentation.segments(snap, {})
+    value = kpis.value_kpis(snap)
+    payment = kpis.payment_kpis(snap)
+    seconds = time.perf_counter() - started
+    assert out.height and value.height and payment.height
+    return {"seconds": seconds}
+
+
+def run_clv_fit(folder: Path) -> dict[str, float]:
+    from crm_bridge.plugins import clv
+
+    snap = load(folder)
+    fit = clv.fit(clv.summary(snap))
+    return {"seconds": fit.seconds, "converged": float(fit.converged)}
+
+
+def run_baseline(folder: Path) -> dict[str, float]:
+    """RFM + ABC + XYZ + the main KPIs in one hand-written lazy query."""
+    import polars as pl
+
+    snap = load(folder)
+    started = time.perf_counter()
+    as_of = END
+    y1, y2 = as_of - dt.timedelta(days=365), as_of - dt.timedelta(days=730)
+    month0 = dt.date(as_of.year - 1, as_of.month, 1) if as_of.month < 12 else as_of
+    sales = snap.invoices.lazy().filter(
+        pl.col("state").is_in(["posted", "paid"]) & (pl.col("date") <= as_of)
+    )
+    inv = pl.col("kind") == "invoice"
+    last12 = pl.col("date") > y1
+    per = (
+        sales.group_by("customer_id")
+        .agg(
+            last=pl.col("date").filter(inv).max(),
+            first=pl.col("date").filter(inv).min(),
+            frequency=(inv & last12).sum(),
+            monetary=pl.col("amount").filter(last12).sum(),
+            prev=pl.col("amount").filter((pl.col("date") > y2) & ~last12).sum(),
+            invoices=inv.sum(),
+            total=pl.col("amount").sum(),
+            late=(pl.col("paid_date") - pl.col("due_date"))
+            .dt.total_days()
+            .clip(lower_bound=0)
+            .filter(inv & last12 & pl.col("paid_date").is_not_null())
+            .mean(),
+            overdue=pl.col("amount")
+            .filter(inv & pl.col("paid_date").is_null() & (pl.col("due_date") < as_of))
+            .sum(),
+        )
+        .filter(pl.col("last").is_not_null())
+    )
+    score = lambda e: (1 + (5 * (e.rank("min") - 1) / pl.len()).floor()).clip(1, 5)  # noqa: E731
+    per = per.with_columns(
+        recency=(pl.lit(as_of) - pl.col("last")).dt.total_days(),
+    ).with_columns(
+        r=score(-pl.col("recency")),
+        f=score(pl.col("frequency")),
+        m=score(pl.col("monetary")),
+        aov=pl.col("monetary") / pl.col("frequency"),
+        growth=pl.when(pl.col("prev") > 0).then(pl.col("monetary") / pl.col("prev") - 1),
+    )
+    per = (
+        per.sort(["monetary", "customer_id"], descending=[True, False])
+        .with_columns(
+            share=pl.col("monetary").clip(lower_bound=0)
+            / pl.col("monetary").clip(lower_bound=0).sum()
+        )
+        .with_columns(before=pl.col("share").cum_sum() - pl.col("share"))
+        .with_columns(
+            abc=pl.when(pl.col("before") < 0.8)
+            .then(pl.lit("A"))
+            .when(pl.col("before") < 0.95)
+            .then(pl.lit("B"))
+            .otherwise(pl.lit("C"))
+        )
+    )
+    monthly = (
+        sales.filter(pl.col("date") >= month0)
+        .group_by("customer_id", pl.col("date").dt.month_start())
+        .agg(v=pl.col("amount").sum())
+        .group_by("customer_id")
+        .agg(s=pl.col("v").sum(), ss=(pl.col("v") ** 2).sum())
+    )
+    out = (
+        per.join(monthly, on="customer_id", how="left")
+        .with_columns(
+            cv=(
+                (pl.col("ss") / 12 - (pl.col("s") / 12) ** 2).clip(lower_bound=0).sqrt()
+                / (pl.col("s") / 12)
+            )
+        )
+        .collect()
+    )
+    products = (
+        snap.invoice_lines.lazy()
+        .group_by("customer_id")
+        .agg(pl.col("product_id").n_unique())
+        .collect()
+    )
+    seconds = time.perf_counter() - started
+    assert out.height > 0 and products.height > 0
+    return {"seconds": seconds}
+
+
+def child(kind: str, folder: str) -> None:
+    runner = {
+        "plugins": run_plugins,
+        "same": run_same,
+        "baseline": run_baseline,
+        "clv": run_clv_fit,
+    }[kind]
+    result = runner(Path(folder))
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def measure(kind: str, folder: Path) -> dict:
+    env = {**os.environ, "POLARS_MAX_THREADS": os.environ.get("POLARS_MAX_THREADS", "2")}
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", kind, str(folder)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="100k,1M,10M")
+    parser.add_argument("--child", nargs=2, metavar=("KIND", "FOLDER"))
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    rows = []
+    for size in args.sizes.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.perf_counter()
+            counts = generate(SIZES[size], Path(tmp))
+            gen = time.perf_counter() - started
+            runs = {
+                kind: measure(kind, Path(tmp)) for kind in ("plugins", "same", "baseline", "clv")
+            }
+        lines, customers = counts["invoice_lines"], counts["customers"]
+        rows.append((size, lines, customers, runs))
+        print(
+            f"{size}: {lines:,} lines, {customers:,} customers, generated in {gen:.1f}s; "
+            f"per plugin {runs['plugins']['per_plugin']}",
+            flush=True,
+        )
+    print()
+    print(
+        f"{'size':>5} {'lines':>11} {'customers':>10} {'all plugins':>11} {'lines/s':>10} "
+        f"{'peak RSS':>9} {'same':>7} {'baseline':>8} {'all/base':>8} {'same/base':>9} "
+        f"{'checks':>7} {'CLV fit':>7}"
+    )
+    for size, lines, customers, r in rows:
+        p, same, base = r["plugins"], r["same"]["seconds"], r["baseline"]["seconds"]
+        print(
+            f"{size:>5} {lines:>11,} {customers:>10,} {p['seconds']:>10.2f}s "
+            f"{lines / p['seconds']:>10,.0f} {p['peak_rss_mb']:>7.0f}MB {same:>6.2f}s "
+            f"{base:>7.2f}s {p['seconds'] / base:>7.2f}x {same / base:>8.2f}x "
+            f"{p['check_seconds']:>6.2f}s {r['clv']['seconds']:>6.2f}s"
+        )
+    print(
+        "\nall/base: every built-in plugin against one hand-written query computing "
+        "RFM+ABC+XYZ+main KPIs;\nsame/base: the plugin code computing just those outputs. "
+        "Issue target at 10M lines: all/base <= 1.5x, peak RSS <= 2 GB."
+    )
+
+
+if __name__ == "__main__":
+    main()
