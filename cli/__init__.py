@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from crm_bridge import config as config_mod
 from crm_bridge.console import emit_json, err, print_result, result_dict, sync_progress
 from crm_bridge.errors import ConfigError, CrmBridgeError
 from crm_bridge.plugin_manager import Plugins, check_known, load_plugins
+from crm_bridge.state import StateStore
 from crm_bridge.sync import connect, sync
 
 
@@ -200,6 +202,80 @@ def sync_command(app: App, dry_run: bool, as_json: bool, quiet: bool) -> None:
     else:
         print_result(result)
     sys.exit(result.exit_code)
+
+
+@cli.group(cls=Group, invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.pass_context
+def runs(ctx: click.Context, as_json: bool, limit: int) -> None:
+    """The run history: counts, status, duration (``runs show ID`` for one run)."""
+    if ctx.invoked_subcommand:
+        return
+    app = ctx.find_object(App)
+    assert app is not None
+    history = _store(app).runs(limit)
+    if as_json:
+        emit_json(history)
+        return
+    click.echo(
+        f"{'run':>5}  {'started':<19}  {'status':<8} {'read':>6} {'planned':>8} "
+        f"{'written':>8} {'rejected':>8} {'seconds':>8}"
+    )
+    for run in history:
+        c = run["counts"]
+        click.echo(
+            f"{run['id']:>5}  {_when(run['started_at'])}  {run['status']:<8} "
+            f"{c.get('read', {}).get('customers', '-'):>6} {c.get('planned_customers', '-'):>8} "
+            f"{c.get('written', '-'):>8} {c.get('rejected_records', '-'):>8} "
+            f"{c.get('seconds', '-'):>8}"
+        )
+
+
+@runs.command("show")
+@click.argument("run_id", type=int)
+@click.option("--changes", is_flag=True, help="List every cell written: customer, field, old, new.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def runs_show(app: App, run_id: int, changes: bool, as_json: bool) -> None:
+    """One run: counts per field, rejected records with reasons, optionally every change."""
+    store = _store(app)
+    run = store.run(run_id)
+    if run is None:
+        raise ConfigError(f"there is no run {run_id}", hint="crm-bridge runs lists them")
+    if changes:
+        run["changes"] = [
+            {"customer_id": c, "field": f, "old": o, "new": n}
+            for c, f, o, n in store.changes(run_id)
+        ]
+    if as_json:
+        emit_json(run)
+        return
+    counts = run["counts"]
+    click.echo(
+        f"run {run['id']}: {run['status']}, started {_when(run['started_at'])}, "
+        f"{counts.get('seconds', '?')}s" + (f" - {run['message']}" if run["message"] else "")
+    )
+    for name, n in counts.get("per_field", {}).items():
+        click.echo(f"  {name:<28} {n:>8} changed")
+    for cid, reason in run["rejected"].items():
+        click.echo(f"  rejected customer {cid}: {reason}")
+    for change in run.get("changes", []):
+        click.echo(
+            f"  {change['customer_id']:>10} {change['field']:<28} "
+            f"{change['old']} -> {change['new']}"
+        )
+
+
+def _store(app: App) -> StateStore:
+    path = app.config.state_path
+    if not path.exists():
+        raise ConfigError(f"no state store at {path} yet", hint="run crm-bridge sync first")
+    return StateStore(path, readonly=True)
+
+
+def _when(timestamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp)) if timestamp else "-"
 
 
 @cli.group(cls=Group)

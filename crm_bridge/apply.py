@@ -32,10 +32,10 @@ def apply(
     on_call: Callable[[int], None] | None = None,
 ) -> ApplyResult:
     result = ApplyResult()
-    by_customer: dict[str, list[tuple[str, str, str]]] = {}
+    by_customer: dict[str, list[tuple[str, str, str, str]]] = {}
     for change in plan.changes:
         by_customer.setdefault(change.customer_id, []).append(
-            (change.customer_id, change.field, encode(change.new))
+            (change.customer_id, change.field, encode(change.old), encode(change.new))
         )
     for call in chunk(plan.batches, batch_size):
         answer = adapter.write(call)
@@ -43,7 +43,9 @@ def apply(
         result.written += len(answer.written)
         result.rejected.update(answer.rejected)
         state.record_applied(
-            (cell for cid in answer.written for cell in by_customer.get(cid, [])), run_id
+            (cell for cid in answer.written for cell in by_customer.get(cid, [])),
+            run_id,
+            answer.rejected,
         )
         if on_call:
             on_call(sum(len(b.customer_ids) for b in call))

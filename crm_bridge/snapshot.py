@@ -29,7 +29,11 @@ RECORDS = (
 )
 
 
-def _dtype(spec: Mapping[str, Any]) -> pl.DataType:
+def _dtype(name: str, spec: Mapping[str, Any]) -> pl.DataType:
+    if name.endswith("_id"):
+        # Keys are dictionary-encoded: the same text repeats millions of times
+        # across tables, and group-bys and joins on it are the bulk of the work.
+        return pl.Categorical()
     kinds = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
     kind = next(k for k in kinds if k != "null")
     if kind == "string":
@@ -43,7 +47,7 @@ def _table_schemas() -> dict[str, pl.Schema]:
     out = {}
     for record in RECORDS:
         doc = jsonschemas.load(f"records/{record}")
-        out[doc["x-table"]] = pl.Schema({k: _dtype(v) for k, v in doc["properties"].items()})
+        out[doc["x-table"]] = pl.Schema({k: _dtype(k, v) for k, v in doc["properties"].items()})
     return out
 
 

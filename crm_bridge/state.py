@@ -1,12 +1,16 @@
 """The embedded state store: one SQLite file beside the config, nothing to install.
 
-It keeps the run records, the extraction watermarks and, per customer and
-field, the value last confirmed written.  It never holds a secret.
+It keeps the run records, the extraction watermarks, the audit trail (every
+cell changed, old and new value, and every record the ERP refused, per run)
+and, per customer and field, the value last confirmed written.  It never holds
+a secret.  A lock file beside it keeps two syncs from running at once.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -32,6 +36,19 @@ CREATE TABLE IF NOT EXISTS watermarks (
     value TEXT NOT NULL,
     run_id INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS changes (
+    run_id INTEGER NOT NULL,
+    customer_id TEXT NOT NULL,
+    field TEXT NOT NULL,
+    old TEXT NOT NULL,
+    new TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS changes_run ON changes (run_id);
+CREATE TABLE IF NOT EXISTS rejections (
+    run_id INTEGER NOT NULL,
+    customer_id TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS applied (
     customer_id TEXT NOT NULL,
     field TEXT NOT NULL,
@@ -42,14 +59,52 @@ CREATE TABLE IF NOT EXISTS applied (
 """
 
 
+class RunLock:
+    """An exclusive lock on the state store for the length of a sync.
+
+    ``flock`` is released by the operating system when the process ends, however
+    it ends, so the lock of a killed run is never stale: the next run takes it.
+    """
+
+    def __init__(self, state_path: Path) -> None:
+        self.path = state_path.with_name(state_path.name + ".lock")
+        self.file: Any = None
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.path, "a+")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "another process"
+            self.file.close()
+            raise StateError(
+                f"another crm-bridge sync is running against {self.path.parent} ({holder})",
+                hint="wait for it to finish; a killed run's lock is released automatically",
+            ) from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        self.file.flush()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        fcntl.flock(self.file, fcntl.LOCK_UN)
+        self.file.close()
+
+
 class StateStore:
     def __init__(self, path: Path, readonly: bool = False) -> None:
         """Open (or create) the store; ``readonly`` never creates nor changes anything."""
         self.path = path
         try:
             if readonly:
-                # immutable: no -wal/-shm files are created beside it either.
-                uri = f"{path.as_uri()}?mode=ro&immutable=1"
+                # immutable: no -wal/-shm files are created beside it either; but
+                # after a killed run the write-ahead log holds data: read it too.
+                wal = path.with_name(path.name + "-wal")
+                pending = wal.exists() and wal.stat().st_size > 0
+                uri = f"{path.as_uri()}?mode=ro" + ("" if pending else "&immutable=1")
                 self.db = sqlite3.connect(uri, uri=True, timeout=10)
                 return
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,17 +137,8 @@ class StateStore:
         )
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
-        rows = self.db.execute(
-            "SELECT id, started_at, finished_at, dry_run, status, counts, message "
-            "FROM runs ORDER BY id DESC LIMIT ?",
-            (limit,),
-        ).fetchall()
-        keys = ("id", "started_at", "finished_at", "dry_run", "status", "counts", "message")
-        out = [dict(zip(keys, row, strict=True)) for row in rows]
-        for run in out:
-            run["counts"] = json.loads(run["counts"])
-            run["dry_run"] = bool(run["dry_run"])
-        return out
+        ids = self.db.execute("SELECT id FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+        return [run for (run_id,) in ids.fetchall() if (run := self.run(run_id))]
 
     # -- watermarks ---------------------------------------------------------
     def watermarks(self) -> dict[str, str]:
@@ -113,14 +159,70 @@ class StateStore:
             out.setdefault(c, {})[f] = decode(v)
         return out
 
-    def record_applied(self, cells: Iterable[tuple[str, str, str]], run_id: int) -> None:
-        """Remember (customer, field, canonical JSON value) as confirmed written."""
+    def record_applied(
+        self,
+        cells: Iterable[tuple[str, str, str, str]],
+        run_id: int,
+        rejected: Mapping[str, str] | None = None,
+    ) -> None:
+        """Remember confirmed cells (customer, field, old, new as canonical JSON),
+        in the audit trail and as the last applied values, and refused records."""
+        rows = list(cells)
         with self._transaction():
             self.db.executemany(
                 "INSERT OR REPLACE INTO applied (customer_id, field, value, run_id) "
                 "VALUES (?, ?, ?, ?)",
-                [(c, f, v, run_id) for c, f, v in cells],
+                [(c, f, new, run_id) for c, f, _, new in rows],
             )
+            self.db.executemany(
+                "INSERT INTO changes (run_id, customer_id, field, old, new) VALUES (?, ?, ?, ?, ?)",
+                [(run_id, c, f, old, new) for c, f, old, new in rows],
+            )
+            self.db.executemany(
+                "INSERT INTO rejections (run_id, customer_id, reason) VALUES (?, ?, ?)",
+                [(run_id, c, reason) for c, reason in (rejected or {}).items()],
+            )
+
+    def remember(self, cells: Iterable[tuple[str, str, str]], run_id: int) -> None:
+        """Record (customer, field, value) as applied without a change: the ERP
+        already held it (see ``sync._already_there``)."""
+        rows = [(c, f, v, run_id) for c, f, v in cells]
+        if rows:
+            with self._transaction():
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO applied (customer_id, field, value, run_id) "
+                    "VALUES (?, ?, ?, ?)",
+                    rows,
+                )
+
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        """One run record with its rejected records; None if there is no such run."""
+        row = self.db.execute(
+            "SELECT id, started_at, finished_at, dry_run, status, counts, message "
+            "FROM runs WHERE id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        keys = ("id", "started_at", "finished_at", "dry_run", "status", "counts", "message")
+        run = dict(zip(keys, row, strict=True))
+        run["counts"] = json.loads(run["counts"])
+        run["dry_run"] = bool(run["dry_run"])
+        run["rejected"] = dict(
+            self.db.execute(
+                "SELECT customer_id, reason FROM rejections WHERE run_id = ?", (run_id,)
+            ).fetchall()
+        )
+        return run
+
+    def changes(self, run_id: int) -> list[tuple[str, str, Any, Any]]:
+        """(customer, field, old, new) written by one run, in customer order."""
+        rows = self.db.execute(
+            "SELECT customer_id, field, old, new FROM changes WHERE run_id = ? "
+            "ORDER BY customer_id, field",
+            (run_id,),
+        )
+        return [(c, f, decode(o), decode(n)) for c, f, o, n in rows]
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

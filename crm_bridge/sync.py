@@ -19,11 +19,12 @@ from crm_bridge.compute import compute
 from crm_bridge.config import Config
 from crm_bridge.errors import ConfigError
 from crm_bridge.extract import extract
-from crm_bridge.fields import Field
+from crm_bridge.fields import Field, encode
 from crm_bridge.plan import Plan, make_plan
 from crm_bridge.plugin_manager import Plugins, check_known
-from crm_bridge.state import StateStore
-from crm_bridge.validate import Rejection, validate
+from crm_bridge.snapshot import Snapshot
+from crm_bridge.state import RunLock, StateStore
+from crm_bridge.validate import Desired, Rejection, validate
 
 
 @dataclass
@@ -84,12 +85,45 @@ def _previous(cfg: Config, state: StateStore | None) -> dict[str, dict[str, Any]
         store.close()
 
 
+def _already_there(desired: Desired, snapshot: Snapshot, plan: Plan) -> list[tuple[str, str, str]]:
+    """Cells the ERP already holds but the store does not know as applied.
+
+    A run killed after the ERP confirmed a write but before it was recorded
+    leaves exactly these: the ERP is right, nothing is resent, and the store
+    catches up here so that history (loyalty's grace period) stays right.
+    """
+    planned = {(c.customer_id, c.field) for c in plan.changes}
+    out = []
+    for cid, cells in desired.items():
+        held, known = snapshot.current.get(cid, {}), snapshot.previous.get(cid, {})
+        for name, value in cells.items():
+            if value is None or (cid, name) in planned or name not in held:
+                continue
+            if name not in known or encode(known[name]) != encode(value):
+                out.append((cid, name, encode(value)))
+    return out
+
+
 def sync(
     cfg: Config,
     plugins: Plugins,
     dry_run: bool = False,
     on_page: Callable[[str, int], None] | None = None,
     on_call: Callable[[int], None] | None = None,
+) -> RunResult:
+    """One run; a real run holds the state store's lock from start to end."""
+    if dry_run:
+        return _sync(cfg, plugins, True, on_page, on_call)
+    with RunLock(cfg.state_path):
+        return _sync(cfg, plugins, False, on_page, on_call)
+
+
+def _sync(
+    cfg: Config,
+    plugins: Plugins,
+    dry_run: bool,
+    on_page: Callable[[str, int], None] | None,
+    on_call: Callable[[int], None] | None,
 ) -> RunResult:
     started = time.perf_counter()
     adapter, fields = connect(cfg, plugins)
@@ -102,6 +136,8 @@ def sync(
         outputs = compute(plugins, snapshot, cfg.plugin_settings)
         desired, rejections = validate(outputs, fields, snapshot.customers["customer_id"])
         plan = make_plan(desired, snapshot.current, fields)
+        if state and run_id is not None:
+            state.remember(_already_there(desired, snapshot, plan), run_id)
         counts: dict[str, Any] = {
             "read": snapshot.counts(),
             "planned_customers": plan.customers,

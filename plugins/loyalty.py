@@ -194,6 +194,7 @@ def tiers(
         )
         thresholds = pl.when(ok).then(pl.lit(rank)).otherwise(thresholds)
         financial = pl.when(fin).then(pl.lit(rank)).otherwise(financial)
+    previous = previous.with_columns(pl.col("customer_id").cast(m.schema["customer_id"]))
     df = m.with_columns(qualified=thresholds, cap=financial).join(
         previous, on="customer_id", how="left"
     )
@@ -274,7 +275,7 @@ def _previous(snapshot: Snapshot) -> pl.DataFrame:
             rows.append((cid, values["loyalty_tier"], values.get("loyalty_below_since")))
     return pl.DataFrame(
         rows,
-        schema={"customer_id": pl.String, "prev_tier": pl.String, "prev_below_since": pl.Date},
+        schema={"customer_id": pl.Categorical, "prev_tier": pl.String, "prev_below_since": pl.Date},
         orient="row",
     )
 

@@ -135,7 +135,7 @@ def test_more_spend_never_means_a_lower_tier(spends: list[float]) -> None:
         }
     )
     none = pl.DataFrame(
-        schema={"customer_id": pl.String, "prev_tier": pl.String, "prev_below_since": pl.Date}
+        schema={"customer_id": pl.Categorical, "prev_tier": pl.String, "prev_below_since": pl.Date}
     )
     out = loyalty.tiers(m, tiers, D(2026, 1, 1), 90, none)
     ranked = sorted(zip(out["spend"], out["rank"], strict=True))

@@ -176,7 +176,7 @@ def next_best_offer(
             pl.when(is_segment).then(pick) if choice is None else choice.when(is_segment).then(pick)
         )
     if choice is None:
-        return pl.DataFrame(schema={"customer_id": pl.String, "next_best_offer": pl.String})
+        return pl.DataFrame(schema={"customer_id": pl.Categorical, "next_best_offer": pl.String})
     return (
         segments.join(masks, on="customer_id", how="left")
         .select("customer_id", next_best_offer=choice)

@@ -1,0 +1,115 @@
+"""Locking, the audit trail, and a sync killed with SIGKILL in the middle of its writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from crm_bridge import config as config_mod
+from crm_bridge.plugin_manager import load_plugins
+from crm_bridge.state import RunLock
+from crm_bridge.sync import connect
+
+from .conftest import Tryton
+from .test_cli_errors import assert_clear, run
+from .test_end_to_end import expected_values
+
+
+def _provision(cfg_path: Path) -> None:
+    cfg = config_mod.load(cfg_path)
+    adapter, fields = connect(cfg, load_plugins())
+    adapter.provision(list(fields.values()))
+    adapter.close()
+
+
+def _applied(state: Path) -> int:
+    try:
+        with sqlite3.connect(f"{state.as_uri()}?mode=ro", uri=True) as db:
+            return db.execute("SELECT count(DISTINCT customer_id) FROM applied").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_a_second_sync_refuses_while_one_runs(tmp_path: Path) -> None:
+    (tmp_path / "crm-bridge.toml").write_text(
+        '[erp]\nadapter = "tryton"\nurl = "http://127.0.0.1:1"\ndatabase = "d"\n'
+        'username = "u"\npassword = "p"\n[state]\npath = "state.db"\n'
+    )
+    with RunLock(tmp_path / "state.db"):
+        proc = run("sync", cwd=tmp_path)
+    assert_clear(proc, 1, "another crm-bridge sync is running", f"pid {os.getpid()}")
+
+
+def test_sync_killed_mid_apply_loses_nothing_and_the_next_run_finishes(
+    tryton: Tryton, tmp_path: Path
+) -> None:
+    cfg = tryton.config(tmp_path / "crm-bridge.toml")
+    text = cfg.read_text().replace("batch_size = 100", "batch_size = 5")
+    cfg.write_text(text)
+    _provision(cfg)
+    state = tmp_path / "state.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crm_bridge", "sync", "--quiet"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while _applied(state) < 20 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = _applied(state)
+    expected = expected_values(tryton)
+    assert 20 <= done_before < len(expected), "the kill did not land mid-apply"
+    held = tryton.rpc.crm_values()
+    assert 20 <= sum(1 for v in held.values() if v) < len(expected)
+
+    # The killed run's lock is gone; the next run writes exactly what was left.
+    again = run("sync", "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    confirmed_or_sent = sum(1 for v in held.values() if v)
+    assert report["counts"]["written"] == len(expected) - confirmed_or_sent
+    held = tryton.rpc.crm_values()
+    assert {c: set(v) for c, v in held.items() if v} == {c: set(v) for c, v in expected.items()}
+    assert _applied(state) == len(expected)
+    # The run history shows the killed run as never finished, then the good one.
+    listed = run("runs", "--json", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    history = json.loads(listed.stdout)
+    assert [r["status"] for r in history] == ["ok", "running"]
+
+
+def test_runs_and_runs_show_with_changes(tryton: Tryton, tmp_path: Path) -> None:
+    tryton.config(tmp_path / "crm-bridge.toml")
+    _provision(tmp_path / "crm-bridge.toml")
+    first = json.loads(run("sync", "--json", cwd=tmp_path).stdout)
+    code = sorted(c for c, v in tryton.rpc.crm_values().items() if v)[0]
+    party = tryton.rpc.party_ids()[code]
+    values = tryton.rpc.crm_values()[code]
+    tryton.rpc("model.party.party.write", [party], {"crm": {**values, "rfm_score": "999"}})
+    second = json.loads(run("sync", "--json", cwd=tmp_path).stdout)
+    assert second["counts"]["written"] == 1
+
+    listing = run("runs", cwd=tmp_path)
+    assert listing.returncode == 0
+    lines = listing.stdout.splitlines()
+    assert lines[1].split()[0] == str(second["run_id"]) and " ok " in lines[1]
+    shown = run("runs", "show", str(second["run_id"]), "--changes", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "rfm_score" in shown.stdout and f"{party} rfm_score" in " ".join(shown.stdout.split())
+    assert f"999 -> {values['rfm_score']}" in shown.stdout
+    as_json = json.loads(run("runs", "show", str(first["run_id"]), "--json", cwd=tmp_path).stdout)
+    assert (
+        as_json["counts"]["per_field"]["rfm_segment"] == first["counts"]["per_field"]["rfm_segment"]
+    )
+    missing = run("runs", "show", "999", cwd=tmp_path)
+    assert_clear(missing, 2, "there is no run 999")
