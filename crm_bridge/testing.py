@@ -6,6 +6,7 @@ memory: the pipeline runs unchanged, and tests look at what was written.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -63,3 +64,29 @@ class MemoryAdapterPlugin:
             return self.adapter
 
         register(AdapterSpec("memory", factory, {"type": "object"}, "in-memory test adapter"))
+
+
+def invoice(
+    invoice_id: str,
+    customer_id: str,
+    date: dt.date,
+    amount: float,
+    kind: str = "invoice",
+    state: str | None = None,
+    *,
+    paid: dt.date | None = None,
+    due: dt.date | None = None,
+) -> dict[str, Any]:
+    """A canonical invoice row for ``Snapshot.from_rows``: posted, or paid when
+    ``paid`` is given, due 30 days after its date unless ``due`` says otherwise."""
+    return {
+        "invoice_id": invoice_id,
+        "customer_id": customer_id,
+        "kind": kind,
+        "state": state or ("paid" if paid else "posted"),
+        "date": date,
+        "currency": "EUR",
+        "amount": amount,
+        "due_date": due or date + dt.timedelta(days=30),
+        "paid_date": paid,
+    }

@@ -12,22 +12,9 @@ from crm_bridge.plugins import clv, kpis
 from crm_bridge import Snapshot
 from crm_bridge.sample_data import Profile, generate
 from crm_bridge.snapshot import TABLES
+from crm_bridge.testing import invoice as inv
 
 D = dt.date
-
-
-def inv(i, cust, date, amount, paid=None, kind="invoice"):
-    return {
-        "invoice_id": i,
-        "customer_id": cust,
-        "kind": kind,
-        "state": "paid" if paid else "posted",
-        "date": date,
-        "currency": "EUR",
-        "amount": amount,
-        "due_date": date + dt.timedelta(days=30),
-        "paid_date": paid,
-    }
 
 
 def line(i, invoice, cust, product, amount):

@@ -16,22 +16,9 @@ from crm_bridge import config as config_mod
 from crm_bridge.plugin_manager import load_plugins
 from crm_bridge.sync import sync
 from crm_bridge.testing import MemoryAdapter, MemoryAdapterPlugin
+from crm_bridge.testing import invoice as inv
 
 D = dt.date
-
-
-def inv(i, cust, date, amount, paid=None, due=None):
-    return {
-        "invoice_id": i,
-        "customer_id": cust,
-        "kind": "invoice",
-        "state": "paid" if paid else "posted",
-        "date": date,
-        "currency": "EUR",
-        "amount": amount,
-        "due_date": due or date + dt.timedelta(days=30),
-        "paid_date": paid,
-    }
 
 
 INVOICES = [

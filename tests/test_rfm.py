@@ -11,22 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crm_bridge import Snapshot
+from crm_bridge.testing import invoice as inv
 
 D = dt.date
-
-
-def inv(
-    i: str, cust: str, date: dt.date, amount: float, kind: str = "invoice", state: str = "posted"
-) -> dict:
-    return {
-        "invoice_id": i,
-        "customer_id": cust,
-        "kind": kind,
-        "state": state,
-        "date": date,
-        "currency": "EUR",
-        "amount": amount,
-    }
 
 
 def snapshot() -> Snapshot:

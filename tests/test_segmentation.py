@@ -14,21 +14,10 @@ from hypothesis import strategies as st
 from crm_bridge import Snapshot, config
 from crm_bridge.errors import ConfigError
 from crm_bridge.sample_data import Profile, generate
+from crm_bridge.testing import invoice as inv
 
 D = dt.date
 AS_OF = D(2026, 6, 30)
-
-
-def inv(i, cust, date, amount, kind="invoice", state="posted"):
-    return {
-        "invoice_id": i,
-        "customer_id": cust,
-        "kind": kind,
-        "state": state,
-        "date": date,
-        "currency": "EUR",
-        "amount": amount,
-    }
 
 
 def test_abc_classes_by_cumulative_share() -> None:
