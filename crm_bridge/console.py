@@ -95,6 +95,12 @@ def print_result(result: RunResult, sample: int = 10) -> None:
         )
     elif result.dry_run:
         console.print(f"dry run: {verb} {plan.customers} customers; nothing was changed")
+    for table, reasons in counts.get("quarantined", {}).items():
+        for reason, info in reasons.items():
+            err.print(
+                f"[yellow]set aside {info['count']} {table}:[/] {reason} "
+                f"(e.g. {info['example']}); fix them in the ERP, the next run picks them up"
+            )
     for r in result.rejections:
         err.print(f"[yellow]plugin {r.plugin!r} rejected:[/] {r.reason}")
     if result.applied:

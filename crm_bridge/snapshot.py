@@ -64,13 +64,47 @@ def empty(table: str) -> pl.DataFrame:
 
 
 def frame(table: str, rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
-    """Build a canonical table from dict rows (missing keys become null)."""
+    """Build a canonical table from dict rows (missing keys become null).
+
+    A value that cannot be read as its column's type (a non-numeric amount, an
+    impossible date) becomes null; ``crm_bridge.quarantine`` then sets such rows
+    aside with the reason instead of letting one bad record stop the run.
+    """
     schema = TABLES[table]
-    return (
-        pl.DataFrame(list(rows), schema=schema, strict=False, orient="row")
-        if rows
-        else empty(table)
-    )
+    rows = list(rows)
+    if not rows:
+        return empty(table)
+    try:
+        return pl.DataFrame(rows, schema=schema, strict=False, orient="row")
+    except (pl.exceptions.ComputeError, TypeError, ValueError, OverflowError):
+        coerced = [{c: _coerce(r.get(c), t) for c, t in schema.items()} for r in rows]
+        return pl.DataFrame(coerced, schema=schema, strict=False, orient="row")
+
+
+def _coerce(value: Any, dtype: pl.DataType) -> Any:
+    """``value`` as a Python value of ``dtype``, or None when it cannot be one."""
+    if value is None:
+        return None
+    try:
+        if dtype == pl.Float64:
+            return float(value) if not isinstance(value, bool) else None
+        if dtype == pl.Int64:
+            return int(value) if not isinstance(value, bool) else None
+        if dtype == pl.Boolean:
+            return value if isinstance(value, bool) else None
+        if dtype == pl.Date:
+            if isinstance(value, dt.datetime):
+                return value.date()
+            return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+        if isinstance(dtype, pl.Datetime):
+            if isinstance(value, dt.datetime):
+                return value
+            if isinstance(value, dt.date):
+                return dt.datetime(value.year, value.month, value.day)
+            return dt.datetime.fromisoformat(str(value))
+        return str(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def conform(table: str, df: pl.DataFrame) -> pl.DataFrame:
@@ -105,6 +139,8 @@ class Snapshot:
     # store: {customer: {field: value}}.  Plugins that need history across runs
     # (loyalty's grace period) read it here.
     previous: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Records set aside by crm_bridge.quarantine: {table: {reason: {count, example}}}.
+    quarantined: dict[str, dict[str, Any]] = field(default_factory=dict)
     _derived: dict[str, pl.DataFrame] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod

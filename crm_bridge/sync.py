@@ -144,6 +144,7 @@ def _sync(
             "planned_cells": len(plan.changes),
             "per_field": plan.per_field(),
             "rejected_plugins": len(rejections),
+            "quarantined": snapshot.quarantined,
         }
         plugins.pm.hook.before_apply(plan=plan, dry_run=dry_run)
         result = RunResult(run_id, dry_run, "ok", counts, plan, rejections)

@@ -100,3 +100,50 @@ def test_commands_contributed_through_the_hook_are_listed(tmp_path: Path) -> Non
     assert result.exit_code == 0
     for command in ("init", "doctor", "fields", "sync", "plugins", "demo"):
         assert f"  {command} " in result.output
+
+
+class BadRows(MemoryAdapter):
+    """An ERP that sends broken records along with good ones."""
+
+    def extract(self, table: str):
+        rows = getattr(self.snapshot, table).to_dicts()
+        if table == "invoices":
+            rows += [
+                {**rows[0], "invoice_id": "bad-amount", "amount": "12,50 EUR"},
+                {**rows[0], "invoice_id": "bad-date", "date": "2026-13-45"},
+                {**rows[0], "invoice_id": None},
+                {**rows[0], "invoice_id": "ghost", "customer_id": "C9999999"},
+                {**rows[0], "invoice_id": "weird", "kind": "proforma"},
+                dict(rows[1]),
+            ]
+        if table == "invoice_lines":
+            rows += [{**rows[0], "line_id": "orphan", "invoice_id": "ghost"}]
+        yield rows
+
+
+def test_malformed_erp_records_are_set_aside_with_reasons(tmp_path: Path) -> None:
+    cfg, plugins, _ = setup(tmp_path)
+    snap = generate(Profile(customers=60, end=dt.date(2026, 6, 30)))
+    bad = BadRows(snap)
+    plugins = load_plugins()
+    plugins.register(MemoryAdapterPlugin(bad), "memory")
+    result = sync(cfg, plugins)
+    assert result.status == "ok"
+    q = result.counts["quarantined"]
+    assert q["invoices"] == {
+        "missing or unreadable invoice_id": {"count": 1, "example": None},
+        "missing or unreadable date": {"count": 1, "example": "bad-date"},
+        "missing or unreadable amount": {"count": 1, "example": "bad-amount"},
+        "kind not one of invoice, credit_note": {"count": 1, "example": "weird"},
+        "duplicate invoice_id": {"count": 1, "example": snap.invoices["invoice_id"][1]},
+        "unknown customer": {"count": 1, "example": "ghost"},
+    }
+    assert q["invoice_lines"] == {"unknown invoice": {"count": 1, "example": "orphan"}}
+    # The good records gave the same values as a clean ERP would.
+    clean = MemoryAdapter(snap)
+    plugins = load_plugins()
+    plugins.register(MemoryAdapterPlugin(clean), "memory")
+    (tmp_path / "clean").mkdir()
+    cfg.path = tmp_path / "clean" / "crm-bridge.toml"
+    sync(cfg, plugins)
+    assert bad.values == clean.values
