@@ -1,8 +1,10 @@
 """The configuration file: ``crm-bridge.toml``, validated before anything runs.
 
 Secrets never live in the file: ``${NAME}`` is replaced by the environment
-variable NAME, and every value that came from one is remembered as a secret so
-that it is redacted wherever crm-bridge prints anything.
+variable NAME and ``${file:PATH}`` by the content of a file that only its owner
+may read (a group- or world-readable one is refused).  Every value that came
+from either is remembered as a secret, so that it is redacted wherever
+crm-bridge prints anything.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from crm_bridge.errors import ConfigError
 
 DEFAULT_PATH = Path("crm-bridge.toml")
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+FILE_REF = re.compile(r"\$\{file:([^}]+)\}")
 
 
 @dataclass
@@ -87,7 +90,27 @@ def _interpolate(value: Any, path: tuple[Any, ...], secrets: set[str]) -> Any:
             secrets.add(os.environ[name])
             return os.environ[name]
 
-        return ENV_REF.sub(env, value)
+        def from_file(match: re.Match[str]) -> str:
+            secret_path = Path(match.group(1)).expanduser()
+            try:
+                mode = secret_path.stat().st_mode
+            except OSError:
+                raise ConfigError(
+                    f"config key {_where(path)} refers to the secret file {secret_path}, "
+                    "which cannot be read",
+                    hint="check the path and that crm-bridge's user may read it",
+                ) from None
+            if mode & 0o077:
+                raise ConfigError(
+                    f"secret file {secret_path} (config key {_where(path)}) is readable by "
+                    f"other users (mode {mode & 0o777:o})",
+                    hint=f"chmod 600 {secret_path}",
+                )
+            secret = secret_path.read_text("utf-8").strip()
+            secrets.add(secret)
+            return secret
+
+        return ENV_REF.sub(env, FILE_REF.sub(from_file, value))
     return value
 
 

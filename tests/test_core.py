@@ -182,3 +182,23 @@ def test_plan_clears_only_fields_declared_clear_when_empty() -> None:
     plan = make_plan(desired, current, fields)
     assert [(c.field, c.old, c.new) for c in plan.changes] == [("since", dt.date(2026, 1, 1), None)]
     assert [dict(b.values) for b in plan.batches] == [{"seg": "a", "amt": Decimal("1.00")}]
+
+
+def test_secret_files_must_be_private(tmp_path: Path) -> None:
+    secret = tmp_path / "erp-password"
+    secret.write_text("file-s3cret\n")
+    secret.chmod(0o644)
+    path = tmp_path / "c.toml"
+    path.write_text(f'[erp]\nadapter = "x"\npassword = "${{file:{secret}}}"\n')
+    with pytest.raises(ConfigError, match="is readable by other users") as info:
+        config_mod.load(path)
+    assert info.value.hint == f"chmod 600 {secret}"
+    secret.chmod(0o600)
+    cfg = config_mod.load(path)
+    assert cfg.erp["password"] == "file-s3cret"
+    assert cfg.redact("password file-s3cret rejected") == "password *** rejected"
+
+
+def test_turning_tls_verification_off_warns() -> None:
+    with pytest.warns(UserWarning, match="TLS certificate verification is OFF"):
+        TrytonRPC("https://erp.test", "db", "admin", "pw", verify=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import warnings
 from decimal import Decimal
 from typing import Any
 
@@ -86,6 +87,12 @@ class TrytonRPC:
         self.timeout = timeout
         self.http = requests.Session()
         self.http.verify = verify
+        if verify is False:
+            warnings.warn(
+                f"TLS certificate verification is OFF for {url} (erp.verify_tls = false): "
+                "anyone on the network path can read the password and the data",
+                stacklevel=2,
+            )
         self.http.headers["Content-Type"] = "application/json"
         self.context: dict[str, Any] = {}
         self._sleep = sleep
