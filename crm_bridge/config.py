@@ -42,6 +42,10 @@ class Config:
         return int(self.data.get("sync", {}).get("batch_size", 500))
 
     @property
+    def max_error_rate(self) -> float:
+        return float(self.data.get("sync", {}).get("max_error_rate", 0.5))
+
+    @property
     def as_of(self) -> str | None:
         return self.data.get("sync", {}).get("as_of")
 

@@ -149,7 +149,9 @@ def _sync(
         plugins.pm.hook.before_apply(plan=plan, dry_run=dry_run)
         result = RunResult(run_id, dry_run, "ok", counts, plan, rejections)
         if state and run_id is not None:
-            result.applied = apply(plan, adapter, state, run_id, cfg.batch_size, on_call)
+            result.applied = apply(
+                plan, adapter, state, run_id, cfg.batch_size, on_call, cfg.max_error_rate
+            )
             counts.update(
                 written=result.applied.written,
                 write_calls=result.applied.calls,

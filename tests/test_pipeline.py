@@ -147,3 +147,39 @@ def test_malformed_erp_records_are_set_aside_with_reasons(tmp_path: Path) -> Non
     cfg.path = tmp_path / "clean" / "crm-bridge.toml"
     sync(cfg, plugins)
     assert bad.values == clean.values
+
+
+class Refusing(MemoryAdapter):
+    """An ERP that refuses every write (say, a field definition was changed by hand)."""
+
+    def write(self, batches):
+        from crm_bridge.adapter import WriteResult
+
+        self.write_calls.append(list(batches))
+        return WriteResult(
+            rejected={
+                c: "CRM field rfm_score expects integer" for b in batches for c in b.customer_ids
+            }
+        )
+
+
+def test_run_stops_early_when_most_writes_fail(tmp_path: Path) -> None:
+    from crm_bridge.errors import ErpError
+    from crm_bridge.state import StateStore
+
+    cfg, _, _ = setup(tmp_path)
+    adapter = Refusing(generate(Profile(customers=60, end=dt.date(2026, 6, 30))))
+    plugins = load_plugins()
+    plugins.register(MemoryAdapterPlugin(adapter), "memory")
+    try:
+        sync(cfg, plugins)
+    except ErpError as exc:
+        message = str(exc)
+    else:
+        raise AssertionError("the run did not stop")
+    assert message.startswith("stopped after the ERP refused 21 of the 21 customers sent")
+    assert "first reason: CRM field rfm_score expects integer" in message
+    assert len(adapter.write_calls) == 3  # 7 customers a call: stopped at the first check
+    run = StateStore(cfg.state_path, readonly=True).runs()[0]
+    assert run["status"] == "failed" and run["message"].startswith("stopped after")
+    assert len(run["rejected"]) == 21
