@@ -22,7 +22,7 @@ from crm_bridge import config as config_mod
 from crm_bridge.console import emit_json, err, print_result, result_dict, sync_progress
 from crm_bridge.errors import ConfigError, CrmBridgeError
 from crm_bridge.plugin_manager import Plugins, check_known, load_plugins
-from crm_bridge.state import StateStore
+from crm_bridge.state import RunLock, StateStore
 from crm_bridge.sync import connect, sync
 
 
@@ -202,6 +202,39 @@ def sync_command(app: App, dry_run: bool, as_json: bool, quiet: bool) -> None:
     else:
         print_result(result)
     sys.exit(result.exit_code)
+
+
+@fields.command("retire")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do it without asking (for scripts).")
+@pass_app
+def fields_retire(app: App, name: str, yes: bool) -> None:
+    """Clear field NAME on every customer and remove its definition from the ERP.
+
+    Only for fields no enabled plugin declares (disable or uninstall the plugin first):
+    crm-bridge otherwise leaves the fields of a disabled plugin as they are.
+    """
+    adapter, declared = connect(app.config, app.plugins)
+    try:
+        if name in declared:
+            raise ConfigError(
+                f"field {name!r} is declared by the enabled plugin {declared[name].owner!r}",
+                hint=f"crm-bridge plugins disable {declared[name].owner}, then retire it",
+            )
+        if not yes:
+            click.confirm(
+                f"Clear {name!r} on every customer and delete its definition?", abort=True
+            )
+        with RunLock(app.config.state_path):
+            cleared = adapter.retire(name)
+            store = StateStore(app.config.state_path)
+            try:
+                store.forget_field(name)
+            finally:
+                store.close()
+    finally:
+        adapter.close()
+    click.echo(f"retired {name}: cleared on {cleared} customers, definition removed")
 
 
 @cli.group(cls=Group, invoke_without_command=True)

@@ -61,6 +61,11 @@ class Adapter(Protocol):
         """Create or update the field definitions; return what changed. Idempotent."""
         ...
 
+    def retire(self, name: str) -> int:
+        """Remove field ``name`` from every customer, then its definition; return the
+        number of customers that held a value."""
+        ...
+
     def write(self, batches: Sequence[Batch]) -> WriteResult:
         """Write the batches (full crm-bridge value sets) in as few calls as it can."""
         ...

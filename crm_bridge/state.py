@@ -183,6 +183,11 @@ class StateStore:
                 [(run_id, c, reason) for c, reason in (rejected or {}).items()],
             )
 
+    def forget_field(self, name: str) -> None:
+        """Drop a retired field from the last applied values (the audit trail stays)."""
+        with self._transaction():
+            self.db.execute("DELETE FROM applied WHERE field = ?", (name,))
+
     def remember(self, cells: Iterable[tuple[str, str, str]], run_id: int) -> None:
         """Record (customer, field, value) as applied without a change: the ERP
         already held it (see ``sync._already_there``)."""

@@ -38,6 +38,13 @@ class MemoryAdapter:
         self.provisioned.update({f.name: f for f in fields})
         return changed
 
+    def retire(self, name: str) -> int:
+        held = [cid for cid, values in self.values.items() if name in values]
+        for cid in held:
+            del self.values[cid][name]
+        self.provisioned.pop(name, None)
+        return len(held)
+
     def write(self, batches: Sequence[Batch]) -> WriteResult:
         self.write_calls.append(list(batches))
         result = WriteResult()

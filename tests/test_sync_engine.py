@@ -113,3 +113,37 @@ def test_runs_and_runs_show_with_changes(tryton: Tryton, tmp_path: Path) -> None
     )
     missing = run("runs", "show", "999", cwd=tmp_path)
     assert_clear(missing, 2, "there is no run 999")
+
+
+def test_fields_of_a_disabled_plugin_stay_until_retired(tryton: Tryton, tmp_path: Path) -> None:
+    cfg = tryton.config(tmp_path / "crm-bridge.toml")
+    _provision(cfg)
+    assert run("sync", "--quiet", cwd=tmp_path).returncode == 0
+    refused = run("fields", "retire", "kpi_clv_12m", "--yes", cwd=tmp_path)
+    assert_clear(refused, 2, "declared by the enabled plugin 'kpis'", "plugins disable kpis")
+
+    assert run("plugins", "disable", "kpis", cwd=tmp_path).returncode == 0
+    before = tryton.rpc.crm_values()
+    holders = {c for c, v in before.items() if "kpi_clv_12m" in v}
+    assert len(holders) > 250
+    # A sync without the plugin leaves its fields as they are.
+    again = json.loads(run("sync", "--json", cwd=tmp_path).stdout)
+    assert again["counts"]["written"] == 0
+    assert tryton.rpc.crm_values() == before
+
+    done = run("fields", "retire", "kpi_clv_12m", "--yes", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"cleared on {len(holders)} customers" in done.stdout
+    after = tryton.rpc.crm_values()
+    assert not any("kpi_clv_12m" in v for v in after.values())
+    assert all(
+        after[c] == {k: v for k, v in before[c].items() if k != "kpi_clv_12m"} for c in before
+    )
+    names = {
+        f["name"]
+        for f in tryton.rpc("model.crm_bridge.field.search_read", [], 0, None, None, ["name"])
+    }
+    assert "kpi_clv_12m" not in names and "kpi_aov" in names
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        left = db.execute("SELECT count(*) FROM applied WHERE field = 'kpi_clv_12m'").fetchone()
+    assert left == (0,)

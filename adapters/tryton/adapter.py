@@ -405,6 +405,32 @@ class TrytonAdapter:
             self.rpc.call(f"model.{FIELD_MODEL}.create", creates)
         return changes
 
+    def retire(self, name: str) -> int:
+        """Remove the key from every party's dict (grouped writes), then its definition."""
+        groups: dict[str, tuple[list[str], dict[str, Any]]] = {}
+        for page in self.current_values():
+            for cid, values in page:
+                if name in values:
+                    rest = {k: v for k, v in values.items() if k != name}
+                    key = repr(sorted(rest.items()))
+                    groups.setdefault(key, ([], rest))[0].append(cid)
+        batches = [Batch(tuple(ids), rest) for ids, rest in groups.values()]
+        for start in range(0, len(batches), 500):
+            result = self.write(batches[start : start + 500])
+            if result.rejected:
+                cid, reason = next(iter(result.rejected.items()))
+                raise ErpError(f"Tryton refused to clear {name!r} on party {cid}: {reason}")
+        ids = [
+            r["id"]
+            for r in self.rpc.call(
+                f"model.{FIELD_MODEL}.search_read", [("name", "=", name)], 0, None, None, ["id"]
+            )
+        ]
+        if ids:
+            self.rpc.call(f"model.{FIELD_MODEL}.delete", ids)
+        self._current = None
+        return sum(len(b.customer_ids) for b in batches)
+
     def check(self, fields: Sequence[Field]) -> list[Check]:
         out = []
         try:
