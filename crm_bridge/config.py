@@ -42,6 +42,12 @@ class Config:
         return int(self.data.get("sync", {}).get("batch_size", 500))
 
     @property
+    def keep_edited_fields(self) -> frozenset[str]:
+        """Fields whose values edited by a person in the ERP are kept (policy "keep")."""
+        policies = self.data.get("sync", {}).get("field_policy", {})
+        return frozenset(name for name, policy in policies.items() if policy == "keep")
+
+    @property
     def max_error_rate(self) -> float:
         return float(self.data.get("sync", {}).get("max_error_rate", 0.5))
 

@@ -95,6 +95,8 @@ def print_result(result: RunResult, sample: int = 10) -> None:
         )
     elif result.dry_run:
         console.print(f"dry run: {verb} {plan.customers} customers; nothing was changed")
+    for name, n in counts.get("drift", {}).items():
+        err.print(f"[yellow]{n} value(s) of {name} were edited in the ERP since the last run[/]")
     for table, reasons in counts.get("quarantined", {}).items():
         for reason, info in reasons.items():
             err.print(

@@ -33,6 +33,10 @@ class Change:
 class Plan:
     changes: list[Change] = field(default_factory=list)
     batches: list[Batch] = field(default_factory=list)
+    # Cells a person changed in the ERP since crm-bridge last wrote them:
+    # (customer, field, value crm-bridge wrote, value found); kept when the
+    # field's policy is "keep", overwritten (and listed in changes) otherwise.
+    drift: list[tuple[str, str, Any, Any]] = field(default_factory=list)
 
     @property
     def customers(self) -> int:
@@ -49,7 +53,11 @@ def make_plan(
     desired: Desired,
     current: Mapping[str, Mapping[str, Any]],
     fields: Mapping[str, Field],
+    previous: Mapping[str, Mapping[str, Any]] | None = None,
+    keep: frozenset[str] = frozenset(),
 ) -> Plan:
+    """``previous``: the values last written (drift is measured against them);
+    ``keep``: fields whose hand-edited values are left as the person set them."""
     plan = Plan()
     groups: dict[str, tuple[list[str], dict[str, Any]]] = {}
     for cid in sorted(desired):
@@ -57,6 +65,12 @@ def make_plan(
             k: fields[k].normalize(v) if k in fields else v for k, v in current.get(cid, {}).items()
         }
         new = {k: v for k, v in desired[cid].items() if v is not None}
+        last = (previous or {}).get(cid, {})
+        for k in sorted(set(now) & set(last)):
+            if encode(now[k]) != encode(last[k]):
+                plan.drift.append((cid, k, last[k], now[k]))
+                if k in keep:
+                    new.pop(k, None)
         cleared = {
             k
             for k, v in desired[cid].items()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,7 +136,9 @@ def _sync(
         snapshot.previous = _previous(cfg, state)
         outputs = compute(plugins, snapshot, cfg.plugin_settings)
         desired, rejections = validate(outputs, fields, snapshot.customers["customer_id"])
-        plan = make_plan(desired, snapshot.current, fields)
+        plan = make_plan(
+            desired, snapshot.current, fields, snapshot.previous, cfg.keep_edited_fields
+        )
         if state and run_id is not None:
             state.remember(_already_there(desired, snapshot, plan), run_id)
         counts: dict[str, Any] = {
@@ -145,6 +148,7 @@ def _sync(
             "per_field": plan.per_field(),
             "rejected_plugins": len(rejections),
             "quarantined": snapshot.quarantined,
+            "drift": dict(sorted(Counter(f for _, f, _, _ in plan.drift).items())),
         }
         plugins.pm.hook.before_apply(plan=plan, dry_run=dry_run)
         result = RunResult(run_id, dry_run, "ok", counts, plan, rejections)

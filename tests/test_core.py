@@ -202,3 +202,17 @@ def test_secret_files_must_be_private(tmp_path: Path) -> None:
 def test_turning_tls_verification_off_warns() -> None:
     with pytest.warns(UserWarning, match="TLS certificate verification is OFF"):
         TrytonRPC("https://erp.test", "db", "admin", "pw", verify=False)
+
+
+def test_plan_reports_drift_and_keeps_it_where_the_policy_says_so() -> None:
+    desired = {"1": {"seg": "a", "amt": Decimal("5.00")}}
+    previous = {"1": {"seg": "a", "amt": Decimal("5.00")}}
+    current = {"1": {"seg": "b", "amt": Decimal("7.00")}}  # both edited by hand
+    plan = make_plan(desired, current, FIELDS, previous, keep=frozenset({"seg"}))
+    assert plan.drift == [("1", "amt", Decimal("5.00"), Decimal("7.00")), ("1", "seg", "a", "b")]
+    assert [(c.field, c.old, c.new) for c in plan.changes] == [
+        ("amt", Decimal("7.00"), Decimal("5.00"))
+    ]
+    assert [dict(b.values) for b in plan.batches] == [{"seg": "b", "amt": Decimal("5.00")}]
+    overwrite = make_plan(desired, current, FIELDS, previous)
+    assert [c.field for c in overwrite.changes] == ["amt", "seg"]

@@ -98,6 +98,7 @@ def test_runs_and_runs_show_with_changes(tryton: Tryton, tmp_path: Path) -> None
     tryton.rpc("model.party.party.write", [party], {"crm": {**values, "rfm_score": "999"}})
     second = json.loads(run("sync", "--json", cwd=tmp_path).stdout)
     assert second["counts"]["written"] == 1
+    assert second["counts"]["drift"] == {"rfm_score": 1}
 
     listing = run("runs", cwd=tmp_path)
     assert listing.returncode == 0
