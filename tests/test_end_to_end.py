@@ -150,3 +150,26 @@ def test_a_registered_plugin_field_reaches_tryton(tryton: Tryton, tmp_path: Path
     )
     held = tryton.rpc.crm_values()
     assert {c: v["probe_invoices"] for c, v in held.items() if "probe_invoices" in v} == counts
+
+
+def test_payments_and_paid_dates_come_from_the_books(tryton: Tryton, tmp_path: Path) -> None:
+    from crm_bridge.adapters.tryton.adapter import TrytonAdapter
+
+    cfg = config_mod.load(tryton.config(tmp_path / "crm-bridge.toml"))
+    generated = generate(dataclasses.replace(PROFILE, end=tryton.end))
+    # Payments read on their own (without the invoices first) are the bank lines only.
+    alone = TrytonAdapter(cfg.erp)
+    payments = [r for page in alone.extract("payments") for r in page]
+    alone.close()
+    assert len(payments) == generated.payments.height
+    assert round(sum(p["amount"] for p in payments), 2) == round(
+        generated.payments["amount"].sum(), 2
+    )
+    assert all(p["invoice_id"] for p in payments)
+    adapter = TrytonAdapter(cfg.erp)
+    invoices = [r for page in adapter.extract("invoices") for r in page]
+    adapter.close()
+    paid = sorted(str(r["paid_date"]) for r in invoices if r["paid_date"])
+    generated_paid = generated.invoices.filter(pl.col("kind") == "invoice")["paid_date"]
+    assert paid == sorted(str(d) for d in generated_paid.drop_nulls())
+    assert len(paid) > 1000

@@ -95,6 +95,10 @@ class TrytonAdapter:
         self.page_size = int(settings.get("page_size", 2000))
         self._models: set[str] | None = None
         self._current: dict[str, dict[str, Any]] | None = None
+        # Read with the invoices, reused for the payments: move id -> invoice id,
+        # and the receivable move lines.
+        self._invoice_moves: dict[int, str] | None = None
+        self._receivables: list[dict[str, Any]] | None = None
 
     def close(self) -> None:
         self.rpc.close()
@@ -211,7 +215,7 @@ class TrytonAdapter:
             "write_date",
             "create_date",
         ]
-        self._invoice_moves: dict[int, str] = {}
+        self._invoice_moves = {}
         for page in self.pages("account.invoice", [("type", "=", "out")], fields):
             rows = []
             for r in page:
@@ -272,8 +276,11 @@ class TrytonAdapter:
             yield rows
 
     def _read_payments(self) -> Iterator[list[dict[str, Any]]]:
-        lines = getattr(self, "_receivables", None) or self._receivable_lines()
-        moves = getattr(self, "_invoice_moves", {})
+        lines = self._receivables if self._receivables is not None else self._receivable_lines()
+        moves = self._invoice_moves
+        if moves is None:
+            invoices = self._all("account.invoice", [("type", "=", "out")], ["move"])
+            moves = {r["move"]: str(r["id"]) for r in invoices if r["move"]}
         invoice_of_reconciliation = {
             line["reconciliation"]: moves[line["move"]]
             for line in lines
