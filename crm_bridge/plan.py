@@ -45,9 +45,6 @@ class Plan:
     def per_field(self) -> dict[str, int]:
         return dict(sorted(Counter(c.field for c in self.changes).items()))
 
-    def cells_of(self, customer_ids: set[str]) -> list[Change]:
-        return [c for c in self.changes if c.customer_id in customer_ids]
-
 
 def make_plan(
     desired: Desired,
