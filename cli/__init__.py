@@ -341,6 +341,27 @@ def _pip(*args: str) -> None:
         )
 
 
+@plugins.command("new")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    default=".",
+    show_default=True,
+    help="Where to create the package folder.",
+)
+def plugins_new(name: str, directory: str) -> None:
+    """Create a new plugin package (pyproject, one field, README, passing tests)."""
+    from .scaffold import scaffold
+
+    root = scaffold(name, Path(directory))
+    click.echo(
+        f"created {root}; next: cd {root} && pip install -e . pytest && pytest, "
+        f"then crm-bridge plugins install {root}"
+    )
+
+
 @plugins.command("install")
 @click.argument("name")
 def plugins_install(name: str) -> None:
