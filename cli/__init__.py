@@ -70,17 +70,38 @@ class Group(click.Group):
             ctx.exit(1)
 
 
+def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(f"crm-bridge {__version__}")
+    loaded: Plugins = ctx.obj
+    for info in sorted(loaded.info.values(), key=lambda i: i.name):
+        state = "" if info.loaded else " (not loaded)"
+        click.echo(f"  {info.name} {info.version or '-'} [{info.distribution or '-'}]{state}")
+    ctx.exit()
+
+
 @click.group(cls=Group)
-@click.version_option(__version__, prog_name="crm-bridge")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_version,
+    help="Show crm-bridge's version and every plugin's, then exit.",
+)
 @click.option(
     "--config",
     "config_path",
     envvar="CRM_BRIDGE_CONFIG",
     help="Config file (default: ./crm-bridge.toml).",
 )
+@click.option("--verbose", "-v", is_flag=True, help="Trace every plugin hook call on stderr.")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None) -> None:
+def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     """crm-bridge: CRM segmentation, loyalty and KPIs written back into your ERP."""
+    if verbose:
+        ctx.obj.enable_tracing(lambda line: err.out(line, highlight=False))
     ctx.obj = App(config_path, ctx.obj)
 
 
@@ -309,6 +330,33 @@ def _store(app: App) -> StateStore:
 
 def _when(timestamp: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp)) if timestamp else "-"
+
+
+@cli.group(cls=Group)
+def adapters() -> None:
+    """The ERP adapters the installed plugins contribute."""
+
+
+@adapters.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def adapters_list(app: App, as_json: bool) -> None:
+    """Adapter names, what they connect to, and the [erp] keys each accepts."""
+    specs = sorted(app.plugins.adapters().values(), key=lambda s: s.name)
+    rows = [
+        {
+            "name": s.name,
+            "description": s.description,
+            "settings": sorted(s.config_schema.get("properties", {})),
+        }
+        for s in specs
+    ]
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['name']:<12} {row['description']}")
+        click.echo(f"{'':<12} [erp] keys: {', '.join(row['settings'])}")
 
 
 @cli.group(cls=Group)

@@ -32,7 +32,9 @@ def compute(
     for name, function in plugins.compute_impls():
         started = time.perf_counter()
         try:
-            result = function(snapshot=snapshot, settings=settings(name))
+            result = plugins.call(
+                "compute", name, function, snapshot=snapshot, settings=settings(name)
+            )
             error = None
             if result is not None and not isinstance(result, pl.DataFrame):
                 error = f"returned {type(result).__name__}, expected a polars DataFrame"

@@ -9,7 +9,8 @@ so a plugin that crashes on import can still be listed and uninstalled.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Mapping
+import time
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import Any
@@ -52,6 +53,25 @@ class Plugins:
         self.pm = pluggy.PluginManager(GROUP)
         self.pm.add_hookspecs(hookspecs)
         self.info: dict[str, PluginInfo] = {}
+        # Called with one line per hook call when tracing (crm-bridge --verbose).
+        self.trace: Callable[[str], None] | None = None
+
+    def enable_tracing(self, write: Callable[[str], None]) -> None:
+        """Report every hook call: pluggy's own tracing for broadcast hooks, and
+        ours for the hooks the core calls plugin by plugin."""
+        self.trace = write
+        self.pm.trace.root.setwriter(lambda text: write(text.rstrip()))
+        self.pm.enable_tracing()
+
+    def call(self, hook: str, plugin: str, function: Callable[..., Any], **kwargs: Any) -> Any:
+        """Call one plugin's implementation of ``hook`` (traced when tracing is on)."""
+        if self.trace is None:
+            return function(**kwargs)
+        started = time.perf_counter()
+        try:
+            return function(**kwargs)
+        finally:
+            self.trace(f"hook {hook} [{plugin}] {time.perf_counter() - started:.3f}s")
 
     def register(self, plugin: Any, name: str, version: str | None = None) -> None:
         """Register an already-imported plugin object (tests, scaffolds)."""
@@ -66,7 +86,7 @@ class Plugins:
         """All declared fields by name, each with its owner set; names are unique."""
         out: dict[str, Field] = {}
         for impl in self.pm.hook.declare_fields.get_hookimpls():
-            declared: Any = impl.function()
+            declared: Any = self.call("declare_fields", impl.plugin_name, impl.function)
             for decl in declared or ():
                 owned = replace(decl, owner=impl.plugin_name)
                 if owned.name in out:
@@ -81,7 +101,7 @@ class Plugins:
     def config_schemas(self) -> dict[str, Mapping[str, Any]]:
         out: dict[str, Mapping[str, Any]] = {}
         for impl in self.pm.hook.config_schema.get_hookimpls():
-            schema: Any = impl.function()
+            schema: Any = self.call("config_schema", impl.plugin_name, impl.function)
             if schema is not None:
                 out[impl.plugin_name] = schema
         return out

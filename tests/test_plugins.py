@@ -92,3 +92,21 @@ def test_every_builtin_field_explains_itself() -> None:
         assert f.label and len(f.help) >= 20, f"{f.name} needs a help text"
         docs = Path(__file__).parent.parent / "docs" / "plugins" / f"{f.owner}.md"
         assert f"`{f.name}`" in docs.read_text(), f"{f.name} is not in {docs.name}"
+
+
+def test_version_lists_plugins_and_verbose_traces_hook_calls(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--version"], obj=load_plugins())
+    assert result.exit_code == 0
+    assert result.output.splitlines()[0].startswith("crm-bridge ")
+    assert "  segmentation 0.1.0 [crm-bridge]" in result.output
+    result = runner.invoke(cli, ["adapters", "list", "--json"], obj=load_plugins())
+    (tryton,) = json.loads(result.output)
+    assert tryton["name"] == "tryton" and "verify_tls" in tryton["settings"]
+    plugins = load_plugins()
+    lines: list[str] = []
+    plugins.enable_tracing(lines.append)
+    plugins.fields()
+    plugins.adapters()
+    assert "hook declare_fields [loyalty]" in " ".join(lines)
+    assert any("register_adapters" in line for line in lines)
