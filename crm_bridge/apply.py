@@ -1,22 +1,27 @@
-"""Apply: write the planned batches through the adapter, call by call.
+"""Apply: journal the planned write calls, then send them one by one.
 
-The value of a cell is recorded as applied only once the ERP has confirmed the
-call that carried it, so an interrupted run loses nothing: the next run plans
-again against what the ERP holds.
+Before the first write every call (its batches and the cells it carries) is
+journaled in the state store.  A call is marked confirmed, and its cells
+recorded as applied, in one transaction once the ERP has answered it.  After a
+crash, ``resume`` resends the unconfirmed calls before anything new is
+planned; confirmed calls are never resent, and since writes carry full value
+sets, resending is harmless.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from crm_bridge.adapter import Adapter
+from crm_bridge.adapter import Adapter, Batch
 from crm_bridge.errors import ErpError
-from crm_bridge.fields import encode
+from crm_bridge.fields import decode, encode
 from crm_bridge.plan import Plan, chunk
 from crm_bridge.state import StateStore
 
 MIN_SAMPLE = 20
+Cell = tuple[str, str, str, str]  # customer, field, old, new (canonical JSON)
 
 
 @dataclass
@@ -24,6 +29,51 @@ class ApplyResult:
     written: int = 0
     calls: int = 0
     rejected: dict[str, str] = field(default_factory=dict)
+
+
+def _cells(plan: Plan) -> dict[str, list[Cell]]:
+    by_customer: dict[str, list[Cell]] = {}
+    for change in plan.changes:
+        by_customer.setdefault(change.customer_id, []).append(
+            (change.customer_id, change.field, encode(change.old), encode(change.new))
+        )
+    return by_customer
+
+
+def _send(
+    adapter: Adapter,
+    state: StateStore,
+    run_id: int,
+    call: list[Batch],
+    cells: Mapping[str, list[Cell]],
+    journal: tuple[int, int],
+    result: ApplyResult,
+) -> None:
+    answer = adapter.write(call)
+    result.calls += 1
+    result.written += len(answer.written)
+    result.rejected.update(answer.rejected)
+    state.record_applied(
+        (cell for cid in answer.written for cell in cells.get(cid, [])),
+        run_id,
+        answer.rejected,
+        journal,
+    )
+
+
+def resume(adapter: Adapter, state: StateStore, run_id: int) -> ApplyResult:
+    """Resend the calls an interrupted run journaled but the ERP never confirmed."""
+    result = ApplyResult()
+    for old_run, call_no, batches_json, cells_json in state.pending_calls():
+        call = [
+            Batch(tuple(ids), {k: decode(v) for k, v in values.items()})
+            for ids, values in json.loads(batches_json)
+        ]
+        cells: dict[str, list[Cell]] = {}
+        for cid, name, old, new in json.loads(cells_json):
+            cells.setdefault(cid, []).append((cid, name, old, new))
+        _send(adapter, state, run_id, call, cells, (old_run, call_no), result)
+    return result
 
 
 def apply(
@@ -35,24 +85,25 @@ def apply(
     on_call: Callable[[int], None] | None = None,
     max_error_rate: float = 0.5,
 ) -> ApplyResult:
-    """Write the plan; stop early when the ERP refuses more than ``max_error_rate``
-    of the customers sent once at least ``MIN_SAMPLE`` were sent."""
+    """Journal the write calls, then send them one by one; stop early when the ERP
+    refuses more than ``max_error_rate`` of the customers sent (after ``MIN_SAMPLE``)."""
     result = ApplyResult()
-    by_customer: dict[str, list[tuple[str, str, str, str]]] = {}
-    for change in plan.changes:
-        by_customer.setdefault(change.customer_id, []).append(
-            (change.customer_id, change.field, encode(change.old), encode(change.new))
-        )
-    for call in chunk(plan.batches, batch_size):
-        answer = adapter.write(call)
-        result.calls += 1
-        result.written += len(answer.written)
-        result.rejected.update(answer.rejected)
-        state.record_applied(
-            (cell for cid in answer.written for cell in by_customer.get(cid, [])),
-            run_id,
-            answer.rejected,
-        )
+    cells = _cells(plan)
+    calls = chunk(plan.batches, batch_size)
+    state.journal_plan(
+        run_id,
+        (
+            (
+                json.dumps(
+                    [[b.customer_ids, {k: encode(v) for k, v in b.values.items()}] for b in call]
+                ),
+                json.dumps([c for b in call for cid in b.customer_ids for c in cells[cid]]),
+            )
+            for call in calls
+        ),
+    )
+    for no, call in enumerate(calls):
+        _send(adapter, state, run_id, call, cells, (run_id, no), result)
         if on_call:
             on_call(sum(len(b.customer_ids) for b in call))
         sent = result.written + len(result.rejected)

@@ -49,6 +49,15 @@ CREATE TABLE IF NOT EXISTS rejections (
     customer_id TEXT NOT NULL,
     reason TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS journal (
+    run_id INTEGER NOT NULL,
+    call_no INTEGER NOT NULL,
+    batches TEXT NOT NULL,
+    cells TEXT NOT NULL,
+    confirmed_at REAL,
+    confirmed_by INTEGER,
+    PRIMARY KEY (run_id, call_no)
+);
 CREATE TABLE IF NOT EXISTS applied (
     customer_id TEXT NOT NULL,
     field TEXT NOT NULL,
@@ -159,16 +168,48 @@ class StateStore:
             out.setdefault(c, {})[f] = decode(v)
         return out
 
+    # -- journal ------------------------------------------------------------
+    def journal_plan(self, run_id: int, calls: Iterable[tuple[str, str]]) -> None:
+        """Persist a run's write calls (batches and cells, as JSON) before the first write."""
+        with self._transaction():
+            self.db.executemany(
+                "INSERT INTO journal (run_id, call_no, batches, cells) VALUES (?, ?, ?, ?)",
+                [(run_id, no, b, c) for no, (b, c) in enumerate(calls)],
+            )
+
+    def pending_calls(self) -> list[tuple[int, int, str, str]]:
+        """(run, call, batches, cells) of calls the ERP never confirmed, oldest first."""
+        return self.db.execute(
+            "SELECT run_id, call_no, batches, cells FROM journal "
+            "WHERE confirmed_at IS NULL ORDER BY run_id, call_no"
+        ).fetchall()
+
+    def journal(self, run_id: int) -> list[tuple[int, float | None, int | None]]:
+        """(call, confirmed at, confirmed by run) for each write call of ``run_id``."""
+        return self.db.execute(
+            "SELECT call_no, confirmed_at, confirmed_by FROM journal WHERE run_id = ? "
+            "ORDER BY call_no",
+            (run_id,),
+        ).fetchall()
+
     def record_applied(
         self,
         cells: Iterable[tuple[str, str, str, str]],
         run_id: int,
         rejected: Mapping[str, str] | None = None,
+        call: tuple[int, int] | None = None,
     ) -> None:
         """Remember confirmed cells (customer, field, old, new as canonical JSON),
-        in the audit trail and as the last applied values, and refused records."""
+        in the audit trail and as the last applied values, and refused records;
+        mark the journal's ``call`` (run, call number) confirmed, all at once."""
         rows = list(cells)
         with self._transaction():
+            if call is not None:
+                self.db.execute(
+                    "UPDATE journal SET confirmed_at = ?, confirmed_by = ? "
+                    "WHERE run_id = ? AND call_no = ? AND confirmed_at IS NULL",
+                    (time.time(), run_id, *call),
+                )
             self.db.executemany(
                 "INSERT OR REPLACE INTO applied (customer_id, field, value, run_id) "
                 "VALUES (?, ?, ?, ?)",

@@ -15,7 +15,7 @@ from typing import Any
 
 from crm_bridge import config as config_mod
 from crm_bridge.adapter import Adapter, AdapterSpec
-from crm_bridge.apply import ApplyResult, apply
+from crm_bridge.apply import ApplyResult, apply, resume
 from crm_bridge.compute import compute
 from crm_bridge.config import Config
 from crm_bridge.errors import ConfigError
@@ -132,6 +132,7 @@ def _sync(
     state = None if dry_run else StateStore(cfg.state_path)
     run_id = state.start_run(dry_run) if state else None
     try:
+        resumed = resume(adapter, state, run_id) if state and run_id is not None else None
         snapshot = extract(adapter, as_of, on_page)
         snapshot.previous = _previous(cfg, state)
         outputs = compute(plugins, snapshot, cfg.plugin_settings)
@@ -148,6 +149,7 @@ def _sync(
             "per_field": plan.per_field(),
             "rejected_plugins": len(rejections),
             "quarantined": snapshot.quarantined,
+            "resumed_customers": resumed.written if resumed else 0,
             "drift": dict(sorted(Counter(f for _, f, _, _ in plan.drift).items())),
         }
         plugins.pm.hook.before_apply(plan=plan, dry_run=dry_run)
@@ -161,7 +163,7 @@ def _sync(
                 write_calls=result.applied.calls,
                 rejected_records=len(result.applied.rejected),
             )
-        if rejections or (result.applied and result.applied.rejected):
+        if rejections or any(a and a.rejected for a in (result.applied, resumed)):
             result.status = "partial"
         result.seconds = time.perf_counter() - started
         counts["seconds"] = round(result.seconds, 3)

@@ -72,15 +72,28 @@ def test_sync_killed_mid_apply_loses_nothing_and_the_next_run_finishes(
     held = tryton.rpc.crm_values()
     assert 20 <= sum(1 for v in held.values() if v) < len(expected)
 
-    # The killed run's lock is gone; the next run writes exactly what was left.
+    # The killed run's lock is gone.  The next run first resends the calls the ERP
+    # never confirmed (from the journal), then plans: nothing is left to write.
+    with sqlite3.connect(state) as db:
+        pending = db.execute(
+            "SELECT count(*) FROM journal WHERE run_id = 1 AND confirmed_at IS NULL"
+        ).fetchone()[0]
+    assert pending > 0
     again = run("sync", "--json", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     report = json.loads(again.stdout)
-    confirmed_or_sent = sum(1 for v in held.values() if v)
-    assert report["counts"]["written"] == len(expected) - confirmed_or_sent
+    assert report["counts"]["resumed_customers"] == len(expected) - done_before
+    assert report["counts"]["written"] == 0
     held = tryton.rpc.crm_values()
     assert {c: set(v) for c, v in held.items() if v} == {c: set(v) for c, v in expected.items()}
     assert _applied(state) == len(expected)
+    # Every call of the killed run was confirmed exactly once, by it or by the resume.
+    with sqlite3.connect(state) as db:
+        calls = db.execute(
+            "SELECT call_no, confirmed_by FROM journal WHERE run_id = 1 ORDER BY call_no"
+        ).fetchall()
+    assert [no for no, _ in calls] == list(range(len(calls)))
+    assert all(by in (1, 2) for _, by in calls) and {by for _, by in calls} == {1, 2}
     # The run history shows the killed run as never finished, then the good one.
     listed = run("runs", "--json", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
