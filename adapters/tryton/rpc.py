@@ -111,10 +111,20 @@ class TrytonRPC:
                 f"{where} did not answer {method} in {self.timeout:.0f}s",
                 hint="check the server load or raise erp.timeout",
             ) from None
-        except requests.ConnectionError:
+        except requests.ConnectionError as exc:
+            if "NewConnectionError" in repr(exc) or "refused" in str(exc).lower():
+                raise RetriableErpError(
+                    f"cannot connect to {where}",
+                    hint="check erp.url and that the Tryton server is running",
+                ) from None
             raise RetriableErpError(
-                f"cannot connect to {where}",
-                hint="check erp.url and that the Tryton server is running",
+                f"the connection to {where} broke during {method}",
+                hint="check the network and the server's logs; crm-bridge retried",
+            ) from None
+        except requests.exceptions.ChunkedEncodingError:
+            raise RetriableErpError(
+                f"{where} sent an incomplete answer to {method}",
+                hint="check the network and the server's logs; crm-bridge retried",
             ) from None
         self.calls += 1
         status = response.status_code
