@@ -6,6 +6,8 @@ failing plugin is reported by name while the others go on.
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,20 +27,63 @@ class PluginOutput:
     seconds: float
 
 
+class PluginTimeout(Exception):
+    """A plugin's compute took longer than ``sync.plugin_timeout``."""
+
+
+def _within(seconds: float | None, work: Callable[[], Any]) -> Any:
+    """Run ``work`` in a daemon thread; raise PluginTimeout if it is not done in time.
+
+    A plugin stuck past its time is abandoned, not killed (Python threads cannot
+    be): its thread ends with the process and its output is never used.
+    """
+    if seconds is None:
+        return work()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = work()
+        except BaseException as exc:  # handed to the caller below
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="crm-bridge-plugin", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise PluginTimeout(f"did not finish within {seconds:g}s (sync.plugin_timeout)")
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
 def compute(
-    plugins: Plugins, snapshot: Snapshot, settings: Callable[[str], Mapping[str, Any]]
+    plugins: Plugins,
+    snapshot: Snapshot,
+    settings: Callable[[str], Mapping[str, Any]],
+    timeout: float | None = None,
 ) -> list[PluginOutput]:
     outputs = []
     for name, function in plugins.compute_impls():
         started = time.perf_counter()
         try:
-            result = plugins.call(
-                "compute", name, function, snapshot=snapshot, settings=settings(name)
+            result = _within(
+                timeout,
+                functools.partial(
+                    plugins.call,
+                    "compute",
+                    name,
+                    function,
+                    snapshot=snapshot,
+                    settings=settings(name),
+                ),
             )
             error = None
             if result is not None and not isinstance(result, pl.DataFrame):
                 error = f"returned {type(result).__name__}, expected a polars DataFrame"
                 result = None
+        except PluginTimeout as exc:
+            result, error = None, str(exc)
         except Exception as exc:
             result, error = None, f"raised {type(exc).__name__}: {exc}"
         outputs.append(PluginOutput(name, result, error, time.perf_counter() - started))

@@ -48,6 +48,10 @@ class Config:
         return frozenset(name for name, policy in policies.items() if policy == "keep")
 
     @property
+    def plugin_timeout(self) -> float:
+        return float(self.data.get("sync", {}).get("plugin_timeout", 600))
+
+    @property
     def max_error_rate(self) -> float:
         return float(self.data.get("sync", {}).get("max_error_rate", 0.5))
 

@@ -135,7 +135,7 @@ def _sync(
         resumed = resume(adapter, state, run_id) if state and run_id is not None else None
         snapshot = extract(adapter, as_of, on_page)
         snapshot.previous = _previous(cfg, state)
-        outputs = compute(plugins, snapshot, cfg.plugin_settings)
+        outputs = compute(plugins, snapshot, cfg.plugin_settings, cfg.plugin_timeout)
         desired, rejections = validate(outputs, fields, snapshot.customers["customer_id"])
         plan = make_plan(
             desired, snapshot.current, fields, snapshot.previous, cfg.keep_edited_fields

@@ -183,3 +183,31 @@ def test_run_stops_early_when_most_writes_fail(tmp_path: Path) -> None:
     run = StateStore(cfg.state_path, readonly=True).runs()[0]
     assert run["status"] == "failed" and run["message"].startswith("stopped after")
     assert len(run["rejected"]) == 21
+
+
+class Hanging:
+    @hookimpl
+    def declare_fields(self) -> list[Field]:
+        return [Field("never_done", "integer", "Never done")]
+
+    @hookimpl
+    def compute(self, snapshot, settings) -> pl.DataFrame:
+        import time
+
+        time.sleep(30)
+        return snapshot.customers.select("customer_id", never_done=pl.lit(1))
+
+
+def test_a_hanging_plugin_is_abandoned_after_its_timeout(tmp_path: Path) -> None:
+    import time
+
+    cfg, plugins, adapter = setup(tmp_path, (Hanging(), "hanging"))
+    cfg.data["sync"]["plugin_timeout"] = 0.5
+    started = time.monotonic()
+    result = sync(cfg, plugins)
+    assert time.monotonic() - started < 20
+    assert [(r.plugin, r.reason) for r in result.rejections] == [
+        ("hanging", "did not finish within 0.5s (sync.plugin_timeout)")
+    ]
+    assert result.status == "partial"
+    assert any("rfm_segment" in v for v in adapter.values.values())
