@@ -32,6 +32,7 @@ from crm_bridge.adapters.tryton.adapter import TrytonAdapter
 from crm_bridge.adapters.tryton.rpc import _default
 from crm_bridge.adapters.tryton.sandbox import ADMIN_PASSWORD, TrytonServer, _bin, _env
 
+from crm_bridge.adapter import Batch
 from crm_bridge.apply import apply
 from crm_bridge.compute import compute
 from crm_bridge.plan import make_plan
@@ -164,9 +165,22 @@ def main() -> None:
             plan = make_plan(wanted, current, fields)
             assert len(plan.changes) == cells, (len(plan.changes), cells)
             run_id = state.start_run(False)
+            erp_s = 0.0
+            write = adapter.write
+
+            def timed_write(batches: list[Batch]) -> object:
+                nonlocal erp_s
+                t = time.perf_counter()
+                try:
+                    return write(batches)
+                finally:
+                    erp_s += time.perf_counter() - t
+
+            adapter.write = timed_write  # type: ignore[method-assign]
             t = time.perf_counter()
             result = apply(plan, adapter, state, run_id, 500)
             apply_s = time.perf_counter() - t
+            adapter.write = write  # type: ignore[method-assign]
             assert result.written == len(wanted) and not result.rejected
 
             # Unchanged re-run: read back, plan, apply nothing.
@@ -207,6 +221,7 @@ def main() -> None:
         f"{'crm-bridge apply (journal, audit, state)':<42} {apply_s:7.1f}s "
         f"{n / apply_s:8.0f} customers/s"
     )
+    print(f"{'  of which waiting for Tryton':<42} {erp_s:7.1f}s")
     print(
         f"{'unchanged re-run (read back, plan, apply)':<42} {unchanged_s:7.1f}s "
         f"{unchanged.calls} write calls"

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 FieldType = Literal["char", "integer", "numeric", "boolean", "date", "selection"]
+_quote = json.encoder.encode_basestring_ascii
 FIELD_TYPES: tuple[str, ...] = FieldType.__args__  # type: ignore[attr-defined]
 NAME = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 
@@ -104,9 +105,26 @@ def decode(text: str) -> Any:
 
 
 def encode(value: Any) -> str:
-    """Canonical JSON text of a normalised value: what plans compare and the store keeps."""
-    if isinstance(value, Decimal):
-        return json.dumps({"decimal": str(value)})
+    """Canonical JSON text of a normalised value: what plans compare and the store keeps.
+
+    Called for every cell of every plan, so the common types skip ``json.dumps``;
+    the text is the same as ``json.dumps`` would give.
+    """
+    kind = type(value)
+    if kind is str:
+        return _quote(value)
+    if value is None:
+        return "null"
+    if kind is Decimal:
+        return f'{{"decimal": "{value}"}}'
+    if kind is int:
+        return str(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is dt.date:
+        return f'{{"date": "{value.isoformat()}"}}'
     if isinstance(value, dt.date):
         return json.dumps({"date": value.isoformat()})
+    if isinstance(value, Decimal):
+        return json.dumps({"decimal": str(value)})
     return json.dumps(value)

@@ -80,7 +80,7 @@ def make_plan(
             Change(cid, k, now.get(k), new.get(k)) for k in sorted([*changed, *cleared])
         )
         full = {k: v for k, v in {**now, **new}.items() if k not in cleared}
-        key = encode(sorted((k, encode(v)) for k, v in full.items()))
+        key = "\x1f".join(f"{k}={encode(v)}" for k, v in sorted(full.items()))
         groups.setdefault(key, ([], full))[0].append(cid)
     plan.batches = [Batch(tuple(ids), values) for ids, values in groups.values()]
     return plan
