@@ -48,6 +48,10 @@ class Config:
         return frozenset(name for name, policy in policies.items() if policy == "keep")
 
     @property
+    def retention_days(self) -> float:
+        return float(self.data.get("state", {}).get("retention_days", 180))
+
+    @property
     def plugin_timeout(self) -> float:
         return float(self.data.get("sync", {}).get("plugin_timeout", 600))
 

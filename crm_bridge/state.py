@@ -145,6 +145,27 @@ class StateStore:
             (time.time(), status, json.dumps(counts, sort_keys=True), message, run_id),
         )
 
+    def prune(self, keep_days: float) -> int:
+        """Forget the history of runs started more than ``keep_days`` ago: their
+        records, changes and refusals, and their confirmed journal entries (an
+        unconfirmed call is kept until a run resends it).  Returns runs removed."""
+        cutoff = time.time() - keep_days * 86400
+        with self._transaction():
+            old = [
+                r
+                for (r,) in self.db.execute(
+                    "SELECT id FROM runs WHERE started_at < ? AND status != 'running'", (cutoff,)
+                )
+            ]
+            for table in ("changes", "rejections"):
+                self.db.executemany(f"DELETE FROM {table} WHERE run_id = ?", [(r,) for r in old])
+            self.db.executemany(
+                "DELETE FROM journal WHERE run_id = ? AND confirmed_at IS NOT NULL",
+                [(r,) for r in old],
+            )
+            self.db.executemany("DELETE FROM runs WHERE id = ?", [(r,) for r in old])
+        return len(old)
+
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         ids = self.db.execute("SELECT id FROM runs ORDER BY id DESC LIMIT ?", (limit,))
         return [run for (run_id,) in ids.fetchall() if (run := self.run(run_id))]

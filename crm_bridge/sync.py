@@ -169,6 +169,7 @@ def _sync(
         counts["seconds"] = round(result.seconds, 3)
         if state and run_id is not None:
             state.finish_run(run_id, result.status, counts)
+            state.prune(cfg.retention_days)
     except BaseException as exc:
         if state and run_id is not None:
             state.finish_run(run_id, "failed", {}, cfg.redact(str(exc))[:500])

@@ -216,3 +216,26 @@ def test_plan_reports_drift_and_keeps_it_where_the_policy_says_so() -> None:
     assert [dict(b.values) for b in plan.batches] == [{"seg": "b", "amt": Decimal("5.00")}]
     overwrite = make_plan(desired, current, FIELDS, previous)
     assert [c.field for c in overwrite.changes] == ["amt", "seg"]
+
+
+def test_state_store_retention_keeps_recent_runs_and_pending_calls(tmp_path: Path) -> None:
+    import time as time_mod
+
+    from crm_bridge.state import StateStore
+
+    store = StateStore(tmp_path / "s.db")
+    old, recent = store.start_run(False), store.start_run(False)
+    for run in (old, recent):
+        store.journal_plan(run, [("[]", "[]"), ("[]", "[]")])
+        store.record_applied([("c1", "f", "null", '"x"')], run, {"c2": "refused"}, (run, 0))
+        store.finish_run(run, "ok", {})
+    store.db.execute(
+        "UPDATE runs SET started_at = ? WHERE id = ?", (time_mod.time() - 200 * 86400, old)
+    )
+    assert store.prune(180) == 1
+    assert [r["id"] for r in store.runs()] == [recent]
+    assert store.changes(old) == [] and store.changes(recent) == [("c1", "f", None, "x")]
+    # The old run's unconfirmed call stays for a resume; its confirmed one is gone.
+    assert [(r, c) for r, c, _, _ in store.pending_calls()] == [(old, 1), (recent, 1)]
+    assert store.journal(old) == [(1, None, None)]
+    assert store.applied() == {"c1": {"f": "x"}}

@@ -173,3 +173,36 @@ def test_payments_and_paid_dates_come_from_the_books(tryton: Tryton, tmp_path: P
     generated_paid = generated.invoices.filter(pl.col("kind") == "invoice")["paid_date"]
     assert paid == sorted(str(d) for d in generated_paid.drop_nulls())
     assert len(paid) > 1000
+
+
+def test_nothing_but_the_crm_field_changes_in_tryton(tryton: Tryton, tmp_path: Path) -> None:
+    names = [
+        "name",
+        "code",
+        "active",
+        "lang",
+        "categories",
+        "addresses",
+        "identifiers",
+        "contact_mechanisms",
+        "replaced_by",
+    ]
+    before = tryton.rpc("model.party.party.search_read", [], 0, None, [("id", "ASC")], names)
+    fields_before = tryton.rpc(
+        "model.ir.model.field.search_read", [("model", "=", "party.party")], 0, None, None, ["name"]
+    )
+    result = _provisioned_sync(tryton.config(tmp_path / "crm-bridge.toml"))
+    assert result.applied is not None and result.applied.written > 250
+    after = tryton.rpc("model.party.party.search_read", [], 0, None, [("id", "ASC")], names)
+    assert after == before
+    assert (
+        tryton.rpc(
+            "model.ir.model.field.search_read",
+            [("model", "=", "party.party")],
+            0,
+            None,
+            None,
+            ["name"],
+        )
+        == fields_before
+    )

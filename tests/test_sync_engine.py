@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from crm_bridge import config as config_mod
 from crm_bridge.plugin_manager import load_plugins
 from crm_bridge.state import RunLock
@@ -46,8 +48,27 @@ def test_a_second_sync_refuses_while_one_runs(tmp_path: Path) -> None:
     assert_clear(proc, 1, "another crm-bridge sync is running", f"pid {os.getpid()}")
 
 
-def test_sync_killed_mid_apply_loses_nothing_and_the_next_run_finishes(
-    tryton: Tryton, tmp_path: Path
+def _confirmed(state: Path) -> tuple[int, int]:
+    """(journaled calls, confirmed calls) of the first run, read without locking."""
+    try:
+        with sqlite3.connect(f"{state.as_uri()}?mode=ro", uri=True) as db:
+            return db.execute(
+                "SELECT count(*), count(confirmed_at) FROM journal WHERE run_id = 1"
+            ).fetchone()
+    except sqlite3.Error:
+        return (0, 0)
+
+
+KILL_POINTS = {
+    "after the plan is journaled": lambda total, done: total > 0 and done == 0,
+    "mid-apply": lambda total, done: done >= 4,
+    "just before the last call": lambda total, done: total > 0 and done >= total - 2,
+}
+
+
+@pytest.mark.parametrize("point", list(KILL_POINTS))
+def test_sync_killed_during_apply_loses_nothing_and_the_next_run_finishes(
+    tryton: Tryton, tmp_path: Path, point: str
 ) -> None:
     cfg = tryton.config(tmp_path / "crm-bridge.toml")
     text = cfg.read_text().replace("batch_size = 100", "batch_size = 5")
@@ -62,15 +83,15 @@ def test_sync_killed_mid_apply_loses_nothing_and_the_next_run_finishes(
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
-    while _applied(state) < 20 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
+    while not KILL_POINTS[point](*_confirmed(state)) and time.monotonic() < deadline:
+        assert proc.poll() is None, "the sync ended before the kill point"
+        time.sleep(0.005)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    total, confirmed = _confirmed(state)
     done_before = _applied(state)
     expected = expected_values(tryton)
-    assert 20 <= done_before < len(expected), "the kill did not land mid-apply"
-    held = tryton.rpc.crm_values()
-    assert 20 <= sum(1 for v in held.values() if v) < len(expected)
+    assert confirmed < total and done_before < len(expected), "the kill came too late"
 
     # The killed run's lock is gone.  The next run first resends the calls the ERP
     # never confirmed (from the journal), then plans: nothing is left to write.
@@ -84,6 +105,7 @@ def test_sync_killed_mid_apply_loses_nothing_and_the_next_run_finishes(
     report = json.loads(again.stdout)
     assert report["counts"]["resumed_customers"] == len(expected) - done_before
     assert report["counts"]["written"] == 0
+    assert report["status"] == "ok"
     held = tryton.rpc.crm_values()
     assert {c: set(v) for c, v in held.items() if v} == {c: set(v) for c, v in expected.items()}
     assert _applied(state) == len(expected)
@@ -93,7 +115,8 @@ def test_sync_killed_mid_apply_loses_nothing_and_the_next_run_finishes(
             "SELECT call_no, confirmed_by FROM journal WHERE run_id = 1 ORDER BY call_no"
         ).fetchall()
     assert [no for no, _ in calls] == list(range(len(calls)))
-    assert all(by in (1, 2) for _, by in calls) and {by for _, by in calls} == {1, 2}
+    assert all(by in (1, 2) for _, by in calls)
+    assert sum(by == 1 for _, by in calls) == confirmed
     # The run history shows the killed run as never finished, then the good one.
     listed = run("runs", "--json", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
