@@ -14,7 +14,7 @@ are isolated, so one bad record does not fail its neighbours.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -95,10 +95,9 @@ class TrytonAdapter:
         self.page_size = int(settings.get("page_size", 2000))
         self._models: set[str] | None = None
         self._current: dict[str, dict[str, Any]] | None = None
-        # Read with the invoices, reused for the payments: move id -> invoice id,
-        # and the receivable move lines.
-        self._invoice_moves: dict[int, str] | None = None
-        self._receivables: list[dict[str, Any]] | None = None
+        # Lookups one table's reader builds and a later one needs (invoice -> party
+        # for the lines, move -> invoice for the payments...): read once per run.
+        self._lookups: dict[str, Any] = {}
 
     def close(self) -> None:
         self.rpc.close()
@@ -133,6 +132,12 @@ class TrytonAdapter:
             if len(rows) < self.page_size:
                 return
             last = rows[-1]["id"]
+
+    def _lookup(self, key: str, load: Callable[[], Any]) -> Any:
+        """The lookup ``key``, as an earlier reader left it or loaded now."""
+        if key not in self._lookups:
+            self._lookups[key] = load()
+        return self._lookups[key]
 
     def _all(self, model: str, domain: list[Any], fields: list[str]) -> list[dict[str, Any]]:
         return [r for page in self.pages(model, domain, fields) for r in page]
@@ -176,7 +181,9 @@ class TrytonAdapter:
     def _read_products(self) -> Iterator[list[dict[str, Any]]]:
         fields = ["code", "name", "list_price", "cost_price"]
         domain: list[Any] = [("active", "in", [True, False])]
+        costs: dict[int, Any] = {}
         for page in self.pages("product.product", domain, fields):
+            costs.update((r["id"], r["cost_price"]) for r in page)
             yield [
                 {
                     "product_id": str(r["id"]),
@@ -188,6 +195,7 @@ class TrytonAdapter:
                 }
                 for r in page
             ]
+        self._lookups["product_cost"] = costs
 
     def _receivable_lines(self) -> list[dict[str, Any]]:
         return self._all(
@@ -196,8 +204,18 @@ class TrytonAdapter:
             ["move", "party", "maturity_date", "reconciliation", "debit", "credit", "move.date"],
         )
 
+    def _invoice_lookup(self, key: str) -> Any:
+        """``invoice_party`` or ``invoice_of_move``, left by ``_read_invoices`` or read now."""
+        if key not in self._lookups:
+            invoices = self._all("account.invoice", [("type", "=", "out")], ["party", "move"])
+            self._lookups["invoice_party"] = {r["id"]: r["party"] for r in invoices}
+            self._lookups["invoice_of_move"] = {
+                r["move"]: str(r["id"]) for r in invoices if r["move"]
+            }
+        return self._lookups[key]
+
     def _read_invoices(self) -> Iterator[list[dict[str, Any]]]:
-        lines = self._receivable_lines()
+        lines = self._lookup("receivables", self._receivable_lines)
         reconciled = {
             r["id"]: r["date"] for r in self._all("account.move.reconciliation", [], ["date"])
         }
@@ -215,13 +233,15 @@ class TrytonAdapter:
             "write_date",
             "create_date",
         ]
-        self._invoice_moves = {}
+        invoice_party: dict[int, Any] = {}
+        invoice_of_move: dict[int, str] = {}
         for page in self.pages("account.invoice", [("type", "=", "out")], fields):
             rows = []
             for r in page:
                 line = by_move.get(r["move"]) if r["move"] else None
+                invoice_party[r["id"]] = r["party"]
                 if r["move"]:
-                    self._invoice_moves[r["move"]] = str(r["id"])
+                    invoice_of_move[r["move"]] = str(r["id"])
                 amount = r["untaxed_amount_cache"]
                 paid = None
                 if line and line["reconciliation"]:
@@ -242,17 +262,19 @@ class TrytonAdapter:
                     }
                 )
             yield rows
-        self._receivables = lines
+        self._lookups.update(invoice_party=invoice_party, invoice_of_move=invoice_of_move)
 
     def _read_invoice_lines(self) -> Iterator[list[dict[str, Any]]]:
-        invoices = {
-            r["id"]: r["party"]
-            for r in self._all("account.invoice", [("type", "=", "out")], ["party"])
-        }
-        costs = {
-            r["id"]: r["cost_price"]
-            for r in self._all("product.product", [("active", "in", [True, False])], ["cost_price"])
-        }
+        invoices = self._invoice_lookup("invoice_party")
+        costs = self._lookup(
+            "product_cost",
+            lambda: {
+                r["id"]: r["cost_price"]
+                for r in self._all(
+                    "product.product", [("active", "in", [True, False])], ["cost_price"]
+                )
+            },
+        )
         fields = ["invoice", "product", "quantity", "unit_price"]
         domain = [("invoice.type", "=", "out"), ("type", "=", "line")]
         for page in self.pages("account.invoice.line", domain, fields):
@@ -276,11 +298,8 @@ class TrytonAdapter:
             yield rows
 
     def _read_payments(self) -> Iterator[list[dict[str, Any]]]:
-        lines = self._receivables if self._receivables is not None else self._receivable_lines()
-        moves = self._invoice_moves
-        if moves is None:
-            invoices = self._all("account.invoice", [("type", "=", "out")], ["move"])
-            moves = {r["move"]: str(r["id"]) for r in invoices if r["move"]}
+        lines = self._lookup("receivables", self._receivable_lines)
+        moves = self._invoice_lookup("invoice_of_move")
         invoice_of_reconciliation = {
             line["reconciliation"]: moves[line["move"]]
             for line in lines
@@ -298,16 +317,20 @@ class TrytonAdapter:
             if line["move"] not in moves and line["party"]
         ]
 
+    def _sale_lines(self) -> list[dict[str, Any]]:
+        fields = ["sale", "product", "quantity", "unit_price"]
+        return self._all("sale.line", [("type", "=", "line")], fields)
+
     def _read_sale_orders(self) -> Iterator[list[dict[str, Any]]]:
         totals: dict[int, Decimal] = {}
-        for line in self._all(
-            "sale.line", [("type", "=", "line")], ["sale", "quantity", "unit_price"]
-        ):
+        for line in self._lookup("sale_lines", self._sale_lines):
             totals[line["sale"]] = totals.get(line["sale"], Decimal(0)) + Decimal(
                 str(line["quantity"] or 0)
             ) * (line["unit_price"] or 0)
         fields = ["party", "sale_date", "quotation_date", "state", "create_date"]
+        parties: dict[int, Any] = {}
         for page in self.pages("sale.sale", [], fields):
+            parties.update((r["id"], r["party"]) for r in page)
             yield [
                 {
                     "order_id": str(r["id"]),
@@ -318,11 +341,16 @@ class TrytonAdapter:
                 }
                 for r in page
             ]
+        self._lookups["sale_party"] = parties
 
     def _read_sale_order_lines(self) -> Iterator[list[dict[str, Any]]]:
-        parties = {r["id"]: r["party"] for r in self._all("sale.sale", [], ["party"])}
-        fields = ["sale", "product", "quantity", "unit_price"]
-        for page in self.pages("sale.line", [("type", "=", "line")], fields):
+        parties = self._lookup(
+            "sale_party",
+            lambda: {r["id"]: r["party"] for r in self._all("sale.sale", [], ["party"])},
+        )
+        lines = self._lookup("sale_lines", self._sale_lines)
+        for start in range(0, len(lines), self.page_size):
+            page = lines[start : start + self.page_size]
             yield [
                 {
                     "line_id": str(r["id"]),
