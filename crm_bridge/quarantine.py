@@ -23,25 +23,24 @@ REFERENCES = {
 }
 
 
-def _rules(record: str) -> tuple[str, str, list[tuple[str, str, pl.Expr]]]:
-    """(table, primary key, [(reason, example column, bad-row expression)])."""
+def _rules(record: str) -> tuple[str, str, list[tuple[str, pl.Expr]]]:
+    """(table, primary key, [(reason, bad-row expression)])."""
     doc = jsonschemas.load(f"records/{record}")
     props = doc["properties"]
     key = next(iter(props))
     rules = []
     for column in doc["required"]:
-        rules.append((f"missing or unreadable {column}", key, pl.col(column).is_null()))
+        rules.append((f"missing or unreadable {column}", pl.col(column).is_null()))
     for column, spec in props.items():
         allowed = [v for v in spec.get("enum", []) if v is not None]
         if allowed:
             rules.append(
                 (
                     f"{column} not one of {', '.join(allowed)}",
-                    key,
                     pl.col(column).is_not_null() & ~pl.col(column).is_in(allowed),
                 )
             )
-    rules.append((f"duplicate {key}", key, pl.int_range(pl.len()).over(key) > 0))
+    rules.append((f"duplicate {key}", pl.int_range(pl.len()).over(key) > 0))
     return doc["x-table"], key, rules
 
 
@@ -61,14 +60,15 @@ def quarantine(snapshot: Snapshot) -> dict[str, dict[str, Any]]:
             }
             setattr(snapshot, table, flagged.filter(~pl.col("_bad")).drop("_bad"))
 
+    keys = {}
     for record in RECORDS:
         table, key, rules = _rules(record)
-        for reason, _, bad in rules:
+        keys[table] = key
+        for reason, bad in rules:
             drop(table, key, reason, bad)
     customers = snapshot.customers["customer_id"].cast(pl.String).implode()
-    for record in RECORDS[1:]:
-        table, key, _ = _rules(record)
-        if "customer_id" in getattr(snapshot, table).columns:
+    for table, key in keys.items():
+        if table != "customers" and "customer_id" in getattr(snapshot, table).columns:
             drop(
                 table,
                 key,
@@ -76,7 +76,7 @@ def quarantine(snapshot: Snapshot) -> dict[str, dict[str, Any]]:
                 ~pl.col("customer_id").cast(pl.String).is_in(customers),
             )
     for table, refs in REFERENCES.items():
-        key = next(iter(getattr(snapshot, table).columns))
+        key = keys[table]
         for column, parent, parent_key in refs:
             known = getattr(snapshot, parent)[parent_key].cast(pl.String).implode()
             drop(

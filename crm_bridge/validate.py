@@ -25,21 +25,10 @@ class Rejection:
     reason: str
 
 
+INTEGERS = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
 KINDS: dict[str, tuple[type[pl.DataType], ...]] = {
-    "integer": (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64),
-    "numeric": (
-        pl.Int8,
-        pl.Int16,
-        pl.Int32,
-        pl.Int64,
-        pl.UInt8,
-        pl.UInt16,
-        pl.UInt32,
-        pl.UInt64,
-        pl.Float32,
-        pl.Float64,
-        pl.Decimal,
-    ),
+    "integer": INTEGERS,
+    "numeric": (*INTEGERS, pl.Float32, pl.Float64, pl.Decimal),
     "boolean": (pl.Boolean,),
     "date": (pl.Date,),
     "char": (pl.String, pl.Categorical, pl.Enum),
