@@ -108,46 +108,88 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 pass_app = click.make_pass_decorator(App)
 
 
+# What each profile's starter [erp] table holds besides url; the secret goes by env.
+PROFILE_KEYS = {
+    "tryton": ("database", "username", "password"),
+    "odoo": ("database", "api_key"),
+    "erpnext": ("api_key", "api_secret"),
+    "dolibarr": ("api_key",),
+    "nav": ("company", "username", "password"),
+    "rest": ("mapping", "api_key"),
+    "soap": ("mapping", "username", "password"),
+}
+SECRET_KEYS = ("password", "api_key", "api_secret", "token")
+
+
 @cli.command()
-@click.option("--adapter", default="tryton", show_default=True)
+@click.option(
+    "--profile",
+    "--adapter",
+    "profile",
+    type=click.Choice(sorted(PROFILE_KEYS)),
+    default="tryton",
+    show_default=True,
+    help="The ERP: a shipped profile, or rest/soap with your own --mapping.",
+)
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True)
 @click.option("--database", default="tryton", show_default=True)
 @click.option("--username", default="admin", show_default=True)
+@click.option("--company", default="CRONUS", show_default=True, help="NAV / BC company.")
+@click.option("--mapping", "mapping_file", default="mapping.toml", show_default=True)
 @click.option(
+    "--secret-env",
     "--password-env",
-    default="CRM_BRIDGE_ERP_PASSWORD",
-    show_default=True,
-    help="Environment variable that holds the ERP password.",
+    "secret_env",
+    default=None,
+    help="Environment variable that holds the password or API key "
+    "(default CRM_BRIDGE_ERP_PASSWORD, or CRM_BRIDGE_ERP_API_KEY).",
 )
-@click.option(
-    "--path", "path", type=click.Path(dir_okay=False), default="crm-bridge.toml", show_default=True
-)
+@click.option("--path", "path", type=click.Path(dir_okay=False), default=None)
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.pass_context
 def init(
-    adapter: str, url: str, database: str, username: str, password_env: str, path: str, force: bool
+    ctx: click.Context,
+    profile: str,
+    url: str,
+    database: str,
+    username: str,
+    company: str,
+    mapping_file: str,
+    secret_env: str | None,
+    path: str | None,
+    force: bool,
 ) -> None:
-    """Write a starter config file (non-interactive)."""
-    target = Path(path)
+    """Write a starter config file for an ERP profile (non-interactive)."""
+    app = ctx.find_object(App)
+    target = Path(path or (app.config_path if app else None) or "crm-bridge.toml")
     if target.exists() and not force:
         raise ConfigError(f"{target} already exists", hint="pass --force to overwrite it")
+    given = {
+        "database": database,
+        "username": username,
+        "company": company,
+        "mapping": mapping_file,
+    }
+    secrets = [k for k in PROFILE_KEYS[profile] if k in SECRET_KEYS]
     doc = tomlkit.document()
-    doc.add(tomlkit.comment("crm-bridge configuration; see README.md"))
+    doc.add(tomlkit.comment(f"crm-bridge configuration ({profile}); see README.md and docs/"))
     erp = tomlkit.table()
-    erp.update(
-        {
-            "adapter": adapter,
-            "url": url,
-            "database": database,
-            "username": username,
-            "password": f"${{{password_env}}}",
-        }
-    )
+    erp.update({"adapter": profile, "url": url})
+    for key in PROFILE_KEYS[profile]:
+        if key in SECRET_KEYS:
+            env = f"CRM_BRIDGE_ERP_{key.upper()}"
+            if secret_env and key == secrets[0]:
+                env = secret_env
+            erp[key] = f"${{{env}}}"
+        else:
+            erp[key] = given[key]
     doc["erp"] = erp
     doc["sync"] = {"batch_size": 500}
     doc["state"] = {"path": ".crm-bridge/state.db"}
     doc["plugins"] = {"disabled": []}
     target.write_text(tomlkit.dumps(doc), "utf-8")
-    click.echo(f"wrote {target}; set {password_env} in the environment, then: crm-bridge doctor")
+    envs = ", ".join(str(erp[k])[2:-1] for k in secrets)
+    click.echo(f"wrote {target}; set {envs} in the environment, then: crm-bridge doctor")
 
 
 @cli.command()
@@ -343,20 +385,24 @@ def adapters() -> None:
 def adapters_list(app: App, as_json: bool) -> None:
     """Adapter names, what they connect to, and the [erp] keys each accepts."""
     specs = sorted(app.plugins.adapters().values(), key=lambda s: s.name)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": s.name,
             "description": s.description,
             "settings": sorted(s.config_schema.get("properties", {})),
+            "required": [k for k in s.config_schema.get("required", []) if k != "adapter"],
+            "capabilities": s.capabilities.__dict__ if s.capabilities else None,
         }
         for s in specs
     ]
     if as_json:
         emit_json(rows)
         return
-    for row in rows:
+    for spec, row in zip(specs, rows, strict=True):
         click.echo(f"{row['name']:<12} {row['description']}")
-        click.echo(f"{'':<12} [erp] keys: {', '.join(row['settings'])}")
+        click.echo(f"{'':<12} [erp] needs: {', '.join(row['required'])}")
+        if spec.capabilities:
+            click.echo(f"{'':<12} {spec.capabilities.describe()}")
 
 
 @cli.group(cls=Group)

@@ -17,6 +17,30 @@ from crm_bridge.fields import Field
 
 
 @dataclass(frozen=True)
+class Capabilities:
+    """What an adapter can do; the core and ``crm-bridge adapters list`` read it."""
+
+    # Writes many customers with the same values in one call.
+    multi_record_write: bool = False
+    # Creates the custom-field definitions through the API (else an admin adds them).
+    provisioning: bool = True
+    # Single-record calls the adapter sends in parallel.
+    concurrent_writes: int = 1
+    # Reads only what changed since a watermark.
+    incremental: bool = False
+
+    def describe(self) -> str:
+        return ", ".join(
+            [
+                "multi-record writes" if self.multi_record_write else "one record per call",
+                "provisions fields" if self.provisioning else "fields added by the admin",
+                f"{self.concurrent_writes} parallel writes",
+                "incremental reads" if self.incremental else "full reads",
+            ]
+        )
+
+
+@dataclass(frozen=True)
 class Check:
     """One line of ``crm-bridge doctor``."""
 
@@ -43,7 +67,14 @@ class WriteResult:
 
 
 class Adapter(Protocol):
-    """What the pipeline needs from an ERP connector."""
+    """What the pipeline needs from an ERP connector.
+
+    Values read back by ``current_values`` may come as the ERP sends them
+    (strings for numbers, unix dates...): the core parses them with
+    :meth:`crm_bridge.fields.Field.parse` before comparing.
+    """
+
+    capabilities: Capabilities
 
     def check(self, fields: Sequence[Field]) -> list[Check]:
         """Reachability, login, module, provisioned fields, permissions."""
@@ -80,4 +111,6 @@ class AdapterSpec:
     config_schema: Mapping[str, Any]
     description: str = ""
     # Keys of the [erp] table that hold secrets, redacted wherever shown.
-    secret_keys: tuple[str, ...] = ("password", "token", "api_key")
+    secret_keys: tuple[str, ...] = ("password", "token", "api_key", "api_secret")
+    # What the adapter can do, when known without connecting.
+    capabilities: Capabilities | None = None

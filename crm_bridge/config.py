@@ -133,7 +133,11 @@ def _interpolate(value: Any, path: tuple[Any, ...], secrets: set[str]) -> Any:
 
 
 def validate(
-    data: Mapping[str, Any], schema: Mapping[str, Any], prefix: tuple[str, ...] = ()
+    data: Mapping[str, Any],
+    schema: Mapping[str, Any],
+    prefix: tuple[str, ...] = (),
+    what: str = "config key",
+    hint: str = "fix crm-bridge.toml (crm-bridge init writes a valid starter file)",
 ) -> None:
     """Raise ConfigError naming the key path of the first schema violation."""
     validator = jsonschema.Draft202012Validator(
@@ -143,10 +147,7 @@ def validate(
     if errors:
         error = errors[0]
         where = _where((*prefix, *error.absolute_path))
-        raise ConfigError(
-            f"config key {where}: {error.message}",
-            hint="fix crm-bridge.toml (crm-bridge init writes a valid starter file)",
-        )
+        raise ConfigError(f"{what} {where}: {error.message}", hint=hint)
 
 
 def load(path: Path | str | None = None) -> Config:

@@ -47,3 +47,32 @@ class AuthenticationError(ErpError):
 
 class StateError(CrmBridgeError):
     """The local state store is unusable (locked by another run, corrupt...)."""
+
+
+class RefusedError(ErpError):
+    """The ERP understood a request about one record and refused it (validation,
+    unknown record): the record is reported as rejected, the run goes on."""
+
+
+def from_status(
+    status: int, where: str, action: str, message: str = "", retry_after: str | None = None
+) -> ErpError:
+    """The error for an HTTP (or SOAP transport) status other than success."""
+    detail = f": {message}" if message else ""
+    if status == 429 or status >= 500:
+        return RetriableErpError(
+            f"{where} answered HTTP {status} to {action}{detail}",
+            hint="the ERP is overloaded or failing; crm-bridge retried, try again later",
+            retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+        )
+    if status == 401:
+        return AuthenticationError(
+            f"{where} rejected the credentials (HTTP 401) on {action}{detail}",
+            hint="check the API key / user and password in the [erp] table",
+        )
+    if status == 403:
+        return ErpError(
+            f"{where} denied {action} (HTTP 403){detail}",
+            hint="give the API user the rights listed on the profile's docs page",
+        )
+    return RefusedError(f"{where} refused {action} (HTTP {status}){detail}")

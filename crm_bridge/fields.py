@@ -85,6 +85,37 @@ class Field:
                 return f"{value} is above the maximum {self.maximum}"
         return None
 
+    def parse(self, raw: Any) -> Any:
+        """A value read back from the ERP, as this field's Python type.
+
+        ERPs send numbers as strings, dates as unix timestamps or ISO text,
+        booleans as 0/1, and Odoo sends ``false`` for "no value".  What cannot be
+        read is returned as it is, so the plan sees a difference and rewrites it.
+        """
+        kind = self.type
+        if raw is None or raw == "" or (raw is False and kind != "boolean"):
+            return None
+        try:
+            if (
+                kind == "numeric"
+                and isinstance(raw, str | int | float)
+                and not isinstance(raw, bool)
+            ):
+                return self.normalize(Decimal(str(raw)))
+            if kind == "integer" and isinstance(raw, str | float):
+                return int(Decimal(str(raw)))
+            if kind == "boolean" and isinstance(raw, str | int):
+                return str(raw).strip().lower() in ("1", "true", "yes")
+            if kind == "date" and isinstance(raw, dt.datetime):
+                return raw.date()
+            if kind == "date" and isinstance(raw, int | float):
+                return dt.datetime.fromtimestamp(raw, dt.UTC).date()
+            if kind == "date" and isinstance(raw, str):
+                return dt.date.fromisoformat(raw[:10])
+        except (ArithmeticError, ValueError, OverflowError, OSError):
+            return raw
+        return raw
+
     def normalize(self, value: Any) -> Any:
         """The value as it is stored and compared: numerics as rounded Decimals."""
         if value is None:

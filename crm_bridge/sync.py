@@ -11,15 +11,17 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from crm_bridge import config as config_mod
+from crm_bridge import mapping
 from crm_bridge.adapter import Adapter, AdapterSpec
 from crm_bridge.apply import ApplyResult, apply, resume
 from crm_bridge.compute import compute
 from crm_bridge.config import Config
 from crm_bridge.errors import ConfigError
-from crm_bridge.extract import extract
+from crm_bridge.extract import extract, read_back
 from crm_bridge.fields import Field, encode
 from crm_bridge.plan import Plan, make_plan
 from crm_bridge.plugin_manager import Plugins, check_known
@@ -71,7 +73,11 @@ def connect(cfg: Config, plugins: Plugins) -> tuple[Adapter, dict[str, Field]]:
     check_plugin_settings(cfg, plugins)
     fields = plugins.fields()
     spec = adapter_spec(cfg, plugins)
-    return spec.factory(cfg.erp), fields
+    settings = cfg.erp
+    ref = settings.get("mapping")
+    if isinstance(ref, str) and ref not in mapping.profiles() and not Path(ref).is_absolute():
+        settings["mapping"] = str(cfg.path.parent / ref)  # relative to the config file
+    return spec.factory(settings), fields
 
 
 def _previous(cfg: Config, state: StateStore | None) -> dict[str, dict[str, Any]]:
@@ -134,6 +140,7 @@ def _sync(
     try:
         resumed = resume(adapter, state, run_id) if state and run_id is not None else None
         snapshot = extract(adapter, as_of, on_page)
+        snapshot.current = read_back(snapshot.current, fields)
         snapshot.previous = _previous(cfg, state)
         outputs = compute(plugins, snapshot, cfg.plugin_settings, cfg.plugin_timeout)
         desired, rejections = validate(outputs, fields, snapshot.customers["customer_id"])

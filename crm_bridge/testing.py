@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
-from crm_bridge.adapter import AdapterSpec, Batch, Check, WriteResult
+from crm_bridge.adapter import AdapterSpec, Batch, Capabilities, Check, WriteResult
 from crm_bridge.fields import Field
 from crm_bridge.hookspecs import hookimpl
 from crm_bridge.snapshot import Snapshot
 
 
 class MemoryAdapter:
+    capabilities = Capabilities(multi_record_write=True)
+
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
         self.values: dict[str, dict[str, Any]] = {k: dict(v) for k, v in snapshot.current.items()}
@@ -97,3 +100,140 @@ def invoice(
         "due_date": due or date + dt.timedelta(days=30),
         "paid_date": paid,
     }
+
+
+# -- the adapter conformance suite ----------------------------------------------
+CONFORMANCE_FIELDS: tuple[Field, ...] = (
+    Field("conf_segment", "selection", "Segment", choices=(("gold", "Gold"), ("iron", "Iron"))),
+    Field("conf_score", "integer", "Score", minimum=0, maximum=100),
+    Field("conf_spend", "numeric", "Spend", digits=2),
+    Field("conf_since", "date", "Since"),
+    Field("conf_note", "char", "Note"),
+    Field("conf_flag", "boolean", "Flag"),
+)
+
+
+class AdapterConformance:
+    """The behaviour every adapter owes the core, as tests.
+
+    Subclass it as ``TestMyAdapter`` in a pytest module and implement
+    :meth:`make_adapter` (a fresh adapter on an ERP holding a few customers
+    with invoices and lines) and :meth:`foreign` (the values of fields
+    crm-bridge does not own, read without the adapter).
+    """
+
+    fields: tuple[Field, ...] = CONFORMANCE_FIELDS
+
+    def make_adapter(self) -> Any:
+        raise NotImplementedError
+
+    def foreign(self, customer_id: str) -> dict[str, Any]:
+        """Values of a few fields crm-bridge does not own, read straight from the ERP."""
+        raise NotImplementedError
+
+    # helpers
+    def _read(self, adapter: Any) -> dict[str, list[dict[str, Any]]]:
+        from crm_bridge.snapshot import TABLES
+
+        return {t: [r for page in adapter.extract(t) for r in page] for t in TABLES}
+
+    def _values(self, adapter: Any) -> dict[str, dict[str, Any]]:
+        from crm_bridge.extract import read_back
+
+        raw = {cid: v for page in adapter.current_values() for cid, v in page}
+        return read_back(raw, {f.name: f for f in self.fields})
+
+    def _provisioned(self) -> Any:
+        adapter = self.make_adapter()
+        adapter.provision(self.fields)
+        adapter.close()
+        return self.make_adapter()
+
+    # the suite
+    def test_declares_capabilities(self) -> None:
+        adapter = self.make_adapter()
+        assert isinstance(adapter.capabilities, Capabilities)
+        assert adapter.capabilities.concurrent_writes >= 1
+
+    def test_extracts_canonical_tables(self) -> None:
+        from crm_bridge.snapshot import TABLES, frame
+
+        adapter = self.make_adapter()
+        tables = self._read(adapter)
+        assert tables["customers"], "no customers read"
+        assert tables["invoices"] and tables["invoice_lines"], "no invoices or lines read"
+        customers = {r["customer_id"] for r in tables["customers"]}
+        for table, rows in tables.items():
+            key = next(iter(TABLES[table]))
+            ids = [r[key] for r in rows]
+            assert len(ids) == len(set(ids)), f"{table}: duplicate ids across pages"
+            assert all(isinstance(i, str) and i for i in ids), f"{table}: ids must be text"
+            built = frame(table, rows)  # every value fits its canonical column
+            assert built.height == len(rows)
+            for row in rows:
+                assert set(row) <= set(TABLES[table]), f"{table}: unknown columns"
+            if "customer_id" in TABLES[table] and table != "customers":
+                assert {r["customer_id"] for r in rows} <= customers, f"{table}: unknown customer"
+        invoices = {r["invoice_id"]: r for r in tables["invoices"]}
+        for line in tables["invoice_lines"]:
+            assert line["invoice_id"] in invoices
+            assert line["customer_id"] == invoices[line["invoice_id"]]["customer_id"]
+        assert {r["kind"] for r in tables["invoices"]} <= {"invoice", "credit_note"}
+        assert {r["state"] for r in tables["invoices"]} <= {"draft", "posted", "paid", "cancelled"}
+
+    def test_provision_is_idempotent_and_checked(self) -> None:
+        adapter = self.make_adapter()
+        if not adapter.capabilities.provisioning:
+            from crm_bridge.errors import ErpError
+
+            checks = {c.name: c for c in adapter.check(self.fields)}
+            try:
+                adapter.provision(self.fields)
+            except ErpError as exc:  # an admin adds the fields: the message lists them
+                assert all(f.name in str(exc) or "fields" in checks for f in self.fields)
+            return
+        first = adapter.provision(self.fields)
+        assert sorted(first) == sorted(f"created {f.name}" for f in self.fields)
+        assert self.make_adapter().provision(self.fields) == []
+        checks = {c.name: c for c in self.make_adapter().check(self.fields)}
+        assert checks["fields"].ok, checks["fields"]
+
+    def test_writes_and_reads_back_only_its_fields(self) -> None:
+        adapter = self._provisioned()
+        customers = [r["customer_id"] for r in self._read(adapter)["customers"]][:3]
+        before = {cid: self.foreign(cid) for cid in customers}
+        gold = {
+            "conf_segment": "gold",
+            "conf_score": 87,
+            "conf_spend": Decimal("1234.50"),
+            "conf_since": dt.date(2024, 2, 29),
+            "conf_note": "Gold: spend 1,234.50 ≥ 1,000",
+            "conf_flag": True,
+        }
+        iron = {**gold, "conf_segment": "iron", "conf_score": 3, "conf_flag": False}
+        result = adapter.write([Batch(tuple(customers[:2]), gold), Batch((customers[2],), iron)])
+        assert sorted(result.written) == sorted(customers) and not result.rejected
+        back = self._values(self.make_adapter())
+        assert back[customers[0]] == gold and back[customers[1]] == gold
+        assert back[customers[2]] == iron
+        assert {cid: self.foreign(cid) for cid in customers} == before
+
+    def test_refused_record_is_reported_and_the_rest_written(self) -> None:
+        adapter = self._provisioned()
+        customers = [r["customer_id"] for r in self._read(adapter)["customers"]][:2]
+        ghost = "999999"
+        values = {"conf_score": 5}
+        result = adapter.write([Batch((customers[0], ghost, customers[1]), values)])
+        assert sorted(result.written) == sorted(customers)
+        assert list(result.rejected) == [ghost] and result.rejected[ghost]
+        back = self._values(self.make_adapter())
+        assert all(back[c]["conf_score"] == 5 for c in customers)
+
+    def test_retire_clears_a_field(self) -> None:
+        adapter = self._provisioned()
+        customers = [r["customer_id"] for r in self._read(adapter)["customers"]][:2]
+        adapter.write([Batch(tuple(customers), {"conf_note": "x", "conf_score": 1})])
+        assert self.make_adapter().retire("conf_note") == 2
+        back = self._values(self.make_adapter())
+        assert all("conf_note" not in back.get(c, {}) for c in customers)
+        assert all(back[c]["conf_score"] == 1 for c in customers)

@@ -103,7 +103,7 @@ def test_unknown_plugin_name(tmp_path: Path) -> None:
         proc,
         2,
         "unknown plugin 'segmentaton'",
-        "installed plugins: kpis, loyalty, segmentation, tryton",
+        "installed plugins: kpis, loyalty, rest, segmentation, soap, tryton",
     )
     proc = run("plugins", "disable", "nosuch", cwd=tmp_path)
     assert_clear(proc, 2, "unknown plugin 'nosuch'")

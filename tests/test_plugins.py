@@ -101,8 +101,12 @@ def test_version_lists_plugins_and_verbose_traces_hook_calls(tmp_path: Path) -> 
     assert result.output.splitlines()[0].startswith("crm-bridge ")
     assert "  segmentation 0.1.0 [crm-bridge]" in result.output
     result = runner.invoke(cli, ["adapters", "list", "--json"], obj=load_plugins())
-    (tryton,) = json.loads(result.output)
-    assert tryton["name"] == "tryton" and "verify_tls" in tryton["settings"]
+    listed = {a["name"]: a for a in json.loads(result.output)}
+    assert {"tryton", "rest", "soap", "odoo", "erpnext", "dolibarr", "nav"} <= set(listed)
+    assert "verify_tls" in listed["tryton"]["settings"]
+    assert listed["odoo"]["required"] == ["url", "database", "api_key"]
+    assert listed["odoo"]["capabilities"]["multi_record_write"] is True
+    assert listed["nav"]["capabilities"]["provisioning"] is False
     plugins = load_plugins()
     lines: list[str] = []
     plugins.enable_tracing(lines.append)

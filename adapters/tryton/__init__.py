@@ -24,6 +24,7 @@ def register_adapters(register: Callable[[AdapterSpec], None]) -> None:
             _factory,
             CONFIG_SCHEMA,
             "Tryton over JSON-RPC, values in the crm_bridge module's CRM tab",
+            capabilities=TrytonAdapter.capabilities,
         )
     )
 

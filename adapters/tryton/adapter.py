@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from crm_bridge.adapter import Batch, Check, WriteResult
+from crm_bridge.adapter import Batch, Capabilities, Check, WriteResult
 from crm_bridge.errors import ErpError
 from crm_bridge.fields import Field
 
@@ -82,6 +82,8 @@ def _f(value: Any) -> float | None:
 
 
 class TrytonAdapter:
+    capabilities = Capabilities(multi_record_write=True)
+
     def __init__(self, settings: Mapping[str, Any], sleep: Any = None) -> None:
         self.rpc = TrytonRPC(
             settings["url"],

@@ -1,0 +1,217 @@
+"""The declarative SOAP adapter on zeep: the services a mapping file describes.
+
+WSDLs come from local files next to the mapping or from the ERP's own address;
+any schema they import must be in the mapping's schema cache (by file name):
+nothing is fetched from elsewhere at run time.  Credentials go as HTTP basic
+auth, a WS-Security UsernameToken, a SOAP header element, or in the request
+body (placeholders in ``args``).  SOAP faults are refusals of the record;
+transport errors are classified like HTTP errors and retried by the one policy.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import requests
+import zeep
+import zeep.exceptions
+import zeep.helpers
+import zeep.xsd
+from zeep.wsse.username import UsernameToken
+
+from crm_bridge import mapping, retry
+from crm_bridge.declarative import DeclarativeAdapter
+from crm_bridge.errors import (
+    AuthenticationError,
+    ConfigError,
+    ErpError,
+    RefusedError,
+    RetriableErpError,
+    from_status,
+)
+
+CONFIG_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["adapter", "url"],
+    "additionalProperties": False,
+    "properties": {
+        "adapter": {"type": "string"},
+        "mapping": {"type": "string", "description": "A mapping file, or a profile name"},
+        "url": {"type": "string", "pattern": "^https?://"},
+        "company": {"type": "string"},
+        "username": {"type": "string"},
+        "password": {"type": "string"},
+        "page_size": {"type": "integer", "minimum": 1, "maximum": 20000},
+        "concurrency": {"type": "integer", "minimum": 1, "maximum": 32},
+        "timeout": {"type": "number", "minimum": 1, "default": 120},
+        "verify_tls": {"type": ["boolean", "string"], "default": True},
+    },
+}
+SECRETS = ("password",)
+# Fault codes and texts that mean "try again", not "this record is wrong".
+TRANSIENT_FAULTS = ("busy", "timeout", "deadlock", "temporarily", "try again")
+AUTH_FAULTS = ("password", "authenticat", "unauthori", "credentials")
+
+
+class OfflineTransport(zeep.Transport):
+    """Loads WSDL and XSD documents from local files, the schema cache, or the
+    ERP's own address; refuses anything else (no internet at run time)."""
+
+    def __init__(self, cache: Path | None, erp_host: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cache, self.erp_host = cache, erp_host
+
+    def load(self, url: str) -> bytes:
+        parsed = urlparse(url)
+        if parsed.scheme in ("http", "https") and parsed.netloc != self.erp_host:
+            name = Path(parsed.path).name
+            cached = self.cache / name if self.cache else None
+            if cached is None or not cached.is_file():
+                raise ConfigError(
+                    f"the WSDL imports {url}, which is not in the schema cache",
+                    hint=f"save it as {name} in the mapping's schema_cache folder",
+                )
+            return cached.read_bytes()
+        data: bytes = super().load(url)
+        return data
+
+
+class SoapAdapter(DeclarativeAdapter):
+    def __init__(self, spec: mapping.Mapping_, settings: Mapping[str, Any], sleep: Any = None):
+        super().__init__(spec, settings)
+        self.base = str(settings["url"]).rstrip("/")
+        self.vars["url"] = self.base
+        session = requests.Session()
+        session.verify = settings.get("verify_tls", True)
+        if session.verify is False:
+            warnings.warn(
+                f"TLS certificate verification is OFF for {self.base} (erp.verify_tls = false)",
+                stacklevel=2,
+            )
+        auth = spec.data.get("auth", {"type": "none"})
+        self.auth = auth
+        if auth["type"] == "basic":
+            session.auth = (
+                mapping.render(auth.get("username", "{username}"), self.vars),
+                mapping.render(auth.get("password", "{password}"), self.vars),
+            )
+        self.timeout = float(settings.get("timeout", 120))
+        cache = spec.data.get("schema_cache")
+        self.transport = OfflineTransport(
+            spec.folder / cache if cache else None,
+            urlparse(self.base).netloc,
+            session=session,
+            timeout=self.timeout,
+            operation_timeout=self.timeout,
+        )
+        self._wsse = (
+            UsernameToken(
+                mapping.render(auth.get("username", "{username}"), self.vars),
+                mapping.render(auth.get("password", "{password}"), self.vars),
+            )
+            if auth["type"] == "wsse"
+            else None
+        )
+        self._services: dict[str, Any] = {}
+        self._sleep = sleep
+        self.calls = 0
+
+    def close(self) -> None:
+        self.transport.session.close()
+
+    def service(self, name: str) -> Any:
+        """The zeep service proxy of ``name``, bound to the ERP's address."""
+        if name not in self._services:
+            wsdls = self.mapping.data.get("wsdl", {})
+            if name not in wsdls:
+                raise ConfigError(f"the mapping calls service {name!r}, which has no wsdl entry")
+            location = mapping.render(wsdls[name], self.vars)
+            if not location.startswith(("http://", "https://")):
+                location = str(self.mapping.folder / location)
+            try:
+                client = zeep.Client(location, transport=self.transport, wsse=self._wsse)
+            except requests.RequestException:
+                raise RetriableErpError(
+                    f"cannot load the WSDL of {name} from {location}",
+                    hint="check erp.url and that the web service is published",
+                ) from None
+            address = self.mapping.data.get("addresses", {}).get(name)
+            binding = next(iter(client.wsdl.bindings))
+            self._services[name] = (
+                client.create_service(binding, mapping.render(address, self.vars))
+                if address
+                else client.service
+            )
+        return self._services[name]
+
+    def call(
+        self, request: Mapping[str, Any], variables: Mapping[str, Any], empty: Sequence[int] = ()
+    ) -> Any:
+        name, operation = request["service"], request["operation"]
+        args = mapping.render(request.get("args", {}), variables)
+        headers = (
+            {k: mapping.render(v, variables) for k, v in self.auth.get("element", {}).items()}
+            if self.auth["type"] == "soap_header"
+            else None
+        )
+        action = f"{name}.{operation}"
+        proxy = self.service(name)
+
+        def once() -> Any:
+            try:
+                kwargs = {"_soapheaders": headers} if headers else {}
+                answer = getattr(proxy, operation)(**args, **kwargs)
+            except zeep.exceptions.Fault as fault:
+                text = f"{fault.message} ({fault.code})" if fault.code else str(fault.message)
+                if any(word in text.lower() for word in TRANSIENT_FAULTS):
+                    raise RetriableErpError(f"{self.where} answered {action}: {text}") from None
+                if any(word in text.lower() for word in AUTH_FAULTS):
+                    raise AuthenticationError(
+                        f"{self.where} rejected the credentials on {action}: {text}",
+                        hint="check erp.username and erp.password",
+                    ) from None
+                raise RefusedError(f"{self.where} refused {action}: {text}") from None
+            except zeep.exceptions.XMLParseError as exc:
+                raise ErpError(
+                    f"{self.where} answered {action} with XML its WSDL does not describe: {exc}",
+                    hint="the web service changed since its WSDL was read; check the mapping",
+                ) from None
+            except zeep.exceptions.TransportError as exc:
+                if exc.status_code in empty:
+                    return None
+                raise from_status(exc.status_code, self.where, action) from None
+            except requests.Timeout:
+                raise RetriableErpError(
+                    f"{self.where} did not answer {action} in {self.timeout:.0f}s"
+                ) from None
+            except requests.ConnectionError:
+                raise RetriableErpError(
+                    f"cannot reach {self.where} ({action})",
+                    hint="check erp.url and that the web service is running",
+                ) from None
+            finally:
+                self.calls += 1
+            return _plain(zeep.helpers.serialize_object(answer, dict))
+
+        return retry.call(once, sleep=self._sleep)
+
+    def encode(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """zeep sends Decimals, dates and booleans as XML Schema wants them; a cleared
+        value goes as ``xsi:nil`` (zeep would leave a None out, keeping the old value)."""
+        return {
+            mapping.erp_name(self.field_name, k): zeep.xsd.Nil if v is None else v
+            for k, v in values.items()
+        }
+
+
+def _plain(value: Any) -> Any:
+    """zeep's answer as dicts, lists and scalars (Decimals kept, dates as dates)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

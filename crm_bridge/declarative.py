@@ -1,0 +1,440 @@
+"""The one small base of the declarative adapters (REST and SOAP).
+
+Everything a mapping file describes lives here: paging, records to canonical
+rows, reading back crm-bridge's values, provisioning, and writing (grouped
+multi-record calls, parallel single-record calls, read-modify-write for ERPs
+whose update replaces the whole record, refusals isolated by splitting).
+A subclass supplies one thing: :meth:`call`, which sends one request of the
+mapping and returns the decoded answer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from typing import Any
+
+from crm_bridge import mapping
+from crm_bridge.adapter import Batch, Capabilities, Check, WriteResult
+from crm_bridge.errors import ErpError, RefusedError
+from crm_bridge.fields import Field
+from crm_bridge.snapshot import TABLES
+
+
+def capabilities(spec: mapping.Mapping_, concurrency: int | None = None) -> Capabilities:
+    write = spec.data["write"]
+    return Capabilities(
+        multi_record_write="multi" in write or "multi_records" in write,
+        provisioning="provision" in spec.data,
+        concurrent_writes=int(concurrency or write.get("concurrency", 4)),
+    )
+
+
+class DeclarativeAdapter:
+    """An adapter driven by a :class:`crm_bridge.mapping.Mapping_`."""
+
+    def __init__(self, spec: mapping.Mapping_, settings: Mapping[str, Any]) -> None:
+        self.mapping = spec
+        self.where = f"{spec.data.get('title', spec.name)} at {settings.get('url', '?')}"
+        defaults = spec.data.get("settings", {}).get("defaults", {})
+        self.vars: dict[str, Any] = {**defaults, **settings}
+        self.page_size = int(settings.get("page_size") or spec.data.get("page_size", 500))
+        write = spec.data["write"]
+        self.write_spec: dict[str, Any] = write
+        self.field_name: str = write["field_name"]
+        self.values_path: str = write.get("values", "")
+        self.definition_name: str = spec.data.get("provision", {}).get("name", self.field_name)
+        self.capabilities = capabilities(spec, settings.get("concurrency"))
+        self._current: dict[str, dict[str, Any]] | None = None
+        self._definitions: dict[str, Any] | None = None
+        # Rows of the tables other tables' fields look up with ``via``.
+        self._referenced = {
+            f["via"]
+            for t in spec.data["tables"].values()
+            for f in t["fields"].values()
+            if isinstance(f, Mapping) and "via" in f
+        }
+        self._rows_by_id: dict[str, dict[str, dict[str, Any]]] = {}
+
+    # -- the one protocol-specific method ------------------------------------
+    def call(
+        self, request: Mapping[str, Any], variables: Mapping[str, Any], empty: Sequence[int] = ()
+    ) -> Any:
+        """Send ``request`` (rendered with ``variables``) and return the answer.
+
+        Returns None for an answer whose status is in ``empty``; raises
+        :class:`ErpError` (``RefusedError`` when the ERP refused this record).
+        """
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    # -- reading -------------------------------------------------------------
+    def pages(
+        self, spec: Mapping[str, Any], extra: Mapping[str, Any] | None = None
+    ) -> Iterator[list[Any]]:
+        """Yield the pages of raw records a table (or list) spec describes."""
+        paging = spec.get("paging", {"style": "none"})
+        style, size = paging["style"], int(paging.get("size", self.page_size))
+        first = int(paging.get("first", 0))
+        variables: dict[str, Any] = {
+            **self.vars,
+            "limit": size,
+            "page": first,
+            "offset": 0,
+            "last": 0,
+            "cursor": None,
+            "bookmark": None,
+            **(extra or {}),
+        }
+        request = spec["request"]
+        while True:
+            answer = self.call(request, variables, spec.get("empty_statuses", ()))
+            records = mapping.records(answer, request.get("records", "")) if answer else []
+            if records:
+                yield records
+            if style == "none" or not records:
+                return
+            if style == "cursor":
+                variables["cursor"] = mapping.get(answer, paging["next"])
+                if not variables["cursor"]:
+                    return
+                continue
+            if len(records) < size:
+                return
+            if style == "page":
+                variables["page"] += 1
+            elif style == "offset":
+                variables["offset"] += len(records)
+            else:  # keyset on an id, or a bookmark key (NAV)
+                variables["last"] = variables["bookmark"] = mapping.get(records[-1], paging["key"])
+
+    def extract(self, table: str) -> Iterator[list[dict[str, Any]]]:
+        spec = self.mapping.table(table)
+        if spec is None:
+            return
+        rows = mapping.RowMapper(table, spec["fields"], self._rows_by_id)
+        keep = table == "customers" and "current" not in self.mapping.data
+        if keep:
+            self._current = {}
+        key = next(iter(TABLES[table]))
+        remember = table in self._referenced
+        for records in self.pages(spec):
+            if keep:
+                self._remember_values(records, spec)
+            page = rows.rows(records, spec.get("explode"))
+            if remember:
+                self._rows_by_id.setdefault(table, {}).update((r[key], r) for r in page)
+            yield page
+
+    def _remember_values(self, records: list[Any], spec: Mapping[str, Any]) -> None:
+        assert self._current is not None
+        id_spec = spec["fields"]["customer_id"]
+        id_path = id_spec if isinstance(id_spec, str) else id_spec["path"]
+        for record in records:
+            values = self._values_of(record)
+            if values:
+                self._current[str(mapping.get(record, id_path))] = values
+
+    def _values_of(self, record: Any) -> dict[str, Any]:
+        held = mapping.get(record, self.values_path) if self.values_path else record
+        if not isinstance(held, Mapping):  # Dolibarr sends [] when no extrafield is set
+            return {}
+        out = {}
+        for key, value in held.items():
+            name = mapping.crm_name(self.field_name, key)
+            if name is not None and value is not None and value is not False:
+                out[name] = value
+            elif name is not None and value is False:
+                out[name] = False  # a boolean; the core reads false as empty for others
+        return out
+
+    def current_values(self) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+        spec = self.mapping.data.get("current")
+        if spec is None:
+            if self._current is None:
+                for _ in self.extract("customers"):
+                    pass
+            assert self._current is not None
+            yield list(self._current.items())
+            return
+        names = [mapping.erp_name(self.field_name, n) for n in self.definitions()]
+        if not names:
+            return
+        id_spec = spec["fields"]["customer_id"]
+        id_path = id_spec if isinstance(id_spec, str) else id_spec["path"]
+        for records in self.pages(spec, {"value_fields": names}):
+            page = [(str(mapping.get(r, id_path)), self._values_of(r)) for r in records]
+            yield [(cid, values) for cid, values in page if values]
+
+    # -- fields --------------------------------------------------------------
+    def definitions(self) -> dict[str, Any]:
+        """crm-bridge's field definitions in the ERP, by crm-bridge name."""
+        if self._definitions is None:
+            provision = self.mapping.data.get("provision")
+            if provision is None:
+                self._definitions = self._manual_definitions()
+            else:
+                listing = provision["list"]
+                found = {}
+                for records in self.pages(listing):
+                    for record in records:
+                        erp = str(mapping.get(record, listing["name"]))
+                        name = mapping.crm_name(self.definition_name, erp)
+                        if name is not None:
+                            found[name] = record
+                self._definitions = found
+        return self._definitions
+
+    def _manual_definitions(self) -> dict[str, Any]:
+        """Fields an admin added by hand: the keys of the first customer record."""
+        spec = self.mapping.data["tables"]["customers"]
+        for records in self.pages({**spec, "paging": {"style": "none"}}, {"limit": 1}):
+            held = mapping.get(records[0], self.values_path) if self.values_path else records[0]
+            if isinstance(held, Mapping):
+                names = (mapping.crm_name(self.field_name, k) for k in held)
+                return {n: True for n in names if n is not None}
+        return {}
+
+    def provision(self, fields: Sequence[Field]) -> list[str]:
+        provision = self.mapping.data.get("provision")
+        existing = self.definitions()
+        if provision is None:
+            missing = [f for f in fields if f.name not in existing]
+            if missing:
+                raise ErpError(
+                    f"{len(missing)} field(s) must be added to the customer record by the "
+                    f"ERP's administrator: {self._manual_list(missing)}",
+                    hint=self.mapping.data.get("manual", {}).get("instructions"),
+                )
+            return []
+        for name, lookup in self.mapping.data.get("lookups", {}).items():
+            if name not in self.vars:
+                self.vars[name] = mapping.get(
+                    self.call(lookup["request"], self.vars), lookup["path"]
+                )
+        changes = []
+        for f in fields:
+            variables = {**self.vars, **self._definition_vars(f, provision)}
+            old = existing.get(f.name)
+            if old is None:
+                self.call(provision["create"], variables)
+                changes.append(f"created {f.name}")
+            elif (
+                "update" in provision
+                and "label" in provision["list"]
+                and mapping.get(old, provision["list"]["label"]) != f.label
+            ):
+                variables["def_id"] = mapping.get(old, provision["list"].get("id", "id"))
+                self.call(provision["update"], variables)
+                changes.append(f"updated {f.name}")
+        self._definitions = None
+        return changes
+
+    def _manual_list(self, fields: Sequence[Field]) -> str:
+        types = self.mapping.data.get("manual", {}).get("types", {})
+        return ", ".join(
+            f"{mapping.erp_name(self.field_name, f.name)} ({types.get(f.type, f.type)})"
+            for f in fields
+        )
+
+    def _definition_vars(self, f: Field, provision: Mapping[str, Any]) -> dict[str, Any]:
+        style = provision.get("selection", "lines")
+        selection: Any
+        if style == "key_label_lines":
+            selection = "\n".join(f"{k}:{v}" for k, v in f.choices)
+        elif style == "json":
+            selection = {k: v for k, v in f.choices}
+        elif style == "odoo":
+            selection = [
+                [0, 0, {"value": k, "name": v, "sequence": i}] for i, (k, v) in enumerate(f.choices)
+            ]
+        else:
+            selection = "\n".join(k for k, _ in f.choices)
+        return {
+            "name": f.name,
+            "erp_name": mapping.erp_name(self.definition_name, f.name),
+            "field_name": mapping.erp_name(self.field_name, f.name),
+            "label": f.label,
+            "help": f.help,
+            "type": provision["types"][f.type],
+            "selection": selection if f.choices else None,
+            "digits": f.digits,
+            "owner": f.owner,
+        }
+
+    def retire(self, name: str) -> int:
+        holders = [
+            cid
+            for page in self.current_values()
+            for cid, values in page
+            if values.get(name) not in (None, False, "")  # Odoo's false is "empty"
+        ]
+        if holders:
+            result = self.write([Batch(tuple(holders), {name: None})])
+            if result.rejected:
+                cid, reason = next(iter(result.rejected.items()))
+                raise ErpError(f"{self.where} refused to clear {name!r} on {cid}: {reason}")
+        provision = self.mapping.data.get("provision", {})
+        old = self.definitions().get(name)
+        if old is not None and "delete" in provision:
+            def_id = mapping.get(old, provision["list"].get("id", "id"))
+            erp = mapping.erp_name(self.definition_name, name)
+            self.call(provision["delete"], {**self.vars, "def_id": def_id, "erp_name": erp})
+        self._current = self._definitions = None
+        return len(holders)
+
+    def check(self, fields: Sequence[Field]) -> list[Check]:
+        try:
+            spec = self.mapping.data["tables"]["customers"]
+            next(self.pages({**spec, "paging": {"style": "none"}}, {"limit": 1}), None)
+        except ErpError as exc:
+            return [Check("read", False, str(exc), exc.hint)]
+        out = [Check("read", True, f"{self.where}: customers readable")]
+        unmapped = sorted(set(TABLES) - set(self.mapping.data["tables"]))
+        if unmapped:
+            out.append(Check("tables", True, f"not read from this ERP: {', '.join(unmapped)}"))
+        try:
+            existing = self.definitions()
+        except ErpError as exc:
+            return [*out, Check("fields", False, str(exc), exc.hint)]
+        missing = [f for f in fields if f.name not in existing]
+        hint = None
+        if missing:
+            hint = (
+                "crm-bridge fields provision"
+                if self.capabilities.provisioning
+                else self.mapping.data.get("manual", {}).get("instructions")
+            )
+        detail = f"{len(fields) - len(missing)}/{len(fields)} fields present"
+        if missing:
+            detail += f", missing: {self._manual_list(missing[:5])}"
+        out.append(Check("fields", not missing, detail, hint))
+        return out
+
+    # -- writing -------------------------------------------------------------
+    def encode(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """crm-bridge values as the ERP takes them, under their ERP names."""
+        unix = self.write_spec.get("dates") == "unix"
+        as_int = self.write_spec.get("booleans") == "int"
+        out: dict[str, Any] = {}
+        for name, value in values.items():
+            if isinstance(value, Decimal):
+                value = float(value)
+            elif isinstance(value, bool):
+                value = int(value) if as_int else value
+            elif isinstance(value, dt.date):
+                value = (
+                    int(dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC).timestamp())
+                    if unix
+                    else value.isoformat()
+                )
+            out[mapping.erp_name(self.field_name, name)] = value
+        return out
+
+    def write(self, batches: Sequence[Batch]) -> WriteResult:
+        result = WriteResult()
+        spec = self.write_spec
+        if spec.get("mode", "merge") == "replace":
+            if "multi_records" in spec:
+                for batch in batches:
+                    self._write_records(batch, result)
+            else:
+                self._each(batches, self._replace_one, result)
+        elif "multi" in spec:
+            for batch in batches:
+                self._write_multi(batch.customer_ids, self.encode(batch.values), result)
+        else:
+            self._each(batches, self._merge_one, result)
+        return result
+
+    def _each(self, batches: Sequence[Batch], send: Any, result: WriteResult) -> None:
+        jobs = [(cid, b.values) for b in batches for cid in b.customer_ids]
+
+        def one(job: tuple[str, Mapping[str, Any]]) -> tuple[str, str | None]:
+            try:
+                send(*job)
+            except RefusedError as exc:
+                return job[0], str(exc)
+            return job[0], None
+
+        workers = min(self.capabilities.concurrent_writes, max(len(jobs), 1))
+        with ThreadPoolExecutor(workers) as pool:
+            for cid, refused in pool.map(one, jobs):
+                if refused is None:
+                    result.written.append(cid)
+                else:
+                    result.rejected[cid] = refused
+
+    def _merge_one(self, cid: str, values: Mapping[str, Any]) -> None:
+        self.call(
+            self.write_spec["request"], {**self.vars, "id": cid, "values": self.encode(values)}
+        )
+
+    def _read_modified(self, cid: str, values: Mapping[str, Any]) -> Any:
+        """The full record as the ERP holds it, with crm-bridge's fields changed."""
+        read = self.write_spec["read"]
+        answer = self.call(read, {**self.vars, "id": cid})
+        record = mapping.get(answer, read.get("records", "")) if answer is not None else None
+        if not isinstance(record, Mapping):
+            raise RefusedError(f"{self.where} has no customer {cid}")
+        record = dict(record)
+        encoded = self.encode(values)
+        if self.values_path:
+            held = record.get(self.values_path)
+            record[self.values_path] = {**(held if isinstance(held, Mapping) else {}), **encoded}
+        else:
+            record.update(encoded)
+        return record
+
+    def _replace_one(self, cid: str, values: Mapping[str, Any]) -> None:
+        record = self._read_modified(cid, values)
+        self.call(self.write_spec["request"], {**self.vars, "id": cid, "record": record})
+
+    def _write_records(self, batch: Batch, result: WriteResult) -> None:
+        """Replace mode with a multi-record update: read each, send them together."""
+        records, ids = [], []
+        for cid in batch.customer_ids:
+            try:
+                records.append(self._read_modified(cid, batch.values))
+                ids.append(cid)
+            except RefusedError as exc:
+                result.rejected[cid] = str(exc)
+        if ids:
+            self._send_records(ids, records, result)
+
+    def _send_records(self, ids: list[str], records: list[Any], result: WriteResult) -> None:
+        try:
+            self.call(self.write_spec["multi_records"], {**self.vars, "records": records})
+        except RefusedError as exc:
+            if len(ids) == 1:
+                result.rejected[ids[0]] = str(exc)
+                return
+            mid = len(ids) // 2
+            self._send_records(ids[:mid], records[:mid], result)
+            self._send_records(ids[mid:], records[mid:], result)
+            return
+        result.written.extend(ids)
+
+    def _write_multi(self, ids: Sequence[str], values: dict[str, Any], result: WriteResult) -> None:
+        """One call for customers sharing values; a refusal is split until isolated."""
+        keys = [_key(i) for i in ids]
+        try:
+            self.call(self.write_spec["multi"], {**self.vars, "ids": keys, "values": values})
+        except RefusedError as exc:
+            if len(ids) == 1:
+                result.rejected[ids[0]] = str(exc)
+                return
+            mid = len(ids) // 2
+            self._write_multi(ids[:mid], values, result)
+            self._write_multi(ids[mid:], values, result)
+            return
+        result.written.extend(ids)
+
+
+def _key(cid: str) -> Any:
+    """A customer id as the ERP's API wants it: a number when it is one."""
+    return int(cid) if cid.isdigit() else cid

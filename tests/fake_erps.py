@@ -1,0 +1,551 @@
+"""In-memory Odoo, ERPNext and Dolibarr REST APIs for ``responses``.
+
+These ERPs cannot run here, so each fake answers the requests crm-bridge's
+profile sends with the shapes the ERP's documentation gives, quirks included:
+Dolibarr's 404 for an empty page, numbers as strings, unix dates and ``[]`` for
+no extrafields; ERPNext's ``{"data": [...]}`` and child tables listed with
+``?parent=``; Odoo's JSON-2 ``search_read`` with ``[id, name]`` many2ones and
+``false`` for empty values.  Each fake keeps its records so tests can read
+what was written without going through the adapter.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+import responses
+
+Answer = tuple[int, dict[str, str], str]
+
+# The same small company in every fake: 4 customers, 3 products, 5 invoices
+# (one credit note, one draft), 8 lines; customer 4 never bought.
+CUSTOMERS = [
+    (1, "Acme", "C001"),
+    (2, "Globex", "C002"),
+    (3, "Initech", "C003"),
+    (4, "Umbrella", "C004"),
+]
+PRODUCTS = [
+    (1, "P-A", "Anvil", "10.00", "6.00"),
+    (2, "P-B", "Bolt", "2.50", "1.00"),
+    (3, "P-C", "Crate", "40.00", "25.00"),
+]
+# id, customer, day (2024-03-DD), kind, state, lines [(product, qty, price)]
+INVOICES = [
+    (1, 1, 1, "invoice", "paid", [(1, 2, 10.0), (2, 10, 2.5)]),
+    (2, 1, 15, "invoice", "posted", [(3, 1, 40.0)]),
+    (3, 2, 3, "invoice", "paid", [(1, 5, 10.0), (3, 2, 40.0)]),
+    (4, 2, 20, "credit_note", "posted", [(1, 1, 10.0)]),
+    (5, 3, 9, "invoice", "draft", [(2, 4, 2.5), (3, 1, 40.0)]),
+]
+
+
+def _json(status: int, body: Any) -> Answer:
+    return status, {"Content-Type": "application/json"}, json.dumps(body)
+
+
+def _query(request: Any) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlparse(request.url).query).items()}
+
+
+class FakeErp:
+    """Records and the callbacks of one fake; ``calls`` counts requests by path."""
+
+    base = "https://erp.example.com"
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+        self.fail_next: list[int] = []  # statuses to answer before the real answer
+
+    def install(self, rsps: responses.RequestsMock) -> None:
+        for method in ("GET", "POST", "PUT", "DELETE"):
+            rsps.add_callback(method, re.compile(re.escape(self.base) + ".*"), self._dispatch)
+
+    def _dispatch(self, request: Any) -> Answer:
+        path = unquote(urlparse(request.url).path)
+        self.calls[path] = self.calls.get(path, 0) + 1
+        if self.fail_next:
+            status = self.fail_next.pop(0)
+            headers = {"Retry-After": "7"} if status == 429 else {}
+            return status, headers, "busy"
+        body = json.loads(request.body) if request.body else None
+        return self.handle(request.method, path, _query(request), body, request.headers)
+
+    def handle(
+        self, method: str, path: str, query: dict[str, str], body: Any, headers: Any
+    ) -> Answer:
+        raise NotImplementedError
+
+
+# -- Dolibarr --------------------------------------------------------------------
+class Dolibarr(FakeErp):
+    key = "doli-key-123"
+
+    def __init__(self) -> None:
+        super().__init__()
+        t0 = 1_700_000_000
+        self.thirdparties = {
+            str(i): {
+                "id": str(i),
+                "name": name,
+                "code_client": code,
+                "status": "1",
+                "date_creation": t0 + i,
+                "date_modification": t0 + 100 + i,
+                "email": f"{code.lower()}@example.com",
+                "array_options": [],
+            }
+            for i, name, code in CUSTOMERS
+        }
+        self.products = [
+            {"id": str(i), "ref": ref, "label": label, "price": f"{p}000000", "cost_price": c}
+            for i, ref, label, p, c in PRODUCTS
+        ]
+        states = {"draft": "0", "posted": "1", "paid": "2"}
+        self.invoices = []
+        line_id = 100
+        for i, cust, day, kind, state, lines in INVOICES:
+            sign = -1 if kind == "credit_note" else 1
+            rows = []
+            for product, qty, price in lines:
+                line_id += 1
+                rows.append(
+                    {
+                        "id": str(line_id),
+                        "fk_product": str(product),
+                        "qty": str(qty),
+                        "subprice": f"{price:.8f}",
+                        "total_ht": f"{sign * qty * price:.8f}",
+                        "pa_ht": f"{float(PRODUCTS[product - 1][4]):.8f}",
+                    }
+                )
+            date = 1_709_251_200 + (day - 1) * 86400  # 2024-03-DD 00:00 UTC
+            self.invoices.append(
+                {
+                    "id": str(i),
+                    "socid": str(cust),
+                    "ref": f"FA2403-{i:04d}",
+                    "type": "2" if kind == "credit_note" else "0",
+                    "status": states[state],
+                    "date": date,
+                    "date_lim_reglement": date + 30 * 86400,
+                    "date_closing": date + 10 * 86400 if state == "paid" else None,
+                    "total_ht": f"{sum(float(r['total_ht']) for r in rows):.8f}",
+                    "multicurrency_code": "EUR",
+                    "lines": rows,
+                }
+            )
+        self.extrafields: dict[str, dict[str, Any]] = {}
+
+    def handle(
+        self, method: str, path: str, query: dict[str, str], body: Any, headers: Any
+    ) -> Answer:
+        if headers.get("DOLAPIKEY") != self.key:
+            return _json(401, {"error": {"code": 401, "message": "Unauthorized: Access denied"}})
+        path = path.removeprefix("/api/index.php")
+        if method == "GET" and path in ("/thirdparties", "/products", "/invoices", "/orders"):
+            rows = {
+                "/thirdparties": list(self.thirdparties.values()),
+                "/products": self.products,
+                "/invoices": self.invoices,
+                "/orders": [],
+            }[path]
+            limit, page = int(query.get("limit", 100)), int(query.get("page", 0))
+            chunk = rows[page * limit : (page + 1) * limit]
+            if not chunk:  # Dolibarr answers an empty list with 404
+                return _json(404, {"error": {"code": 404, "message": "Not Found: No record found"}})
+            return _json(200, chunk)
+        if m := re.fullmatch(r"/thirdparties/(\w+)", path):
+            party = self.thirdparties.get(m.group(1))
+            if party is None:
+                return _json(404, {"error": {"code": 404, "message": "Thirdparty not found"}})
+            if method == "PUT":
+                held = party["array_options"] or {}
+                for key, value in (body.get("array_options") or {}).items():
+                    if key.removeprefix("options_") not in self.extrafields:
+                        continue  # Dolibarr ignores options_ keys that are not defined
+                    held[key] = value
+                party["array_options"] = held or []
+                for key, value in body.items():
+                    if key != "array_options":
+                        party[key] = value
+            return _json(200, party)
+        if path == "/setup/extrafields" and method == "GET":
+            if query.get("elementtype") != "thirdparty" or not self.extrafields:
+                return _json(404, {"error": {"code": 404, "message": "No extrafield found"}})
+            return _json(200, {"thirdparty": self.extrafields})
+        if m := re.fullmatch(r"/setup/extrafields/thirdparty/(\w+)", path):
+            name = m.group(1)
+            if method == "POST":
+                if name in self.extrafields:
+                    return _json(409, {"error": {"code": 409, "message": "already exists"}})
+                self.extrafields[name] = {"type": body["type"], "label": body["label"]}
+                return _json(200, name)
+            if method == "PUT":
+                self.extrafields[name].update(label=body["label"])
+                return _json(200, name)
+            if method == "DELETE":
+                self.extrafields.pop(name, None)
+                for party in self.thirdparties.values():
+                    if party["array_options"]:
+                        party["array_options"].pop(f"options_{name}", None)
+                return _json(200, name)
+        return _json(501, {"error": {"code": 501, "message": f"fake: {method} {path}"}})
+
+
+# -- ERPNext ---------------------------------------------------------------------
+class ERPNext(FakeErp):
+    token = "token apikey:apisecret"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.docs: dict[str, list[dict[str, Any]]] = {
+            "Customer": [
+                {
+                    "name": f"CUST-{i:05d}",
+                    "customer_name": name,
+                    "disabled": 0,
+                    "industry": None,
+                    "customer_group": "Commercial",
+                    "creation": f"2024-01-0{i} 10:00:00.000000",
+                    "modified": f"2024-02-0{i} 10:00:00.000000",
+                }
+                for i, name, _ in CUSTOMERS
+            ],
+            "Item": [
+                {
+                    "name": ref,
+                    "item_code": ref,
+                    "item_name": label,
+                    "item_group": "Products",
+                    "standard_rate": float(p),
+                    "valuation_rate": float(c),
+                }
+                for _, ref, label, p, c in PRODUCTS
+            ],
+            "Sales Invoice": [],
+            "Sales Invoice Item": [],
+            "Custom Field": [],
+            "Payment Entry": [
+                {
+                    "name": "ACC-PAY-2024-00001",
+                    "party": "CUST-00001",
+                    "party_type": "Customer",
+                    "payment_type": "Receive",
+                    "docstatus": 1,
+                    "posting_date": "2024-03-11",
+                    "base_received_amount": 45.0,
+                }
+            ],
+            "Sales Order": [
+                {
+                    "name": "SAL-ORD-2024-00001",
+                    "customer": "CUST-00003",
+                    "docstatus": 0,
+                    "status": "Draft",
+                    "transaction_date": "2024-03-25",
+                    "base_net_total": 80.0,
+                }
+            ],
+            "Opportunity": [
+                {
+                    "name": "CRM-OPP-2024-00001",
+                    "party_name": "CUST-00004",
+                    "opportunity_from": "Customer",
+                    "transaction_date": "2024-03-02",
+                    "status": "Lost",
+                    "opportunity_amount": 500.0,
+                    "order_lost_reason": "Price",
+                }
+            ],
+        }
+        status = {"paid": "Paid", "posted": "Unpaid", "draft": "Draft"}
+        for i, cust, day, kind, state, lines in INVOICES:
+            name = f"ACC-SINV-2024-{i:05d}"
+            sign = -1 if kind == "credit_note" else 1
+            total = 0.0
+            for n, (product, qty, price) in enumerate(lines):
+                total += sign * qty * price
+                self.docs["Sales Invoice Item"].append(
+                    {
+                        "name": f"{name}-{n}",
+                        "parent": name,
+                        "item_code": PRODUCTS[product - 1][1],
+                        "qty": sign * qty,
+                        "base_net_rate": price,
+                        "base_net_amount": sign * qty * price,
+                        "incoming_rate": float(PRODUCTS[product - 1][4]),
+                    }
+                )
+            self.docs["Sales Invoice"].append(
+                {
+                    "name": name,
+                    "customer": f"CUST-{cust:05d}",
+                    "docstatus": 0 if state == "draft" else 1,
+                    "status": "Return" if kind == "credit_note" else status[state],
+                    "is_return": 1 if kind == "credit_note" else 0,
+                    "posting_date": f"2024-03-{day:02d}",
+                    "due_date": f"2024-04-{day:02d}",
+                    "currency": "EUR",
+                    "base_net_total": total,
+                    "modified": f"2024-03-{day:02d} 12:00:00.000000",
+                }
+            )
+
+    def customer(self, name: str) -> dict[str, Any] | None:
+        return next((d for d in self.docs["Customer"] if d["name"] == name), None)
+
+    def handle(
+        self, method: str, path: str, query: dict[str, str], body: Any, headers: Any
+    ) -> Answer:
+        if headers.get("Authorization") != self.token:
+            return _json(
+                401,
+                {
+                    "exc_type": "AuthenticationError",
+                    "exception": "frappe.exceptions.AuthenticationError",
+                },
+            )
+        m = re.fullmatch(r"/api/resource/([^/]+)(?:/(.+))?", path)
+        if not m:
+            return _json(404, {"exc_type": "DoesNotExistError"})
+        doctype, name = m.group(1), m.group(2)
+        if doctype == "Sales Invoice Item" and query.get("parent") != "Sales Invoice":
+            return _json(
+                403,
+                {
+                    "exc_type": "PermissionError",
+                    "exception": "frappe.exceptions.PermissionError: Not permitted",
+                },
+            )
+        docs = self.docs.get(doctype)
+        if docs is None:
+            return _json(
+                404, {"exc_type": "DoesNotExistError", "exception": f"DocType {doctype} not found"}
+            )
+        if name is None and method == "GET":
+            rows = docs
+            for field, op, value in json.loads(query.get("filters", "[]")):
+                if op == "=":
+                    rows = [r for r in rows if r.get(field, value) == value]
+                elif op == "like":
+                    prefix = value.rstrip("%")
+                    rows = [r for r in rows if str(r.get(field, "")).startswith(prefix)]
+            fields = json.loads(query.get("fields", '["name"]'))
+            start, length = (
+                int(query.get("limit_start", 0)),
+                int(query.get("limit_page_length", 20)),
+            )
+            rows = rows[start : start + length] if length else rows[start:]
+            if fields != ["*"]:
+                rows = [{f: r.get(f) for f in fields} for r in rows]
+            return _json(200, {"data": rows})
+        if name is None and method == "POST" and doctype == "Custom Field":
+            if any(d["fieldname"] == body["fieldname"] for d in docs):
+                return _json(409, {"exc_type": "DuplicateEntryError"})
+            doc = {**body, "name": f"{body['dt']}-{body['fieldname']}"}
+            docs.append(doc)
+            for customer in self.docs["Customer"]:
+                customer[body["fieldname"]] = None
+            return _json(200, {"data": doc})
+        doc = next((d for d in docs if d["name"] == name), None)
+        if doc is None:
+            return _json(
+                404,
+                {
+                    "exc_type": "DoesNotExistError",
+                    "exception": f"frappe.exceptions.DoesNotExistError: {doctype} {name} not found",
+                },
+            )
+        if method == "PUT":
+            for key, value in body.items():
+                if doctype != "Customer" or key in doc:  # unknown fields are ignored
+                    doc[key] = value
+        elif method == "DELETE":
+            docs.remove(doc)
+            if doctype == "Custom Field":
+                for customer in self.docs["Customer"]:
+                    customer.pop(doc["fieldname"], None)
+            return _json(202, {"message": "ok"})
+        return _json(200, {"data": doc})
+
+
+# -- Odoo JSON-2 -------------------------------------------------------------------
+class Odoo(FakeErp):
+    api_key = "odoo-api-key"
+    database = "prod"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.models: dict[str, dict[int, dict[str, Any]]] = {
+            "res.partner": {
+                i: {
+                    "id": i,
+                    "name": n,
+                    "ref": c,
+                    "active": True,
+                    "industry_id": False,
+                    "create_date": "2024-01-01 10:00:00",
+                    "write_date": "2024-02-01 10:00:00",
+                    "email": f"{c.lower()}@example.com",
+                }
+                for i, n, c in CUSTOMERS
+            },
+            "product.product": {
+                i: {
+                    "id": i,
+                    "default_code": r,
+                    "name": lab,
+                    "categ_id": [1, "All"],
+                    "list_price": float(p),
+                    "standard_price": float(c),
+                    "active": True,
+                }
+                for i, r, lab, p, c in PRODUCTS
+            },
+            "account.move": {},
+            "account.move.line": {},
+            "ir.model": {77: {"id": 77, "model": "res.partner"}},
+            "ir.model.fields": {},
+        }
+        names = dict((i, n) for i, n, _ in CUSTOMERS)
+        line_id = 1000
+        for i, cust, day, kind, state, lines in INVOICES:
+            sign = -1 if kind == "credit_note" else 1
+            move_type = "out_refund" if kind == "credit_note" else "out_invoice"
+            total = 0.0
+            for product, qty, price in lines:
+                line_id += 1
+                total += qty * price
+                self.models["account.move.line"][line_id] = {
+                    "id": line_id,
+                    "move_id": [i, f"INV/{i}"],
+                    "partner_id": [cust, names[cust]],
+                    "product_id": [product, PRODUCTS[product - 1][2]],
+                    "quantity": qty,
+                    "price_unit": price,
+                    "price_subtotal": qty * price,
+                    "move_type": move_type,
+                    "display_type": "product",
+                    "move_id.state": "draft" if state == "draft" else "posted",
+                }
+            self.models["account.move"][i] = {
+                "id": i,
+                "partner_id": [cust, names[cust]],
+                "name": f"INV/2024/{i:05d}",
+                "move_type": move_type,
+                "state": "draft" if state == "draft" else "posted",
+                "payment_state": "paid" if state == "paid" else "not_paid",
+                "invoice_date": f"2024-03-{day:02d}",
+                "invoice_date_due": f"2024-04-{day:02d}",
+                "currency_id": [1, "EUR"],
+                "amount_untaxed_signed": sign * total,
+                "write_date": "2024-03-30 10:00:00",
+            }
+
+    def handle(
+        self, method: str, path: str, query: dict[str, str], body: Any, headers: Any
+    ) -> Answer:
+        if headers.get("Authorization") != f"bearer {self.api_key}":
+            return _json(
+                401, {"name": "werkzeug.exceptions.Unauthorized", "message": "Invalid apikey"}
+            )
+        if headers.get("X-Odoo-Database") != self.database:
+            return _json(
+                404, {"name": "werkzeug.exceptions.NotFound", "message": "database not found"}
+            )
+        m = re.fullmatch(r"/json/2/([\w.]+)/(\w+)", path)
+        if not m or method != "POST":
+            return _json(404, {"name": "werkzeug.exceptions.NotFound", "message": path})
+        model, call = m.groups()
+        table = self.models.setdefault(model, {})
+        handler: Callable[..., Answer] = getattr(self, f"_{call}")
+        return handler(model, table, body or {})
+
+    def _search_read(
+        self, model: str, table: dict[int, dict[str, Any]], kw: dict[str, Any]
+    ) -> Answer:
+        rows = [
+            r for _, r in sorted(table.items()) if all(_match(r, t) for t in kw.get("domain", []))
+        ]
+        if kw.get("limit"):
+            rows = rows[: kw["limit"]]
+        fields = kw.get("fields") or [k for k in (rows[0] if rows else {}) if "." not in k]
+        return _json(200, [{"id": r["id"], **{f: r.get(f, False) for f in fields}} for r in rows])
+
+    def _write(self, model: str, table: dict[int, dict[str, Any]], kw: dict[str, Any]) -> Answer:
+        missing = [i for i in kw["ids"] if i not in table]
+        if missing:
+            return _json(
+                404,
+                {
+                    "name": "odoo.exceptions.MissingError",
+                    "message": "Record does not exist or has been deleted. "
+                    f"(Record: {model}({missing[0]},))",
+                },
+            )
+        known = {f["name"] for f in self.models["ir.model.fields"].values()}
+        for key in kw["vals"]:
+            if model == "res.partner" and key.startswith("x_") and key not in known:
+                return _json(
+                    422,
+                    {"name": "ValueError", "message": f"Invalid field {key!r} on model {model!r}"},
+                )
+        for i in kw["ids"]:
+            table[i].update(kw["vals"])
+        return _json(200, True)
+
+    def _create(self, model: str, table: dict[int, dict[str, Any]], kw: dict[str, Any]) -> Answer:
+        ids = []
+        for vals in kw["vals_list"]:
+            if model == "ir.model.fields":
+                if not vals["name"].startswith("x_"):
+                    return _json(
+                        422,
+                        {
+                            "name": "odoo.exceptions.ValidationError",
+                            "message": "Custom fields must have a name that starts with 'x_' !",
+                        },
+                    )
+                if vals.get("model_id") != 77:
+                    return _json(
+                        422, {"name": "odoo.exceptions.ValidationError", "message": "bad model_id"}
+                    )
+                for partner in self.models["res.partner"].values():
+                    partner[vals["name"]] = False
+            new = max(table, default=0) + 1
+            table[new] = {"id": new, "model": "res.partner", **vals}
+            ids.append(new)
+        return _json(200, ids)
+
+    def _unlink(self, model: str, table: dict[int, dict[str, Any]], kw: dict[str, Any]) -> Answer:
+        for i in kw["ids"]:
+            gone = table.pop(i)
+            if model == "ir.model.fields":
+                for partner in self.models["res.partner"].values():
+                    partner.pop(gone["name"], None)
+        return _json(200, True)
+
+
+def _match(record: dict[str, Any], term: list[Any]) -> bool:
+    field, op, value = term
+    if field not in record:
+        return True  # the fake does not model this field: the ERP would filter on it
+    held = record[field]
+    if isinstance(held, list) and held and op in ("=", "in"):
+        held = held[0]
+    if op == "=":
+        return bool(held == value)
+    if op == "!=":
+        return bool(held != value)
+    if op == ">":
+        return bool(held > value)
+    if op == "in":
+        return held in value
+    if op == "=like":
+        return str(held).startswith(value.rstrip("%"))
+    raise ValueError(op)

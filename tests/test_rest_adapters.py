@@ -1,0 +1,279 @@
+"""The REST profiles against in-memory fakes of Odoo, ERPNext and Dolibarr (these
+ERPs cannot run here): the adapter conformance suite, retries, mapping errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import responses
+from crm_bridge.adapters.rest import RestAdapter
+
+from crm_bridge import mapping
+from crm_bridge.errors import AuthenticationError, ConfigError, RetriableErpError
+from crm_bridge.testing import AdapterConformance
+
+from . import fake_erps
+
+
+class RestConformance(AdapterConformance):
+    profile = ""
+    fake_class: type[fake_erps.FakeErp]
+    settings: ClassVar[dict[str, Any]]
+
+    @pytest.fixture(autouse=True)
+    def _erp(self) -> Iterator[None]:
+        self.erp = self.fake_class()
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            self.erp.install(rsps)
+            yield
+
+    def make_adapter(self) -> RestAdapter:
+        return RestAdapter(mapping.load(self.profile), {"url": self.erp.base, **self.settings})
+
+
+class TestDolibarr(RestConformance):
+    profile = "dolibarr"
+    fake_class = fake_erps.Dolibarr
+    settings: ClassVar[dict[str, Any]] = {
+        "api_key": fake_erps.Dolibarr.key,
+        "url": fake_erps.Dolibarr.base + "/api/index.php",
+    }
+
+    def make_adapter(self) -> RestAdapter:
+        return RestAdapter(mapping.load(self.profile), self.settings)
+
+    def foreign(self, customer_id: str) -> dict[str, Any]:
+        party = self.erp.thirdparties[customer_id]  # type: ignore[attr-defined]
+        return {k: party[k] for k in ("name", "email", "code_client")}
+
+    def test_quirks_string_numbers_unix_dates_empty_list(self) -> None:
+        tables = self._read(self.make_adapter())
+        invoice = next(r for r in tables["invoices"] if r["invoice_id"] == "4")
+        assert invoice["kind"] == "credit_note" and invoice["amount"] == -10.0
+        assert str(invoice["date"]) == "2024-03-20" and str(invoice["due_date"]) == "2024-04-19"
+        line = next(r for r in tables["invoice_lines"] if r["invoice_id"] == "3")
+        assert line["quantity"] == 5.0 and line["cost"] == 30.0
+        assert {r["customer_id"] for r in tables["customers"]} == {"1", "2", "3", "4"}
+
+    def test_dates_and_booleans_sent_as_dolibarr_stores_them(self) -> None:
+        adapter = self._provisioned()
+        import datetime as dt
+
+        from crm_bridge.adapter import Batch
+
+        adapter.write([Batch(("1",), {"conf_since": dt.date(2024, 3, 1), "conf_flag": True})])
+        held = self.erp.thirdparties["1"]["array_options"]  # type: ignore[attr-defined]
+        assert held == {"options_crm_conf_since": 1709251200, "options_crm_conf_flag": 1}
+
+
+class TestERPNext(RestConformance):
+    profile = "erpnext"
+    fake_class = fake_erps.ERPNext
+    settings: ClassVar[dict[str, Any]] = {"api_key": "apikey", "api_secret": "apisecret"}
+
+    def foreign(self, customer_id: str) -> dict[str, Any]:
+        doc = self.erp.customer(customer_id)  # type: ignore[attr-defined]
+        return {k: doc[k] for k in ("customer_name", "customer_group", "disabled")}
+
+    def test_child_lines_get_their_invoice_customer(self) -> None:
+        tables = self._read(self.make_adapter())
+        line = next(r for r in tables["invoice_lines"] if r["invoice_id"] == "ACC-SINV-2024-00003")
+        assert line["customer_id"] == "CUST-00002"
+        states = {r["invoice_id"][-1]: r["state"] for r in tables["invoices"]}
+        assert states == {"1": "paid", "2": "posted", "3": "paid", "4": "posted", "5": "draft"}
+
+
+class TestOdoo(RestConformance):
+    profile = "odoo"
+    fake_class = fake_erps.Odoo
+    settings: ClassVar[dict[str, Any]] = {
+        "api_key": fake_erps.Odoo.api_key,
+        "database": fake_erps.Odoo.database,
+    }
+
+    def foreign(self, customer_id: str) -> dict[str, Any]:
+        partner = self.erp.models["res.partner"][int(customer_id)]  # type: ignore[attr-defined]
+        return {k: partner[k] for k in ("name", "email", "ref")}
+
+    def test_customers_with_equal_values_share_one_write(self) -> None:
+        adapter = self._provisioned()
+        from crm_bridge.adapter import Batch
+
+        before = self.erp.calls.get("/json/2/res.partner/write", 0)
+        adapter.write([Batch(("1", "2", "3"), {"conf_score": 9}), Batch(("4",), {"conf_score": 1})])
+        assert self.erp.calls["/json/2/res.partner/write"] - before == 2
+
+    def test_many2one_pairs_false_and_credit_notes(self) -> None:
+        tables = self._read(self.make_adapter())
+        assert {r["invoice_id"] for r in tables["invoices"]} == {"1", "2", "3", "4"}  # no draft
+        credit = next(r for r in tables["invoice_lines"] if r["invoice_id"] == "4")
+        assert credit["amount"] == -10.0 and credit["customer_id"] == "2"
+        assert all(r["industry"] is None for r in tables["customers"])  # false -> null
+        assert tables["products"][0]["category"] == "All"
+
+
+# -- retries ------------------------------------------------------------------------
+def _adapter(erp: fake_erps.FakeErp, sleeps: list[float]) -> RestAdapter:
+    settings: ClassVar[dict[str, Any]] = {
+        "url": erp.base,
+        "api_key": fake_erps.Odoo.api_key,
+        "database": "prod",
+    }
+    return RestAdapter(mapping.load("odoo"), settings, sleep=sleeps.append)
+
+
+@pytest.fixture
+def odoo() -> Iterator[fake_erps.Odoo]:
+    erp = fake_erps.Odoo()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        erp.install(rsps)
+        yield erp
+
+
+def test_retries_500_500_then_succeeds(odoo: fake_erps.Odoo) -> None:
+    sleeps: list[float] = []
+    odoo.fail_next = [500, 500]
+    rows = [r for page in _adapter(odoo, sleeps).extract("customers") for r in page]
+    assert len(rows) == 4
+    assert odoo.calls["/json/2/res.partner/search_read"] == 3 and len(sleeps) == 2
+
+
+def test_429_waits_as_long_as_retry_after_says(odoo: fake_erps.Odoo) -> None:
+    sleeps: list[float] = []
+    odoo.fail_next = [429]
+    rows = [r for page in _adapter(odoo, sleeps).extract("products") for r in page]
+    assert len(rows) == 3 and sleeps == [7.0]
+    assert odoo.calls["/json/2/product.product/search_read"] == 2
+
+
+def test_timeout_then_success() -> None:
+    import requests
+
+    sleeps: list[float] = []
+    calls = []
+
+    def flaky(request: Any) -> Any:
+        calls.append(request)
+        if len(calls) == 1:
+            raise requests.Timeout("read timed out")
+        return 200, {}, "[]"
+
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback("POST", "https://erp.example.com/json/2/res.partner/search_read", flaky)
+        erp = fake_erps.Odoo()
+        rows = list(_adapter(erp, sleeps).extract("customers"))
+    assert rows == [] and len(calls) == 2 and len(sleeps) == 1
+
+
+def test_permanent_401_is_not_retried(odoo: fake_erps.Odoo) -> None:
+    sleeps: list[float] = []
+    settings: ClassVar[dict[str, Any]] = {
+        "url": odoo.base,
+        "api_key": "wrong-key-value",
+        "database": "prod",
+    }
+    adapter = RestAdapter(mapping.load("odoo"), settings, sleep=sleeps.append)
+    with pytest.raises(AuthenticationError) as caught:
+        list(adapter.extract("customers"))
+    assert odoo.calls["/json/2/res.partner/search_read"] == 1 and sleeps == []
+    assert "401" in str(caught.value) and "wrong-key-value" not in str(caught.value)
+    assert caught.value.hint
+
+
+def test_gives_up_after_five_attempts(odoo: fake_erps.Odoo) -> None:
+    sleeps: list[float] = []
+    odoo.fail_next = [503] * 9
+    with pytest.raises(RetriableErpError, match="HTTP 503"):
+        list(_adapter(odoo, sleeps).extract("customers"))
+    assert odoo.calls["/json/2/res.partner/search_read"] == 5 and len(sleeps) == 4
+
+
+# -- mapping files -------------------------------------------------------------------
+def test_a_mapping_mistake_names_the_key_path(tmp_path: Path) -> None:
+    text = mapping.profiles()["dolibarr"].read_text("utf-8")
+    broken = tmp_path / "mine.toml"
+    broken.write_text(
+        text.replace('style = "page", first = 0 }', 'style = "pages", first = 0 }', 1)
+    )
+    with pytest.raises(ConfigError) as caught:
+        mapping.load(str(broken))
+    assert "tables.customers.paging.style" in str(caught.value) and str(broken) in str(caught.value)
+
+
+def test_a_mapping_to_an_unknown_column_is_refused(tmp_path: Path) -> None:
+    text = mapping.profiles()["dolibarr"].read_text("utf-8")
+    broken = tmp_path / "mine.toml"
+    broken.write_text(text.replace('code = "code_client"', 'kode = "code_client"'))
+    with pytest.raises(ConfigError, match=r"tables\.customers\.fields\.kode: not a column"):
+        mapping.load(str(broken))
+
+
+def test_templates_keep_types_and_fill_text() -> None:
+    variables = {"ids": [1, 2], "last": 7, "name": "x"}
+    body = {
+        "ids": "{ids}",
+        "domain": [["id", ">", "{last}"]],
+        "label": "crm {name}",
+        "gone": "{none}",
+    }
+    assert mapping.render(body, {**variables, "none": None}) == {
+        "ids": [1, 2],
+        "domain": [["id", ">", 7]],
+        "label": "crm x",
+    }
+    with pytest.raises(ConfigError, match=r"\{missing\}"):
+        mapping.render("{missing}", variables)
+
+
+# -- the whole run through a profile ------------------------------------------------------
+def test_cli_sync_on_the_odoo_profile_writes_then_rests(
+    odoo: fake_erps.Odoo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+    from crm_bridge.cli import cli
+
+    from crm_bridge.plugin_manager import load_plugins
+
+    monkeypatch.setenv("ODOO_KEY", fake_erps.Odoo.api_key)
+    config = tmp_path / "crm-bridge.toml"
+    runner = CliRunner()
+    result = runner.invoke(
+        cli,
+        [
+            "--config",
+            str(config),
+            "init",
+            "--profile",
+            "odoo",
+            "--url",
+            odoo.base,
+            "--database",
+            "prod",
+            "--secret-env",
+            "ODOO_KEY",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    text = config.read_text()
+    assert 'adapter = "odoo"' in text and "${ODOO_KEY}" in text
+    config.write_text(text + "\n[plugins.segmentation]\n", "utf-8")
+
+    def run(*args: str) -> Any:
+        return runner.invoke(cli, ["--config", str(config), *args], obj=load_plugins())
+
+    assert run("fields", "provision").exit_code == 0
+    first = run("sync", "--json")
+    assert first.exit_code == 0, first.output
+    import json
+
+    counts = json.loads(first.stdout)["counts"]
+    assert counts["read"]["customers"] == 4 and counts["read"]["invoice_lines"] == 6
+    # Acme and Globex bought; Initech has only a draft invoice and Umbrella nothing
+    assert counts["written"] == counts["planned_customers"] == 2
+    partner = odoo.models["res.partner"][2]
+    assert partner["x_crm_rfm_segment"] and partner["name"] == "Globex"
+    second = run("sync", "--json")
+    assert json.loads(second.stdout)["counts"]["planned_cells"] == 0, second.output

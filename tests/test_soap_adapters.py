@@ -1,0 +1,108 @@
+"""The SOAP adapter: the conformance suite against a real SOAP service on
+loopback (spyne), and the NAV / Business Central profile on its local WSDLs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from crm_bridge.adapters.soap import SoapAdapter
+
+from crm_bridge import mapping
+from crm_bridge.adapter import Batch
+from crm_bridge.errors import AuthenticationError
+from crm_bridge.testing import AdapterConformance
+
+from . import soap_service
+
+MAPPING = Path(__file__).parent / "data" / "crm_erp_soap.toml"
+
+
+class TestGenericSoap(AdapterConformance):
+    @pytest.fixture(autouse=True)
+    def _service(self) -> Iterator[None]:
+        with soap_service.running() as url:
+            self.url = url
+            yield
+
+    def make_adapter(self) -> SoapAdapter:
+        settings = {
+            "url": self.url,
+            "username": soap_service.USER,
+            "password": soap_service.PASSWORD,
+        }
+        return SoapAdapter(mapping.load(str(MAPPING)), settings)
+
+    def foreign(self, customer_id: str) -> dict[str, Any]:
+        record = soap_service.STORE.customers[customer_id]
+        return {k: record[k] for k in ("name", "code", "email", "active")}
+
+    def test_replace_mode_reads_then_sends_whole_records_together(self) -> None:
+        adapter = self.make_adapter()
+        adapter.write([Batch(("1", "2", "3"), {"conf_score": 4})])
+        calls = soap_service.STORE.calls
+        assert calls["GetCustomer"] == 3 and calls["UpdateCustomers"] == 1
+        assert "UpdateCustomer" not in calls
+
+    def test_wrong_password_is_a_clear_refusal(self) -> None:
+        settings = {"url": self.url, "username": "crm", "password": "nope-wrong"}
+        adapter = SoapAdapter(mapping.load(str(MAPPING)), settings)
+        with pytest.raises(
+            AuthenticationError, match="user name or password is incorrect"
+        ) as caught:
+            list(adapter.extract("customers"))
+        assert "nope-wrong" not in str(caught.value)
+
+
+# -- Dynamics NAV / Business Central -------------------------------------------------
+class TestNav(AdapterConformance):
+    @pytest.fixture(autouse=True)
+    def _nav(self) -> Iterator[None]:
+        import responses
+
+        from . import fake_nav
+
+        self.nav = fake_nav.Nav()
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            self.nav.install(rsps)
+            yield
+
+    def make_adapter(self) -> SoapAdapter:
+        from . import fake_nav
+
+        settings = {
+            "url": fake_nav.BASE,
+            "company": fake_nav.COMPANY,
+            "username": fake_nav.USER,
+            "password": fake_nav.PASSWORD,
+        }
+        return SoapAdapter(mapping.load("nav"), settings)
+
+    def foreign(self, customer_id: str) -> dict[str, Any]:
+        row = next(r for r in self.nav.pages["Customer"] if r["No"] == customer_id)
+        return {k: row[k] for k in ("Name", "E_Mail", "Blocked", "Customer_Posting_Group")}
+
+    def test_pages_with_bookmarks_and_updates_with_fresh_keys(self) -> None:
+        adapter = self.make_adapter()
+        adapter.page_size = 2
+        customers = [r for page in adapter.extract("customers") for r in page]
+        assert [c["customer_id"] for c in customers] == ["C00001", "C00002", "C00003", "C00004"]
+        assert self.nav.calls["Customer.ReadMultiple"] == 3  # 2 + 2 + an empty page
+        for _ in range(2):  # the Key changes after each update: each write reads it again
+            result = adapter.write([Batch(("C00001", "C00002"), {"conf_score": 7})])
+            assert sorted(result.written) == ["C00001", "C00002"]
+        assert self.nav.calls["Customer.UpdateMultiple"] == 2
+
+    def test_provisioning_lists_what_the_admin_must_add(self) -> None:
+        from crm_bridge.errors import ErpError
+        from crm_bridge.fields import Field
+
+        adapter = self.make_adapter()
+        missing = Field("rfm_segment", "char", "RFM segment")
+        with pytest.raises(ErpError, match=r"CRM_rfm_segment \(Text\[250\]\)") as caught:
+            adapter.provision([*self.fields, missing])
+        assert "page extension" in (caught.value.hint or "")
+        checks = {c.name: c for c in adapter.check([missing])}
+        assert not checks["fields"].ok and "CRM_rfm_segment" in checks["fields"].detail
