@@ -255,11 +255,14 @@ def fields_provision(app: App, as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Show the plan; change nothing anywhere.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--full", is_flag=True, help="Read every table in full, not what changed.")
 @pass_app
-def sync_command(app: App, dry_run: bool, as_json: bool, quiet: bool) -> None:
+def sync_command(app: App, dry_run: bool, as_json: bool, quiet: bool, full: bool) -> None:
     """Read the ERP, compute every field, write back what changed."""
     with sync_progress(not (quiet or as_json)) as (on_page, on_call):
-        result = sync(app.config, app.plugins, dry_run=dry_run, on_page=on_page, on_call=on_call)
+        result = sync(
+            app.config, app.plugins, dry_run=dry_run, on_page=on_page, on_call=on_call, full=full
+        )
     if as_json:
         emit_json(result_dict(result))
     else:

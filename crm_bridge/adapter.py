@@ -9,6 +9,7 @@ and the JSON Schema of that table.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -26,8 +27,8 @@ class Capabilities:
     provisioning: bool = True
     # Single-record calls the adapter sends in parallel.
     concurrent_writes: int = 1
-    # Reads only what changed since a watermark.
-    incremental: bool = False
+    # Tables it can read as "changed since a time" (lines: those of changed parents).
+    incremental: tuple[str, ...] = ()
 
     def describe(self) -> str:
         return ", ".join(
@@ -35,7 +36,9 @@ class Capabilities:
                 "multi-record writes" if self.multi_record_write else "one record per call",
                 "provisions fields" if self.provisioning else "fields added by the admin",
                 f"{self.concurrent_writes} parallel writes",
-                "incremental reads" if self.incremental else "full reads",
+                f"incremental reads of {', '.join(self.incremental)}"
+                if self.incremental
+                else "full reads",
             ]
         )
 
@@ -80,8 +83,16 @@ class Adapter(Protocol):
         """Reachability, login, module, provisioned fields, permissions."""
         ...
 
-    def extract(self, table: str) -> Iterator[list[dict[str, Any]]]:
-        """Yield pages of canonical rows of ``table`` (see ``crm_bridge.snapshot``)."""
+    def extract(
+        self, table: str, since: dt.datetime | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Yield pages of canonical rows of ``table`` (see ``crm_bridge.snapshot``).
+
+        With ``since`` (only for tables in ``capabilities.incremental``): the rows
+        created or modified at or after it (UTC); for invoice and order lines, every
+        line of the invoices or orders modified since.  ``current_values`` then
+        covers the customers read.
+        """
         ...
 
     def current_values(self) -> Iterator[list[tuple[str, dict[str, Any]]]]:

@@ -52,6 +52,10 @@ class Config:
         return float(self.data.get("state", {}).get("retention_days", 180))
 
     @property
+    def full_refresh_days(self) -> float:
+        return float(self.data.get("sync", {}).get("full_refresh_days", 7))
+
+    @property
     def plugin_timeout(self) -> float:
         return float(self.data.get("sync", {}).get("plugin_timeout", 600))
 

@@ -1,8 +1,10 @@
-"""The one retry policy for ERP calls (tenacity).
+"""The one retry and rate policy for ERP calls (tenacity, requests-ratelimiter).
 
 Connection errors, timeouts, 429 and 5xx are retried with exponential backoff
-and jitter, honouring ``Retry-After``; after the last attempt the error is
-re-raised as it is, so the user sees the ERP's own failure.
+and jitter, honouring ``Retry-After``, at most 5 attempts and 2 minutes; after
+the last attempt the error is re-raised as it is, so the user sees the ERP's
+own failure.  ``[erp] requests_per_second`` caps the request rate of every
+adapter's HTTP session (SOAP and JSON-RPC included).
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import requests
 import tenacity
+from requests_ratelimiter import LimiterAdapter
 
 from crm_bridge.errors import RetriableErpError
 
@@ -47,3 +51,11 @@ def call(fn: Callable[[], T], sleep: Callable[[float], None] | None = None) -> T
     """Run ``fn`` under the retry policy."""
     result: T = retrying(sleep=sleep)(fn)
     return result
+
+
+def limit_rate(session: requests.Session, per_second: float | None) -> None:
+    """Cap the requests ``session`` sends per second (all threads together)."""
+    if per_second:
+        adapter = LimiterAdapter(per_second=per_second)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)

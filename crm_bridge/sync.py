@@ -27,6 +27,7 @@ from crm_bridge.plan import Plan, make_plan
 from crm_bridge.plugin_manager import Plugins, check_known
 from crm_bridge.snapshot import Snapshot
 from crm_bridge.state import RunLock, StateStore
+from crm_bridge.table_cache import TableCache
 from crm_bridge.validate import Desired, Rejection, validate
 
 
@@ -117,12 +118,22 @@ def sync(
     dry_run: bool = False,
     on_page: Callable[[str, int], None] | None = None,
     on_call: Callable[[int], None] | None = None,
+    full: bool = False,
 ) -> RunResult:
-    """One run; a real run holds the state store's lock from start to end."""
+    """One run; a real run holds the state store's lock from start to end.
+
+    ``full`` reads every table in full instead of what changed since the last run.
+    """
     if dry_run:
-        return _sync(cfg, plugins, True, on_page, on_call)
+        return _sync(cfg, plugins, True, on_page, on_call, full)
     with RunLock(cfg.state_path):
-        return _sync(cfg, plugins, False, on_page, on_call)
+        return _sync(cfg, plugins, False, on_page, on_call, full)
+
+
+def _source(cfg: Config) -> str:
+    """What the table cache belongs to: an ERP, not a config file."""
+    erp = cfg.erp
+    return "|".join(str(erp.get(k, "")) for k in ("adapter", "url", "database", "company"))
 
 
 def _sync(
@@ -131,6 +142,7 @@ def _sync(
     dry_run: bool,
     on_page: Callable[[str, int], None] | None,
     on_call: Callable[[int], None] | None,
+    full: bool,
 ) -> RunResult:
     started = time.perf_counter()
     adapter, fields = connect(cfg, plugins)
@@ -139,7 +151,17 @@ def _sync(
     run_id = state.start_run(dry_run) if state else None
     try:
         resumed = resume(adapter, state, run_id) if state and run_id is not None else None
-        snapshot = extract(adapter, as_of, on_page)
+        cache = TableCache(cfg.state_path.parent / "tables")
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        cached = None if full else cache.load(_source(cfg), cfg.full_refresh_days, now)
+        fetched: Counter[str] = Counter()
+
+        def counting(table: str, rows: int) -> None:
+            fetched[table] += rows
+            if on_page:
+                on_page(table, rows)
+
+        snapshot, tables = extract(adapter, as_of, counting, cached, now)
         snapshot.current = read_back(snapshot.current, fields)
         snapshot.previous = _previous(cfg, state)
         outputs = compute(plugins, snapshot, cfg.plugin_settings, cfg.plugin_timeout)
@@ -151,6 +173,8 @@ def _sync(
             state.remember(_already_there(desired, snapshot, plan), run_id)
         counts: dict[str, Any] = {
             "read": snapshot.counts(),
+            "fetched": dict(fetched),
+            "incremental": sorted(tables.read_since),
             "planned_customers": plan.customers,
             "planned_cells": len(plan.changes),
             "per_field": plan.per_field(),
@@ -175,6 +199,7 @@ def _sync(
         result.seconds = time.perf_counter() - started
         counts["seconds"] = round(result.seconds, 3)
         if state and run_id is not None:
+            cache.save(_source(cfg), tables)  # the next run reads only what changes
             state.finish_run(run_id, result.status, counts)
             state.prune(cfg.retention_days)
     except BaseException as exc:

@@ -30,7 +30,9 @@ class MemoryAdapter:
         missing = sorted({f.name for f in fields} - set(self.provisioned))
         return [Check("fields", not missing, f"missing: {missing}" if missing else "ok")]
 
-    def extract(self, table: str) -> Iterator[list[dict[str, Any]]]:
+    def extract(
+        self, table: str, since: dt.datetime | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
         yield getattr(self.snapshot, table).to_dicts()
 
     def current_values(self) -> Iterator[list[tuple[str, dict[str, Any]]]]:
@@ -180,6 +182,18 @@ class AdapterConformance:
             assert line["customer_id"] == invoices[line["invoice_id"]]["customer_id"]
         assert {r["kind"] for r in tables["invoices"]} <= {"invoice", "credit_note"}
         assert {r["state"] for r in tables["invoices"]} <= {"draft", "posted", "paid", "cancelled"}
+
+    def test_incremental_reads_what_changed_since(self) -> None:
+        tables = self.make_adapter().capabilities.incremental
+        adapter = self.make_adapter()
+        for table in tables:
+            everything = [r for page in adapter.extract(table) for r in page]
+            since_epoch = [
+                r for page in adapter.extract(table, dt.datetime(1971, 1, 1)) for r in page
+            ]
+            assert since_epoch == everything, f"{table}: since 1971 must read every row"
+            later = dt.datetime(2999, 1, 1)
+            assert [r for page in adapter.extract(table, later) for r in page] == []
 
     def test_provision_is_idempotent_and_checked(self) -> None:
         adapter = self.make_adapter()

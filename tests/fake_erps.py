@@ -11,6 +11,7 @@ what was written without going through the adapter.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 import responses
+
+from .odoo_jsonrpc_profile import POSITIONAL
 
 Answer = tuple[int, dict[str, str], str]
 
@@ -136,6 +139,7 @@ class Dolibarr(FakeErp):
                     "date_closing": date + 10 * 86400 if state == "paid" else None,
                     "total_ht": f"{sum(float(r['total_ht']) for r in rows):.8f}",
                     "multicurrency_code": "EUR",
+                    "date_modification": date + 12 * 86400,
                     "lines": rows,
                 }
             )
@@ -154,6 +158,9 @@ class Dolibarr(FakeErp):
                 "/invoices": self.invoices,
                 "/orders": [],
             }[path]
+            if m := re.fullmatch(r"\(t\.tms:>=:'([\d\- :]+)'\)", query.get("sqlfilters", "")):
+                since = dt.datetime.fromisoformat(m.group(1)).replace(tzinfo=dt.UTC).timestamp()
+                rows = [r for r in rows if r.get("date_modification", 0) >= since]
             limit, page = int(query.get("limit", 100)), int(query.get("page", 0))
             chunk = rows[page * limit : (page + 1) * limit]
             if not chunk:  # Dolibarr answers an empty list with 404
@@ -279,6 +286,7 @@ class ERPNext(FakeErp):
                         "base_net_rate": price,
                         "base_net_amount": sign * qty * price,
                         "incoming_rate": float(PRODUCTS[product - 1][4]),
+                        "modified": f"2024-03-{day:02d} 12:00:00.000000",
                     }
                 )
             self.docs["Sales Invoice"].append(
@@ -332,6 +340,8 @@ class ERPNext(FakeErp):
             for field, op, value in json.loads(query.get("filters", "[]")):
                 if op == "=":
                     rows = [r for r in rows if r.get(field, value) == value]
+                elif op == ">=":
+                    rows = [r for r in rows if str(r.get(field, "")) >= value]
                 elif op == "like":
                     prefix = value.rstrip("%")
                     rows = [r for r in rows if str(r.get(field, "")).startswith(prefix)]
@@ -432,6 +442,7 @@ class Odoo(FakeErp):
                     "move_type": move_type,
                     "display_type": "product",
                     "move_id.state": "draft" if state == "draft" else "posted",
+                    "move_id.write_date": "2024-03-30 10:00:00",
                 }
             self.models["account.move"][i] = {
                 "id": i,
@@ -544,8 +555,51 @@ def _match(record: dict[str, Any], term: list[Any]) -> bool:
         return bool(held != value)
     if op == ">":
         return bool(held > value)
+    if op == ">=":
+        return bool(held >= value)
     if op == "in":
         return held in value
     if op == "=like":
         return str(held).startswith(value.rstrip("%"))
     raise ValueError(op)
+
+
+class OdooJsonRpc(Odoo):
+    """The same Odoo behind the external JSON-RPC endpoint of Odoo 8-18."""
+
+    username, password, uid = "crm", "odoo-pass", 2
+
+    def handle(
+        self, method: str, path: str, query: dict[str, str], body: Any, headers: Any
+    ) -> Answer:
+        if path != "/jsonrpc" or method != "POST":
+            return _json(404, {"message": "not found"})
+        params = body["params"]
+        if params["service"] == "common" and params["method"] == "login":
+            ok = params["args"] == [self.database, self.username, self.password]
+            return _json(
+                200, {"jsonrpc": "2.0", "id": body["id"], "result": self.uid if ok else False}
+            )
+        database, uid, password, model, call, args, kwargs = params["args"]
+        if (database, uid, password) != (self.database, self.uid, self.password):
+            return self._error("odoo.exceptions.AccessDenied", "Access Denied")
+        kw = {**dict(zip(POSITIONAL[call], args, strict=False)), **kwargs}
+        status, _, text = getattr(self, f"_{call}")(model, self.models.setdefault(model, {}), kw)
+        answer = json.loads(text)
+        if status != 200:
+            return self._error(answer.get("name", "Error"), answer.get("message", ""))
+        return _json(200, {"jsonrpc": "2.0", "id": body["id"], "result": answer})
+
+    def _error(self, name: str, message: str) -> Answer:
+        return _json(
+            200,
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "error": {
+                    "code": 200,
+                    "message": "Odoo Server Error",
+                    "data": {"name": name, "message": message, "arguments": [message]},
+                },
+            },
+        )

@@ -12,6 +12,7 @@ import responses
 from crm_bridge.adapters.rest import RestAdapter
 
 from crm_bridge import mapping
+from crm_bridge.adapter import Batch
 from crm_bridge.errors import AuthenticationError, ConfigError, RetriableErpError
 from crm_bridge.testing import AdapterConformance
 
@@ -113,6 +114,29 @@ class TestOdoo(RestConformance):
         assert credit["amount"] == -10.0 and credit["customer_id"] == "2"
         assert all(r["industry"] is None for r in tables["customers"])  # false -> null
         assert tables["products"][0]["category"] == "All"
+
+
+class TestOdooJsonRpc(TestOdoo):
+    profile = "odoo_jsonrpc"
+    fake_class = fake_erps.OdooJsonRpc
+    settings: ClassVar[dict[str, Any]] = {
+        "database": fake_erps.Odoo.database,
+        "username": fake_erps.OdooJsonRpc.username,
+        "password": fake_erps.OdooJsonRpc.password,
+    }
+
+    def test_customers_with_equal_values_share_one_write(self) -> None:
+        adapter = self._provisioned()
+        before = self.erp.calls.get("/jsonrpc", 0)
+        adapter.write([Batch(("1", "2", "3"), {"conf_score": 9}), Batch(("4",), {"conf_score": 1})])
+        assert self.erp.calls["/jsonrpc"] - before == 3  # common.login, then one write per set
+
+    def test_a_wrong_password_is_refused_at_login(self) -> None:
+        settings = {**self.settings, "url": self.erp.base, "password": "bad-pass-x"}
+        adapter = RestAdapter(mapping.load(self.profile), settings)
+        with pytest.raises(AuthenticationError, match="rejected the login of 'crm'") as caught:
+            list(adapter.extract("customers"))
+        assert "bad-pass-x" not in str(caught.value)
 
 
 # -- retries ------------------------------------------------------------------------
@@ -277,3 +301,60 @@ def test_cli_sync_on_the_odoo_profile_writes_then_rests(
     assert partner["x_crm_rfm_segment"] and partner["name"] == "Globex"
     second = run("sync", "--json")
     assert json.loads(second.stdout)["counts"]["planned_cells"] == 0, second.output
+
+
+def test_every_profile_has_its_docs_page_naming_its_settings() -> None:
+    root = Path(__file__).parent.parent / "docs"
+    index = (root / "adapters.md").read_text("utf-8")
+    for name in mapping.profiles():
+        spec = mapping.load(name)
+        page = root / spec.data["docs"]
+        assert page.is_file(), f"{name}: {page} is missing"
+        text = page.read_text("utf-8")
+        for key in spec.data["settings"]["required"]:
+            assert key in text, f"{page.name} does not mention the setting {key}"
+        assert f"`{name}`" in index, f"docs/adapters.md does not list {name}"
+
+
+def test_read_concurrency_reads_the_same_rows_in_fewer_rounds() -> None:
+    erp = fake_erps.Dolibarr()
+    settings = {"url": erp.base + "/api/index.php", "api_key": erp.key, "page_size": 1}
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        erp.install(rsps)
+        one = RestAdapter(mapping.load("dolibarr"), settings)
+        serial = [r for page in one.extract("customers") for r in page]
+        four = RestAdapter(mapping.load("dolibarr"), {**settings, "read_concurrency": 4})
+        parallel = [r for page in four.extract("customers") for r in page]
+    assert parallel == serial and len(serial) == 4
+    assert one.calls == 5  # 4 pages of one, then the 404 that ends the list
+    # two waves of four pages (pages not yet started when the end is seen are cancelled)
+    assert 5 <= four.calls <= 8
+
+
+def test_requests_per_second_caps_the_rate() -> None:
+    import time
+
+    erp = fake_erps.Dolibarr()
+    settings = {
+        "url": erp.base + "/api/index.php",
+        "api_key": erp.key,
+        "page_size": 1,
+        "requests_per_second": 5,
+    }
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        erp.install(rsps)
+        adapter = RestAdapter(mapping.load("dolibarr"), settings)
+        started = time.monotonic()
+        rows = [r for _ in range(3) for page in adapter.extract("customers") for r in page]
+        elapsed = time.monotonic() - started
+    assert len(rows) == 12 and adapter.calls == 15
+    assert elapsed >= 1.9  # at most 5 requests in any second: 15 requests span 2 s
+
+
+def test_the_jsonrpc_profile_is_the_json2_profile_in_an_envelope() -> None:
+    import tomllib
+
+    from .odoo_jsonrpc_profile import expected
+
+    shipped = tomllib.loads(mapping.profiles()["odoo_jsonrpc"].read_text("utf-8"))
+    assert shipped == expected(), "run: python -m tests.odoo_jsonrpc_profile"

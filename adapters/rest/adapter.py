@@ -9,6 +9,7 @@ failures retried by crm-bridge's one policy, honouring ``Retry-After``.
 from __future__ import annotations
 
 import json
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -36,7 +37,18 @@ CONFIG_SCHEMA: dict[str, Any] = {
         "company": {"type": "string"},
         "page_size": {"type": "integer", "minimum": 1, "maximum": 20000},
         "concurrency": {"type": "integer", "minimum": 1, "maximum": 32},
+        "read_concurrency": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 16,
+            "description": "Pages read at once, for page- and offset-paged lists",
+        },
         "timeout": {"type": "number", "minimum": 1, "default": 120},
+        "requests_per_second": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "description": "Cap on the requests sent per second (the ERP's rate limit)",
+        },
         "verify_tls": {
             "type": ["boolean", "string"],
             "default": True,
@@ -61,11 +73,13 @@ class RestAdapter(DeclarativeAdapter):
                 stacklevel=2,
             )
         self.http.headers["Accept"] = "application/json"
+        retry.limit_rate(self.http, settings.get("requests_per_second"))
         self.auth: dict[str, Any] = spec.data.get("auth", {"type": "none"})
         self.errors: dict[str, Any] = spec.data.get("errors", {})
         self._sleep = sleep
         self._logged_in = False
-        self.calls = 0
+        self.calls = 0  # requests sent, counted under a lock: writes and reads run in threads
+        self._count = threading.Lock()
 
     def close(self) -> None:
         self.http.close()
@@ -103,6 +117,8 @@ class RestAdapter(DeclarativeAdapter):
     ) -> Any:
         if not self._logged_in:
             self._authenticate()
+        if "token" in self.vars:  # a session token the request was built without
+            variables = {**variables, "token": self.vars["token"]}
         try:
             return self._send(request, variables, empty)
         except AuthenticationError:
@@ -159,7 +175,8 @@ class RestAdapter(DeclarativeAdapter):
                 f"cannot reach {self.where} ({action})",
                 hint="check erp.url and that the ERP is running; crm-bridge retried",
             ) from None
-        self.calls += 1
+        with self._count:
+            self.calls += 1
         status = response.status_code
         if status in empty:
             return None

@@ -47,7 +47,18 @@ CONFIG_SCHEMA: dict[str, Any] = {
         "password": {"type": "string"},
         "page_size": {"type": "integer", "minimum": 1, "maximum": 20000},
         "concurrency": {"type": "integer", "minimum": 1, "maximum": 32},
+        "read_concurrency": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 16,
+            "description": "Pages read at once, for page- and offset-paged lists",
+        },
         "timeout": {"type": "number", "minimum": 1, "default": 120},
+        "requests_per_second": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "description": "Cap on the requests sent per second (the ERP's rate limit)",
+        },
         "verify_tls": {"type": ["boolean", "string"], "default": True},
     },
 }
@@ -92,6 +103,7 @@ class SoapAdapter(DeclarativeAdapter):
                 f"TLS certificate verification is OFF for {self.base} (erp.verify_tls = false)",
                 stacklevel=2,
             )
+        retry.limit_rate(session, settings.get("requests_per_second"))
         auth = spec.data.get("auth", {"type": "none"})
         self.auth = auth
         if auth["type"] == "basic":

@@ -14,10 +14,12 @@ are isolated, so one bad record does not fail its neighbours.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from crm_bridge import retry
 from crm_bridge.adapter import Batch, Capabilities, Check, WriteResult
 from crm_bridge.errors import ErpError
 from crm_bridge.fields import Field
@@ -48,6 +50,11 @@ CONFIG_SCHEMA: dict[str, Any] = {
         "password": {"type": "string"},
         "page_size": {"type": "integer", "minimum": 10, "maximum": 20000, "default": 2000},
         "timeout": {"type": "number", "minimum": 1, "default": 120},
+        "requests_per_second": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "description": "Cap on the requests sent per second (the ERP's rate limit)",
+        },
         "verify_tls": {
             "type": ["boolean", "string"],
             "default": True,
@@ -73,6 +80,36 @@ OPPORTUNITY_STATES = {
 }
 
 
+INVOICE_FIELDS = [
+    "party",
+    "number",
+    "state",
+    "invoice_date",
+    "currency.code",
+    "untaxed_amount_cache",
+    "move",
+    "write_date",
+    "create_date",
+]
+RECEIVABLE = [("account.type.receivable", "=", True), ("move.state", "=", "posted")]
+RECEIVABLE_FIELDS = [
+    "move",
+    "party",
+    "maturity_date",
+    "reconciliation",
+    "debit",
+    "credit",
+    "move.date",
+]
+
+
+def _changed_since(since: dt.datetime | None, prefix: str = "") -> list[Any]:
+    """The domain of records created or written at or after ``since`` (inclusive)."""
+    if since is None:
+        return []
+    return [["OR", (f"{prefix}write_date", ">=", since), (f"{prefix}create_date", ">=", since)]]
+
+
 def _id(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -82,7 +119,9 @@ def _f(value: Any) -> float | None:
 
 
 class TrytonAdapter:
-    capabilities = Capabilities(multi_record_write=True)
+    capabilities = Capabilities(
+        multi_record_write=True, incremental=("customers", "invoices", "invoice_lines")
+    )
 
     def __init__(self, settings: Mapping[str, Any], sleep: Any = None) -> None:
         self.rpc = TrytonRPC(
@@ -95,6 +134,7 @@ class TrytonAdapter:
             sleep=sleep,
         )
         self.page_size = int(settings.get("page_size", 2000))
+        retry.limit_rate(self.rpc.http, settings.get("requests_per_second"))
         self._models: set[str] | None = None
         self._current: dict[str, dict[str, Any]] | None = None
         # Lookups one table's reader builds and a later one needs (invoice -> party
@@ -144,16 +184,18 @@ class TrytonAdapter:
     def _all(self, model: str, domain: list[Any], fields: list[str]) -> list[dict[str, Any]]:
         return [r for page in self.pages(model, domain, fields) for r in page]
 
-    def extract(self, table: str) -> Iterator[list[dict[str, Any]]]:
+    def extract(
+        self, table: str, since: dt.datetime | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
         reader = getattr(self, f"_read_{table}")
-        yield from reader()
+        yield from reader(since) if since and table in self.capabilities.incremental else reader()
 
-    def _read_customers(self) -> Iterator[list[dict[str, Any]]]:
+    def _read_customers(self, since: dt.datetime | None = None) -> Iterator[list[dict[str, Any]]]:
         categories = {r["id"]: r["name"] for r in self._all("party.category", [], ["name"])}
         has_crm = MODULE in self._activated()
         fields = ["name", "code", "active", "categories", "create_date", "write_date"]
         self._current = {}
-        domain: list[Any] = [("active", "in", [True, False])]
+        domain: list[Any] = [("active", "in", [True, False]), *_changed_since(since)]
         for page in self.pages("party.party", domain, fields + ([DICT_FIELD] if has_crm else [])):
             rows = []
             for r in page:
@@ -200,11 +242,7 @@ class TrytonAdapter:
         self._lookups["product_cost"] = costs
 
     def _receivable_lines(self) -> list[dict[str, Any]]:
-        return self._all(
-            "account.move.line",
-            [("account.type.receivable", "=", True), ("move.state", "=", "posted")],
-            ["move", "party", "maturity_date", "reconciliation", "debit", "credit", "move.date"],
-        )
+        return self._all("account.move.line", RECEIVABLE, RECEIVABLE_FIELDS)
 
     def _invoice_lookup(self, key: str) -> Any:
         """``invoice_party`` or ``invoice_of_move``, left by ``_read_invoices`` or read now."""
@@ -216,28 +254,58 @@ class TrytonAdapter:
             }
         return self._lookups[key]
 
-    def _read_invoices(self) -> Iterator[list[dict[str, Any]]]:
+    def _read_invoices(self, since: dt.datetime | None = None) -> Iterator[list[dict[str, Any]]]:
+        if since:
+            yield from self._read_invoices_since(since)
+            return
         lines = self._lookup("receivables", self._receivable_lines)
         reconciled = {
             r["id"]: r["date"] for r in self._all("account.move.reconciliation", [], ["date"])
         }
+        out: list[list[dict[str, Any]]] = []
+        pages = self.pages("account.invoice", [("type", "=", "out")], INVOICE_FIELDS)
+        self._lookups.update(self._invoice_lookups(pages, lines, reconciled, out))
+        yield from out
+
+    def _read_invoices_since(self, since: dt.datetime) -> Iterator[list[dict[str, Any]]]:
+        """Invoices changed since, with the receivable lines of their own moves."""
+        domain = [("type", "=", "out"), *_changed_since(since)]
+        invoices = self._all("account.invoice", domain, INVOICE_FIELDS)
+        moves = [r["move"] for r in invoices if r["move"]]
+        lines = []
+        for start in range(0, len(moves), self.page_size):
+            chunk = moves[start : start + self.page_size]
+            lines += self._all(
+                "account.move.line", [*RECEIVABLE, ("move", "in", chunk)], RECEIVABLE_FIELDS
+            )
+        ids = sorted({r["reconciliation"] for r in lines if r["reconciliation"]})
+        reconciled: dict[int, Any] = {}
+        for start in range(0, len(ids), self.page_size):
+            chunk = ids[start : start + self.page_size]
+            reconciled.update(
+                (r["id"], r["date"])
+                for r in self._all("account.move.reconciliation", [("id", "in", chunk)], ["date"])
+            )
+        out: list[list[dict[str, Any]]] = []
+        pages = (invoices[i : i + self.page_size] for i in range(0, len(invoices), self.page_size))
+        lookups = self._invoice_lookups(pages, lines, reconciled, out)
+        self._lookups[f"invoice_party@{since.isoformat()}"] = lookups["invoice_party"]
+        yield from out
+
+    def _invoice_lookups(
+        self,
+        pages: Any,
+        lines: list[dict[str, Any]],
+        reconciled: dict[int, Any],
+        out: list[list[dict[str, Any]]],
+    ) -> dict[str, Any]:
+        """Canonical invoice rows (appended to ``out``) and the lookups they give."""
         by_move: dict[int, dict[str, Any]] = {}
         for receivable in lines:
             by_move.setdefault(receivable["move"], receivable)
-        fields = [
-            "party",
-            "number",
-            "state",
-            "invoice_date",
-            "currency.code",
-            "untaxed_amount_cache",
-            "move",
-            "write_date",
-            "create_date",
-        ]
         invoice_party: dict[int, Any] = {}
         invoice_of_move: dict[int, str] = {}
-        for page in self.pages("account.invoice", [("type", "=", "out")], fields):
+        for page in pages:
             rows = []
             for r in page:
                 line = by_move.get(r["move"]) if r["move"] else None
@@ -263,11 +331,26 @@ class TrytonAdapter:
                         "updated_at": r["write_date"] or r["create_date"],
                     }
                 )
-            yield rows
-        self._lookups.update(invoice_party=invoice_party, invoice_of_move=invoice_of_move)
+            out.append(rows)
+        return {"invoice_party": invoice_party, "invoice_of_move": invoice_of_move}
 
-    def _read_invoice_lines(self) -> Iterator[list[dict[str, Any]]]:
-        invoices = self._invoice_lookup("invoice_party")
+    def _read_invoice_lines(
+        self, since: dt.datetime | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
+        if since:
+            invoices = self._lookup(
+                f"invoice_party@{since.isoformat()}",
+                lambda: {
+                    r["id"]: r["party"]
+                    for r in self._all(
+                        "account.invoice",
+                        [("type", "=", "out"), *_changed_since(since)],
+                        ["party"],
+                    )
+                },
+            )
+        else:
+            invoices = self._invoice_lookup("invoice_party")
         costs = self._lookup(
             "product_cost",
             lambda: {
@@ -278,7 +361,11 @@ class TrytonAdapter:
             },
         )
         fields = ["invoice", "product", "quantity", "unit_price"]
-        domain = [("invoice.type", "=", "out"), ("type", "=", "line")]
+        domain = [
+            ("invoice.type", "=", "out"),
+            ("type", "=", "line"),
+            *_changed_since(since, "invoice."),
+        ]
         for page in self.pages("account.invoice.line", domain, fields):
             rows = []
             for r in page:

@@ -1,0 +1,124 @@
+"""The local copy of the canonical tables that makes extraction incremental.
+
+After a successful real run the tables read (and crm-bridge's values read
+back) are kept as Parquet files beside the state store, with one watermark
+per table: the largest modification time seen, capped at the run's start.
+The next run asks the adapter only for what changed since (inclusive, so a
+record written in the same second is read again) and merges it in: rows are
+replaced by primary key, and the lines of a changed invoice or order are
+replaced as a whole.  Records deleted in the ERP are not seen this way, so a
+full read happens every ``full_refresh_days`` and on ``sync --full``.
+
+A dry run reads through the cache but never writes it; a failed run leaves it
+as it was (the manifest is replaced atomically, last).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from crm_bridge.fields import decode, encode
+from crm_bridge.snapshot import TABLES
+
+# Child tables: replaced per parent when the parent changed.
+PARENTS = {
+    "invoice_lines": ("invoices", "invoice_id"),
+    "sale_order_lines": ("sale_orders", "order_id"),
+}
+FORMAT = 1
+
+
+@dataclass
+class Cached:
+    tables: dict[str, pl.DataFrame] = field(default_factory=dict)
+    watermarks: dict[str, dt.datetime] = field(default_factory=dict)
+    current: dict[str, dict[str, Any]] = field(default_factory=dict)
+    full_at: dt.datetime | None = None
+    # Tables this run read as "changed since" (not kept: a fact about one run).
+    read_since: list[str] = field(default_factory=list)
+
+
+class TableCache:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.manifest = folder / "manifest.json"
+
+    def load(self, adapter_key: str, full_refresh_days: float, now: dt.datetime) -> Cached | None:
+        """The cached tables, or None when a full read is due."""
+        try:
+            meta = json.loads(self.manifest.read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        if meta.get("format") != FORMAT or meta.get("adapter") != adapter_key:
+            return None
+        full_at = dt.datetime.fromisoformat(meta["full_at"])
+        if now - full_at > dt.timedelta(days=full_refresh_days):
+            return None
+        try:
+            tables = {t: pl.read_parquet(self.folder / f"{t}.parquet") for t in meta["tables"]}
+        except (OSError, pl.exceptions.PolarsError):
+            return None
+        current = {
+            cid: {k: decode(v) for k, v in vals.items()} for cid, vals in meta["current"].items()
+        }
+        return Cached(
+            {t: df.cast(TABLES[t]) for t, df in tables.items()},
+            {t: dt.datetime.fromisoformat(v) for t, v in meta["watermarks"].items()},
+            current,
+            full_at,
+        )
+
+    def save(self, adapter_key: str, cached: Cached) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for table, frame in cached.tables.items():
+            tmp = self.folder / f".{table}.parquet.tmp"
+            frame.write_parquet(tmp)
+            os.replace(tmp, self.folder / f"{table}.parquet")
+        meta = {
+            "format": FORMAT,
+            "adapter": adapter_key,
+            "full_at": (cached.full_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)).isoformat(),
+            "tables": sorted(cached.tables),
+            "watermarks": {t: w.isoformat() for t, w in cached.watermarks.items()},
+            "current": {
+                cid: {k: encode(v) for k, v in vals.items()} for cid, vals in cached.current.items()
+            },
+        }
+        tmp = self.folder / ".manifest.json.tmp"
+        tmp.write_text(json.dumps(meta), "utf-8")
+        os.replace(tmp, self.manifest)
+
+
+def merge(
+    table: str,
+    cached: pl.DataFrame,
+    delta: pl.DataFrame,
+    changed_parents: Mapping[str, pl.Series],
+) -> pl.DataFrame:
+    """``cached`` with ``delta`` applied: rows replaced by key, children by parent."""
+    key = next(iter(TABLES[table]))
+    keep = cached.filter(~pl.col(key).is_in(delta[key].implode()))
+    if table in PARENTS:
+        parent, column = PARENTS[table]
+        if parent in changed_parents:
+            keep = keep.filter(~pl.col(column).is_in(changed_parents[parent].implode()))
+    return pl.concat([keep, delta.unique(key, keep="last", maintain_order=True)], how="vertical")
+
+
+def watermark(
+    frame: pl.DataFrame, previous: dt.datetime | None, cap: dt.datetime
+) -> dt.datetime | None:
+    """The largest ``updated_at`` seen (or the previous mark), never past ``cap``."""
+    if "updated_at" not in frame.columns:
+        return previous
+    seen = frame["updated_at"].max()
+    marks = [m for m in (previous, seen) if isinstance(m, dt.datetime)]
+    return min(max(marks), cap) if marks else previous
