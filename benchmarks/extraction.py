@@ -203,6 +203,19 @@ def main() -> None:
             print(f"raw search_read loop : {raw_s:6.2f} s  {raw_rows / raw_s:9,.0f} records/s")
             print(f"crm-bridge extract   : {our_s:6.2f} s  {our_rows / our_s:9,.0f} records/s")
             print(f"crm-bridge / raw (records/s): {raw_s / our_s:.2f}x  (target >= 0.90x)")
+            newest = max(
+                r["updated_at"]
+                for t in ("customers", "invoices")
+                for p in adapter.extract(t)
+                for r in p
+            )
+            adapter._lookups.clear()
+            t = time.perf_counter()
+            since = sum(len(p) for table in TABLES for p in adapter.extract(table, newest))
+            print(
+                f"incremental, nothing new since the newest record: "
+                f"{time.perf_counter() - t:6.2f} s  {since:,} rows (the inclusive boundary)"
+            )
             t = time.perf_counter()
             adapter._lookups.clear()
             from crm_bridge.snapshot import TABLES as ALL

@@ -358,3 +358,50 @@ def test_the_jsonrpc_profile_is_the_json2_profile_in_an_envelope() -> None:
 
     shipped = tomllib.loads(mapping.profiles()["odoo_jsonrpc"].read_text("utf-8"))
     assert shipped == expected(), "run: python -m tests.odoo_jsonrpc_profile"
+
+
+def test_a_refused_customer_makes_the_run_partial_and_is_retried_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from crm_bridge.cli import cli
+    from crm_bridge.plugin_manager import load_plugins
+
+    erp = fake_erps.Dolibarr()
+    refuse = {"2"}
+    handle = erp.handle
+
+    def picky(method: str, path: str, query: Any, body: Any, headers: Any) -> Any:
+        if method == "PUT" and path.rsplit("/", 1)[-1] in refuse and "thirdparties" in path:
+            return 400, {}, json.dumps({"error": {"code": 400, "message": "Bad value for field"}})
+        return handle(method, path, query, body, headers)
+
+    erp.handle = picky  # type: ignore[method-assign]
+    monkeypatch.setenv("DOLI_KEY", erp.key)
+    config = tmp_path / "crm-bridge.toml"
+    config.write_text(
+        f'[erp]\nadapter = "dolibarr"\nurl = "{erp.base}/api/index.php"\n'
+        'api_key = "${DOLI_KEY}"\n[sync]\nas_of = "2024-04-30"\n[state]\npath = "state.db"\n'
+    )
+    runner = CliRunner()
+
+    def run(*args: str) -> Any:
+        return runner.invoke(cli, ["--config", str(config), *args], obj=load_plugins())
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        erp.install(rsps)
+        assert run("fields", "provision").exit_code == 0
+        first = run("sync", "--json")
+        assert first.exit_code == 3, first.output  # partial
+        counts = json.loads(first.stdout)["counts"]
+        assert counts["rejected_records"] == 1 and counts["written"] >= 1
+        shown = run("runs", "show", "1", "--json")
+        assert "Bad value for field" in shown.stdout and erp.key not in shown.stdout
+        assert erp.thirdparties["2"]["array_options"] == []
+        refuse.clear()  # the admin fixed it in Dolibarr
+        second = run("sync", "--json")
+        assert second.exit_code == 0, second.output
+        assert erp.thirdparties["2"]["array_options"]["options_crm_rfm_segment"]

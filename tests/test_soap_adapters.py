@@ -106,3 +106,87 @@ class TestNav(AdapterConformance):
         assert "page extension" in (caught.value.hint or "")
         checks = {c.name: c for c in adapter.check([missing])}
         assert not checks["fields"].ok and "CRM_rfm_segment" in checks["fields"].detail
+
+
+def _nav_mapping_with_local_wsdls(tmp_path: Path, auth: str) -> Path:
+    """The NAV profile pointed at WSDL files on disk, with another auth table."""
+    import shutil
+
+    from . import fake_nav
+
+    for wsdl in fake_nav.WSDLS.glob("*.wsdl"):
+        shutil.copy(wsdl, tmp_path / wsdl.name)
+    text = mapping.profiles()["nav"].read_text("utf-8")
+    for service, page in (
+        ("customer", "Customer"),
+        ("item", "Item"),
+        ("invoices", "PostedSalesInvoices"),
+        ("invoice_lines", "PostedSalesInvLines"),
+    ):
+        text = text.replace(
+            f'{service} = "{{url}}/{{company}}/Page/{page}"\n', f'{service} = "{page}.wsdl"\n', 1
+        )
+    text = text.replace('[auth]\ntype = "basic"\n', auth)
+    path = tmp_path / "nav-local.toml"
+    path.write_text(text, "utf-8")
+    return path
+
+
+def test_local_wsdl_files_and_ws_security_username_token(tmp_path: Path) -> None:
+    import responses
+
+    from . import fake_nav
+
+    path = _nav_mapping_with_local_wsdls(tmp_path, '[auth]\ntype = "wsse"\n')
+    nav = fake_nav.Nav()
+    nav._authorised = lambda request: b"UsernameToken" in request.body  # type: ignore[method-assign]
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        nav.install(rsps)
+        settings = {
+            "url": fake_nav.BASE,
+            "company": fake_nav.COMPANY,
+            "username": fake_nav.USER,
+            "password": fake_nav.PASSWORD,
+        }
+        adapter = SoapAdapter(mapping.load(str(path)), settings)
+        rows = [r for page in adapter.extract("customers") for r in page]
+        sent = rsps.calls[0].request
+    assert len(rows) == 4
+    assert all(c.request.method == "POST" for c in rsps.calls), "a WSDL was fetched"
+    assert b"<wsse:Username>NAVUSER</wsse:Username>" in sent.body
+    assert "Authorization" not in sent.headers
+
+
+def test_a_wsdl_importing_from_elsewhere_needs_the_schema_cache(tmp_path: Path) -> None:
+    from crm_bridge.errors import ConfigError
+
+    from . import fake_nav
+
+    path = _nav_mapping_with_local_wsdls(tmp_path, '[auth]\ntype = "basic"\n')
+    wsdl = tmp_path / "Customer.wsdl"
+    wsdl.write_text(
+        wsdl.read_text().replace(
+            "<types>",
+            '<types><xsd:schema xmlns:xsd="http://www.w3.org/2001/XMLSchema">'
+            '<xsd:import namespace="urn:x" schemaLocation="https://schemas.example.org/common.xsd"/>'
+            "</xsd:schema>",
+        )
+    )
+    settings = {
+        "url": fake_nav.BASE,
+        "company": fake_nav.COMPANY,
+        "username": fake_nav.USER,
+        "password": fake_nav.PASSWORD,
+    }
+    adapter = SoapAdapter(mapping.load(str(path)), settings)
+    with pytest.raises(ConfigError, match="imports https://schemas.example.org/common.xsd") as e:
+        list(adapter.extract("customers"))
+    assert e.value.hint == "save it as common.xsd in the mapping's schema_cache folder"
+    cache = tmp_path / "xsd"
+    cache.mkdir()
+    (cache / "common.xsd").write_text(
+        '<xsd:schema xmlns:xsd="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:x"/>'
+    )
+    path.write_text('schema_cache = "xsd"\n' + path.read_text())
+    adapter = SoapAdapter(mapping.load(str(path)), settings)
+    assert adapter.service("customer") is not None  # loads with the cached copy
