@@ -67,6 +67,19 @@ def register_commands(cli: click.Group) -> None:
     """Add commands to the ``crm-bridge`` command line group."""
 
 
+@hookspec
+def report_views(
+    snapshot: Snapshot, values: pl.DataFrame, settings: Mapping[str, Any]
+) -> Mapping[str, pl.DataFrame] | None:
+    """Contribute tables to ``crm-bridge report``: {title: frame}.
+
+    ``snapshot`` holds the tables of the last successful run, ``values`` the
+    crm-bridge values the ERP holds (one row per customer, one column per
+    field, plus ``name``), ``settings`` this plugin's config table.  Each frame
+    becomes a section of the HTML report and a sheet of the XLSX workbook.
+    """
+
+
 # -- Observation -------------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """The embedded state store: one SQLite file beside the config, nothing to install.
 
-It keeps the run records, the extraction watermarks, the audit trail (every
+It keeps the run records, the audit trail (every
 cell changed, old and new value, and every record the ERP refused, per run)
 and, per customer and field, the value last confirmed written.  It never holds
 a secret.  A lock file beside it keeps two syncs from running at once.
@@ -30,11 +30,6 @@ CREATE TABLE IF NOT EXISTS runs (
     status TEXT NOT NULL,
     counts TEXT NOT NULL DEFAULT '{}',
     message TEXT
-);
-CREATE TABLE IF NOT EXISTS watermarks (
-    entity TEXT PRIMARY KEY,
-    value TEXT NOT NULL,
-    run_id INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS changes (
     run_id INTEGER NOT NULL,
@@ -169,17 +164,6 @@ class StateStore:
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         ids = self.db.execute("SELECT id FROM runs ORDER BY id DESC LIMIT ?", (limit,))
         return [run for (run_id,) in ids.fetchall() if (run := self.run(run_id))]
-
-    # -- watermarks ---------------------------------------------------------
-    def watermarks(self) -> dict[str, str]:
-        return dict(self.db.execute("SELECT entity, value FROM watermarks").fetchall())
-
-    def set_watermarks(self, values: Mapping[str, str], run_id: int) -> None:
-        with self._transaction():
-            self.db.executemany(
-                "INSERT OR REPLACE INTO watermarks (entity, value, run_id) VALUES (?, ?, ?)",
-                [(k, v, run_id) for k, v in values.items()],
-            )
 
     # -- applied values -----------------------------------------------------
     def applied(self) -> dict[str, dict[str, Any]]:

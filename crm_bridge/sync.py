@@ -130,7 +130,7 @@ def sync(
         return _sync(cfg, plugins, False, on_page, on_call, full)
 
 
-def _source(cfg: Config) -> str:
+def cache_key(cfg: Config) -> str:
     """What the table cache belongs to: an ERP, not a config file."""
     erp = cfg.erp
     return "|".join(str(erp.get(k, "")) for k in ("adapter", "url", "database", "company"))
@@ -153,7 +153,7 @@ def _sync(
         resumed = resume(adapter, state, run_id) if state and run_id is not None else None
         cache = TableCache(cfg.state_path.parent / "tables")
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        cached = None if full else cache.load(_source(cfg), cfg.full_refresh_days, now)
+        cached = None if full else cache.load(cache_key(cfg), cfg.full_refresh_days, now)
         fetched: Counter[str] = Counter()
 
         def counting(table: str, rows: int) -> None:
@@ -199,7 +199,7 @@ def _sync(
         result.seconds = time.perf_counter() - started
         counts["seconds"] = round(result.seconds, 3)
         if state and run_id is not None:
-            cache.save(_source(cfg), tables)  # the next run reads only what changes
+            cache.save(cache_key(cfg), tables)  # the next run reads only what changes
             state.finish_run(run_id, result.status, counts)
             state.prune(cfg.retention_days)
     except BaseException as exc:

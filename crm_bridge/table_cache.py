@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -60,7 +61,9 @@ class TableCache:
         if meta.get("format") != FORMAT or meta.get("adapter") != adapter_key:
             return None
         full_at = dt.datetime.fromisoformat(meta["full_at"])
-        if now - full_at > dt.timedelta(days=full_refresh_days):
+        if math.isfinite(full_refresh_days) and now - full_at > dt.timedelta(
+            days=full_refresh_days
+        ):
             return None
         try:
             tables = {t: pl.read_parquet(self.folder / f"{t}.parquet") for t in meta["tables"]}

@@ -366,8 +366,8 @@ def test_a_refused_customer_makes_the_run_partial_and_is_retried_next_run(
     import json
 
     from click.testing import CliRunner
-
     from crm_bridge.cli import cli
+
     from crm_bridge.plugin_manager import load_plugins
 
     erp = fake_erps.Dolibarr()

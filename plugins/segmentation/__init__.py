@@ -159,3 +159,47 @@ def compute(snapshot: Snapshot, settings: Mapping[str, Any]) -> pl.DataFrame:
         settings.get("target_products", {}),
     )
     return seg.join(nbo, on="customer_id", how="left").sort("customer_id")
+
+
+@hookimpl
+def report_views(
+    snapshot: Snapshot, values: pl.DataFrame, settings: Mapping[str, Any]
+) -> dict[str, pl.DataFrame]:
+    """The segment x product matrix: customers grouped by segment, one column per
+    target product, each cell bought / quoted / refused with its date, or not offered."""
+    by = settings.get("offer_segment_by", "abc_class")
+    source = snapshot.customers if by == "industry" else values
+    if by not in source.columns:
+        return {}
+    segments = source.select(pl.col("customer_id").cast(pl.String), segment=pl.col(by)).filter(
+        pl.col("segment").is_not_null()
+    )
+    cells = offers.matrix(
+        snapshot,
+        segments.with_columns(pl.col("customer_id").cast(pl.Categorical)),
+        settings.get("target_products", {}),
+    )
+    if cells.height == 0:
+        return {}
+    names = snapshot.products.select("product_id", product=pl.col("name"))
+    text = pl.concat_str(
+        pl.col("status").replace({"not_offered": "not offered"}),
+        pl.when(pl.col("date").is_not_null()).then(pl.lit(" ") + pl.col("date").cast(pl.String)),
+        pl.when(pl.col("reason").is_not_null()).then(pl.lit(" (") + pl.col("reason") + pl.lit(")")),
+        ignore_nulls=True,
+    )
+    wide = (
+        cells.join(names, on="product_id")
+        .with_columns(cell=text)
+        .pivot(
+            "product", index=["segment", "customer_id"], values="cell", aggregate_function="first"
+        )
+    )
+    customers = snapshot.customers.select("customer_id", customer=pl.col("name"))
+    out = wide.join(customers, on="customer_id").sort("segment", "customer")
+    products = [c for c in out.columns if c not in ("segment", "customer_id", "customer")]
+    return {
+        "Segment × product matrix": out.select(
+            "segment", "customer", *[pl.col(p).fill_null("—") for p in sorted(products)]
+        )
+    }

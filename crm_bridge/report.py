@@ -1,0 +1,383 @@
+"""Report: the last run's results as one self-contained HTML file and an XLSX workbook.
+
+Built from what the last successful run left behind, without asking the ERP:
+the tables it read (``crm_bridge.table_cache``), the values crm-bridge holds in
+the ERP (the state store's applied values) and that run's changes.  Views are
+Polars frames; the core makes the common ones (segments, ABC Pareto, ABC-XYZ,
+loyalty tiers and movements, KPIs per segment, customers at risk) and plugins
+add theirs through the ``report_views`` hook (segmentation: the segment x
+product matrix).  Charts are Matplotlib SVG embedded in the HTML: no network,
+no CDN.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import io
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from crm_bridge.errors import StateError
+from crm_bridge.fields import Field
+from crm_bridge.snapshot import Snapshot
+
+NUMERIC = (pl.Float64, pl.Int64, pl.Decimal)
+TIER_ORDER_FIELD = "loyalty_tier"
+# Values of "not offered" cells (white space) in plugin matrices are highlighted.
+WHITE_SPACE = "not offered"
+
+
+@dataclass
+class View:
+    title: str
+    frame: pl.DataFrame
+    chart: str | None = None  # an SVG document
+    note: str = ""
+
+
+@dataclass
+class Report:
+    as_of: dt.date
+    run_id: int | None
+    views: list[View] = field(default_factory=list)
+
+
+def values_frame(
+    snapshot: Snapshot, applied: Mapping[str, Mapping[str, Any]], fields: Mapping[str, Field]
+) -> pl.DataFrame:
+    """One row per customer: id, name, and each declared field's value held in the ERP."""
+    names = [n for n in fields if any(n in v for v in applied.values())]
+    rows = [
+        {"customer_id": cid, **{n: _plain(v.get(n)) for n in names}} for cid, v in applied.items()
+    ]
+    schema: dict[str, Any] = {"customer_id": pl.String}
+    for n in names:
+        kind = fields[n].type
+        schema[n] = {
+            "integer": pl.Int64,
+            "numeric": pl.Float64,
+            "boolean": pl.Boolean,
+            "date": pl.Date,
+        }.get(kind, pl.String)
+    values = pl.DataFrame(rows, schema=schema, orient="row")
+    customers = snapshot.customers.select(pl.col("customer_id").cast(pl.String), "name")
+    return customers.join(values, on="customer_id", how="inner")
+
+
+def _plain(value: Any) -> Any:
+    from decimal import Decimal
+
+    return float(value) if isinstance(value, Decimal) else value
+
+
+def build(
+    snapshot: Snapshot,
+    values: pl.DataFrame,
+    fields: Mapping[str, Field],
+    changes: list[tuple[str, str, Any, Any]],
+    plugin_views: Mapping[str, pl.DataFrame],
+    run_id: int | None,
+) -> Report:
+    report = Report(snapshot.as_of, run_id)
+    add = report.views.append
+    revenue = "kpi_revenue_12m" if "kpi_revenue_12m" in values.columns else None
+    if "rfm_segment" in values.columns:
+        seg = _distribution(values, "rfm_segment", revenue, _labels(fields, "rfm_segment"))
+        add(
+            View(
+                "Segments (RFM)",
+                seg,
+                _bar(seg, "segment", "customers", "Customers per RFM segment"),
+            )
+        )
+    if revenue:
+        pareto = _pareto(values, revenue)
+        add(
+            View(
+                "ABC Pareto curve",
+                pareto,
+                _pareto_chart(pareto),
+                "Customers by 12-month revenue, largest first; the lines mark 80% and 95%.",
+            )
+        )
+    if {"abc_class", "xyz_class"} <= set(values.columns):
+        add(View("ABC-XYZ matrix", _abc_xyz(values, revenue)))
+    if TIER_ORDER_FIELD in values.columns:
+        tiers = _distribution(values, TIER_ORDER_FIELD, revenue, _labels(fields, TIER_ORDER_FIELD))
+        add(View("Loyalty tiers", tiers, _bar(tiers, "segment", "customers", "Customers per tier")))
+        add(View("Loyalty movements in the last run", _movements(changes, fields)))
+    kpis = [c for c in values.columns if c.startswith("kpi_") and values[c].dtype in NUMERIC]
+    if kpis and "rfm_segment" in values.columns:
+        per = values.group_by("rfm_segment").agg(
+            customers=pl.len(), **{k: pl.col(k).mean().round(2) for k in kpis}
+        )
+        add(View("KPIs per segment (averages)", per.sort("customers", descending=True)))
+    if "kpi_churn_risk" in values.columns:
+        cols = [
+            c
+            for c in (
+                "name",
+                "rfm_segment",
+                "loyalty_tier",
+                "kpi_churn_risk",
+                "rfm_recency_days",
+                revenue,
+                "kpi_clv_12m",
+            )
+            if c and c in values.columns
+        ]
+        risk = (
+            values.filter(pl.col("kpi_churn_risk").is_not_null())
+            .sort(
+                ["kpi_churn_risk", *([revenue] if revenue else [])],
+                descending=True,
+                nulls_last=True,
+            )
+            .select(cols)
+            .head(25)
+        )
+        add(View("Top customers at risk", risk, note="Highest churn risk first, then revenue."))
+    for title, frame in plugin_views.items():
+        add(View(title, frame))
+    return report
+
+
+def _labels(fields: Mapping[str, Field], name: str) -> dict[str, str]:
+    return dict(fields[name].choices) if name in fields else {}
+
+
+def _distribution(
+    values: pl.DataFrame, column: str, revenue: str | None, labels: Mapping[str, str]
+) -> pl.DataFrame:
+    aggs = [pl.len().alias("customers")]
+    if revenue:
+        aggs.append(pl.col(revenue).sum().round(2).alias("revenue_12m"))
+    out = (
+        values.filter(pl.col(column).is_not_null())
+        .group_by(column)
+        .agg(aggs)
+        .with_columns(share=(pl.col("customers") / pl.col("customers").sum()).round(4))
+        .sort("customers", descending=True)
+    )
+    named = pl.col(column).replace_strict(labels, default=pl.col(column)).alias("segment")
+    return out.select(named, *out.columns[1:])
+
+
+def _pareto(values: pl.DataFrame, revenue: str) -> pl.DataFrame:
+    sorted_ = values.filter(pl.col(revenue) > 0).sort(revenue, descending=True)
+    total = sorted_[revenue].sum() or 1.0
+    return sorted_.select(
+        rank=pl.int_range(1, pl.len() + 1),
+        customer=pl.col("name"),
+        revenue_12m=pl.col(revenue).round(2),
+        cumulative_share=(pl.col(revenue).cum_sum() / total).round(4),
+        customer_share=(pl.int_range(1, pl.len() + 1) / pl.len()).round(4),
+        abc_class=pl.col("abc_class") if "abc_class" in values.columns else pl.lit(None),
+    )
+
+
+def _abc_xyz(values: pl.DataFrame, revenue: str | None) -> pl.DataFrame:
+    cells = values.filter(pl.col("abc_class").is_not_null() & pl.col("xyz_class").is_not_null())
+    aggs = [pl.len().alias("customers")]
+    if revenue:
+        aggs.append(pl.col(revenue).sum().round(2).alias("revenue"))
+    grouped = cells.group_by("abc_class", "xyz_class").agg(aggs)
+    rows = []
+    for abc in ("A", "B", "C"):
+        row: dict[str, Any] = {"abc": abc}
+        for xyz in ("X", "Y", "Z"):
+            hit = grouped.filter((pl.col("abc_class") == abc) & (pl.col("xyz_class") == xyz))
+            n = int(hit["customers"][0]) if hit.height else 0
+            money = float(hit["revenue"][0]) if hit.height and revenue else 0.0
+            row[xyz] = f"{n} · {money:,.0f}" if revenue else str(n)
+        rows.append(row)
+    return pl.DataFrame(rows)
+
+
+def _movements(
+    changes: list[tuple[str, str, Any, Any]], fields: Mapping[str, Field]
+) -> pl.DataFrame:
+    order = {k: i for i, (k, _) in enumerate(fields[TIER_ORDER_FIELD].choices)}
+    labels = _labels(fields, TIER_ORDER_FIELD)
+    rows = []
+    for cid, name, old, new in changes:
+        if name != TIER_ORDER_FIELD:
+            continue
+        if old is None:
+            move = "new"
+        else:
+            move = "upgrade" if order.get(new, -1) > order.get(old, -1) else "downgrade"
+        rows.append(
+            {
+                "customer_id": cid,
+                "movement": move,
+                "from": labels.get(old, old) if old else None,
+                "to": labels.get(new, new),
+            }
+        )
+    frame = pl.DataFrame(
+        rows,
+        schema={
+            "customer_id": pl.String,
+            "movement": pl.String,
+            "from": pl.String,
+            "to": pl.String,
+        },
+    )
+    summary = frame.group_by("movement", "from", "to").agg(customers=pl.len())
+    return summary.sort(["movement", "customers"], descending=[False, True])
+
+
+# -- charts ----------------------------------------------------------------------
+def _svg(draw: Callable[[Any], None]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
+    draw(ax)
+    fig.tight_layout()
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg")
+    plt.close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]
+
+
+def _bar(frame: pl.DataFrame, label: str, value: str, title: str) -> str:
+    def draw(ax: Any) -> None:
+        ax.barh(
+            frame[label].cast(pl.String).to_list()[::-1],
+            frame[value].to_list()[::-1],
+            color="#3b6ea5",
+        )
+        ax.set_title(title)
+        ax.set_xlabel(value)
+
+    return _svg(draw)
+
+
+def _pareto_chart(pareto: pl.DataFrame) -> str:
+    def draw(ax: Any) -> None:
+        ax.plot(
+            pareto["customer_share"].to_list(),
+            pareto["cumulative_share"].to_list(),
+            color="#3b6ea5",
+        )
+        for mark in (0.8, 0.95):
+            ax.axhline(mark, color="#c0392b", linestyle="--", linewidth=1)
+            ax.text(0.99, mark - 0.07, f"{mark:.0%}", ha="right", color="#c0392b")
+        ax.set_xlabel("share of customers")
+        ax.set_ylabel("share of 12-month revenue")
+        ax.set_title("ABC Pareto curve")
+        ax.set_ylim(0, 1.02)
+
+    return _svg(draw)
+
+
+# -- output ------------------------------------------------------------------------
+CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ddd;padding:3px 8px}
+th{background:#f3f5f8;position:sticky;top:0}td.num{text-align:right}
+td.white{background:#fff3c4}.note{color:#666;font-size:.9em}figure{margin:0}"""
+
+
+def write_html(report: Report, path: Path) -> None:
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>crm-bridge report {report.as_of}</title><style>{CSS}</style></head><body>",
+        f"<h1>crm-bridge report</h1><p class='note'>As of {report.as_of}"
+        + (f", run {report.run_id}" if report.run_id else "")
+        + f"; made {dt.datetime.now():%Y-%m-%d %H:%M}.</p>",
+    ]
+    for view in report.views:
+        parts.append(f"<section><h2>{html.escape(view.title)}</h2>")
+        if view.note:
+            parts.append(f"<p class='note'>{html.escape(view.note)}</p>")
+        if view.chart:
+            parts.append(f"<figure class='chart'>{view.chart}</figure>")
+        parts.append(_table(view.frame))
+        parts.append("</section>")
+    parts.append("</body></html>")
+    path.write_text("\n".join(parts), "utf-8")
+
+
+def _table(frame: pl.DataFrame, limit: int = 500) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
+    body = []
+    for row in frame.head(limit).iter_rows():
+        cells = []
+        for value in row:
+            kind = "num" if isinstance(value, int | float) else ""
+            if isinstance(value, str) and value.startswith(WHITE_SPACE):
+                kind = "white"
+            text = (
+                "" if value is None else f"{value:,.2f}" if isinstance(value, float) else str(value)
+            )
+            cells.append(f"<td class='{kind}'>{html.escape(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    more = (
+        f"<p class='note'>{frame.height - limit} more rows in the XLSX.</p>"
+        if frame.height > limit
+        else ""
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
+
+
+def _text(value: Any, share: bool) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.1%}" if share else f"{value:,.2f}"
+    return str(value)
+
+
+def write_xlsx(report: Report, path: Path) -> None:
+    import xlsxwriter
+
+    with xlsxwriter.Workbook(str(path)) as workbook:
+        used: set[str] = set()
+        for view in report.views:
+            name = _sheet_name(view.title, used)
+            frame = view.frame
+            formats: dict[str, str] = {}
+            for column, dtype in frame.schema.items():
+                if dtype == pl.Float64:
+                    formats[column] = "0.00%" if "share" in column else "#,##0.00"
+                elif dtype == pl.Int64:
+                    formats[column] = "#,##0"
+                elif dtype == pl.Date:
+                    formats[column] = "yyyy-mm-dd"
+            frame.write_excel(
+                workbook,
+                worksheet=name,
+                autofilter=True,
+                freeze_panes=(1, 0),
+                column_formats=formats,  # type: ignore[arg-type]
+                autofit=True,
+                include_header=True,
+            )
+
+
+def _sheet_name(title: str, used: set[str]) -> str:
+    base = "".join(c for c in title if c not in "[]:*?/\\")[:31]
+    name, n = base, 2
+    while name in used:
+        name = f"{base[:28]}-{n}"
+        n += 1
+    used.add(name)
+    return name
+
+
+def no_data() -> StateError:
+    return StateError(
+        "there is nothing to report yet: no successful sync has been recorded",
+        hint="run crm-bridge sync first (a dry run keeps nothing to report from)",
+    )
