@@ -21,7 +21,7 @@ import tomlkit
 from crm_bridge import __version__
 from crm_bridge import config as config_mod
 from crm_bridge.console import emit_json, err, print_result, result_dict, sync_progress
-from crm_bridge.errors import ConfigError, CrmBridgeError, PluginError
+from crm_bridge.errors import ConfigError, CrmBridgeError
 from crm_bridge.plugin_manager import Plugins, check_known, load_plugins
 from crm_bridge.state import RunLock, StateStore
 from crm_bridge.sync import connect, sync
@@ -528,58 +528,53 @@ def main(argv: list[str] | None = None) -> None:
 def report(app: App, html_path: str | None, xlsx_path: str | None) -> None:
     """The last run's segments, ABC/XYZ, loyalty, KPIs, offers and risks: HTML and XLSX."""
     from crm_bridge import report as report_mod
-    from crm_bridge.snapshot import Snapshot
-    from crm_bridge.sync import cache_key
-    from crm_bridge.table_cache import TableCache
 
     if not (html_path or xlsx_path):
         raise ConfigError(
             "say where to write the report", hint="pass --html PATH, --xlsx PATH or both"
         )
-    cfg = app.config
-    if not cfg.state_path.exists():
-        raise report_mod.no_data()
-    cached = TableCache(cfg.state_path.parent / "tables").load(
-        cache_key(cfg), float("inf"), dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    )
-    store = StateStore(cfg.state_path, readonly=True)
-    try:
-        last = next(
-            (r for r in store.runs(50) if not r["dry_run"] and r["status"] != "failed"), None
-        )
-        if cached is None or last is None:
-            raise report_mod.no_data()
-        applied, changes = store.applied(), store.changes(last["id"])
-    finally:
-        store.close()
-    as_of = dt.date.fromisoformat(cfg.as_of) if cfg.as_of else dt.date.today()
-    tables: dict[str, Any] = cached.tables
-    snapshot = Snapshot(as_of=as_of, **tables)
-    fields = app.plugins.fields()
-    values = report_mod.values_frame(snapshot, applied, fields)
-    views: dict[str, Any] = {}
-    for impl in app.plugins.pm.hook.report_views.get_hookimpls():
-        try:
-            found = app.plugins.call(
-                "report_views",
-                impl.plugin_name,
-                impl.function,
-                snapshot=snapshot,
-                values=values,
-                settings=cfg.plugin_settings(impl.plugin_name),
-            )
-        except Exception as exc:  # a plugin's bug must not hide the rest of the report
-            raise PluginError(
-                f"plugin {impl.plugin_name!r} failed to build its report view: "
-                f"{type(exc).__name__}: {exc}",
-                hint=f"report it to the plugin's authors, or: crm-bridge plugins disable "
-                f"{impl.plugin_name}",
-            ) from None
-        views.update(found or {})
-    built = report_mod.build(snapshot, values, fields, changes, views, last["id"])
+    built = report_mod.from_last_run(app.config, app.plugins)
     if html_path:
         report_mod.write_html(built, Path(html_path))
         err.print(f"wrote {html_path}")
     if xlsx_path:
         report_mod.write_xlsx(built, Path(xlsx_path))
         err.print(f"wrote {xlsx_path}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def diagnose(app: App, as_json: bool) -> None:
+    """How controlled the customer process is, from the ERP's own data (+, +/-, -)."""
+    from crm_bridge import diagnose as diagnose_mod
+    from crm_bridge.extract import extract
+    from crm_bridge.sync import cache_key
+    from crm_bridge.table_cache import TableCache
+
+    cfg = app.config
+    adapter, _ = connect(cfg, app.plugins)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    cached = TableCache(cfg.state_path.parent / "tables").load(
+        cache_key(cfg), cfg.full_refresh_days, now
+    )
+    try:  # reads like a dry run: through the table cache, never into it
+        snapshot, _tables = extract(adapter, _as_of(cfg), None, cached, now)
+    finally:
+        adapter.close()
+    findings = diagnose_mod.diagnose(snapshot)
+    if as_json:
+        emit_json([f.as_dict() for f in findings])
+        return
+    for process in diagnose_mod.PROCESSES:
+        click.echo(process)
+        for f in (f for f in findings if f.process == process):
+            click.echo(f"  {f.status:<3} {f.parameter}: {f.evidence}")
+            if f.status != "+":
+                click.echo(f"      start: {f.advice}")
+    score = sum({"+": 2, "+/-": 1}.get(f.status, 0) for f in findings)
+    click.echo(f"maturity: {score} of {2 * len(findings)} points")
+
+
+def _as_of(cfg: config_mod.Config) -> dt.date:
+    return dt.date.fromisoformat(cfg.as_of) if cfg.as_of else dt.date.today()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import io
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +23,14 @@ from typing import Any
 
 import polars as pl
 
-from crm_bridge.errors import StateError
+from crm_bridge import diagnose as diagnosis
+from crm_bridge.config import Config
+from crm_bridge.errors import PluginError, StateError
 from crm_bridge.fields import Field
+from crm_bridge.plugin_manager import Plugins
 from crm_bridge.snapshot import Snapshot
+from crm_bridge.state import StateStore
+from crm_bridge.table_cache import TableCache
 
 NUMERIC = (pl.Float64, pl.Int64, pl.Decimal)
 TIER_ORDER_FIELD = "loyalty_tier"
@@ -45,6 +51,50 @@ class Report:
     as_of: dt.date
     run_id: int | None
     views: list[View] = field(default_factory=list)
+
+
+def from_last_run(cfg: Config, plugins: Plugins) -> Report:
+    """The report of the last successful real run: its tables, values and changes."""
+    from crm_bridge.sync import cache_key
+
+    if not cfg.state_path.exists():
+        raise no_data()
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    cached = TableCache(cfg.state_path.parent / "tables").load(cache_key(cfg), math.inf, now)
+    store = StateStore(cfg.state_path, readonly=True)
+    try:
+        runs = store.runs(50)
+        last = next((r for r in runs if not r["dry_run"] and r["status"] != "failed"), None)
+        if cached is None or last is None:
+            raise no_data()
+        applied, changes = store.applied(), store.changes(last["id"])
+    finally:
+        store.close()
+    as_of = dt.date.fromisoformat(cfg.as_of) if cfg.as_of else dt.date.today()
+    tables: dict[str, Any] = cached.tables
+    snapshot = Snapshot(as_of=as_of, **tables)
+    fields = plugins.fields()
+    values = values_frame(snapshot, applied, fields)
+    views: dict[str, pl.DataFrame] = {}
+    for impl in plugins.pm.hook.report_views.get_hookimpls():
+        try:
+            found = plugins.call(
+                "report_views",
+                impl.plugin_name,
+                impl.function,
+                snapshot=snapshot,
+                values=values,
+                settings=cfg.plugin_settings(impl.plugin_name),
+            )
+        except Exception as exc:  # a plugin's bug stops the report with its name
+            raise PluginError(
+                f"plugin {impl.plugin_name!r} failed to build its report view: "
+                f"{type(exc).__name__}: {exc}",
+                hint=f"report it to the plugin's authors, or: crm-bridge plugins disable "
+                f"{impl.plugin_name}",
+            ) from None
+        views.update(found or {})
+    return build(snapshot, values, fields, changes, views, last["id"])
 
 
 def values_frame(
@@ -144,6 +194,13 @@ def build(
         add(View("Top customers at risk", risk, note="Highest churn risk first, then revenue."))
     for title, frame in plugin_views.items():
         add(View(title, frame))
+    add(
+        View(
+            "CRM maturity diagnosis",
+            diagnosis.frame(diagnosis.diagnose(snapshot)),
+            note="+ data present and consistent, +/- present but partial, - absent.",
+        )
+    )
     return report
 
 

@@ -25,6 +25,7 @@ VIEWS = (
     "KPIs per segment (averages)",
     "Top customers at risk",
     "Segment × product matrix",
+    "CRM maturity diagnosis",
 )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from crm_bridge import Field
+from crm_bridge import Field, report
 from crm_bridge import config as config_mod
 from crm_bridge.console import console, err, print_result, sync_progress
 from crm_bridge.plan import Plan
@@ -69,6 +69,10 @@ def demo(directory: str, customers: int, keep_running: bool, port: int | None) -
         for name in ("rfm_segment", "abc_xyz", "loyalty_tier"):
             if name in fields:
                 _summary(result.plan, fields[name])
+        built = report.from_last_run(cfg, plugins)
+        report.write_html(built, root / "report.html")
+        report.write_xlsx(built, root / "report.xlsx")
+        err.print(f"report: {root / 'report.html'} and {root / 'report.xlsx'}")
         console.print(f"\ndemo finished in {time.monotonic() - started:.0f}s")
         console.print(
             f"Look at the values in Tryton: server {server.url}, database "

@@ -1,0 +1,260 @@
+"""Diagnose: how controlled is the company's customer process, judged from its ERP data.
+
+Each parameter a managed customer process tracks is marked ``+`` (the data is
+there and consistent), ``+/-`` (there but partial) or ``-`` (absent), with the
+evidence (counts, coverage) and what to start recording.  The parameters are
+grouped under the five cross-functional CRM processes of Payne and Frow:
+strategy development, value creation, multichannel integration, information
+management and performance assessment.  The thresholds are stated in each
+finding so the verdict can be argued with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import polars as pl
+
+from crm_bridge.snapshot import Snapshot
+
+PROCESSES = (
+    "Strategy development",
+    "Value creation",
+    "Multichannel integration",
+    "Information management",
+    "Performance assessment",
+)
+GOOD = 0.9  # coverage at or above which data counts as consistent
+PARTIAL = 0.5
+
+
+@dataclass(frozen=True)
+class Finding:
+    process: str
+    parameter: str
+    status: str  # "+", "+/-" or "-"
+    evidence: str
+    advice: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _share(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def _grade(coverage: float) -> str:
+    return "+" if coverage >= GOOD else "+/-" if coverage >= PARTIAL else "-"
+
+
+def products_per_customer(s: Snapshot) -> Finding:
+    lines = s.sales_lines()
+    with_product = lines.filter(pl.col("product_id").is_not_null()).height
+    coverage = _share(with_product, lines.height)
+    buyers = lines.filter(pl.col("product_id").is_not_null())["customer_id"].n_unique()
+    status = "-" if not lines.height else _grade(coverage)
+    return Finding(
+        PROCESSES[0],
+        "Products per customer",
+        status,
+        f"{lines.height:,} sales lines, {coverage:.0%} name a product; {buyers:,} customers "
+        "with product history",
+        "record the product on every invoice line (not free text)"
+        if status != "+"
+        else "keep it up",
+    )
+
+
+def sales_per_customer(s: Snapshot) -> Finding:
+    posted = s.sales()
+    customers = s.customers.height
+    buying = posted["customer_id"].n_unique()
+    status = "-" if not posted.height else "+" if buying else "+/-"
+    return Finding(
+        PROCESSES[0],
+        "Sales volume per customer",
+        status,
+        f"{posted.height:,} posted invoices for {buying:,} of {customers:,} customers",
+        "post customer invoices in the ERP" if status == "-" else "keep it up",
+    )
+
+
+def sales_per_product(s: Snapshot) -> Finding:
+    lines = s.sales_lines()
+    priced = lines.filter(pl.col("product_id").is_not_null() & (pl.col("amount") != 0)).height
+    coverage = _share(priced, lines.height)
+    products = lines["product_id"].drop_nulls().n_unique()
+    status = "-" if not lines.height else _grade(coverage)
+    return Finding(
+        PROCESSES[0],
+        "Sales volume per product",
+        status,
+        f"{products:,} products sold; {coverage:.0%} of lines carry a product and an amount",
+        "use products with prices on invoice lines" if status != "+" else "keep it up",
+    )
+
+
+def offers_history(s: Snapshot) -> Finding:
+    orders = s.sale_orders
+    quotes = orders.filter(pl.col("state").is_in(["quotation", "confirmed", "cancelled"])).height
+    with_lines = s.sale_order_lines.filter(pl.col("product_id").is_not_null())[
+        "order_id"
+    ].n_unique()
+    coverage = _share(with_lines, orders.height)
+    status = "-" if not quotes else _grade(coverage)
+    return Finding(
+        PROCESSES[1],
+        "History of offers made",
+        status,
+        f"{orders.height:,} quotes and orders; {coverage:.0%} list the products offered",
+        "send quotes from the ERP's sales module, with product lines"
+        if status != "+"
+        else "keep it up",
+    )
+
+
+def refusal_categories(s: Snapshot) -> Finding:
+    lost = s.opportunities.filter(pl.col("state") == "lost")
+    cancelled = s.sale_orders.filter(pl.col("state") == "cancelled").height
+    reasoned = lost.filter(pl.col("lost_reason").is_not_null()).height
+    coverage = _share(reasoned, lost.height)
+    if not lost.height and not cancelled:
+        status = "-"
+    elif not lost.height:
+        status = "+/-"
+    else:
+        status = _grade(coverage)
+    return Finding(
+        PROCESSES[1],
+        "Refusal categories by sale stage",
+        status,
+        f"{lost.height:,} lost opportunities ({coverage:.0%} with a reason), "
+        f"{cancelled:,} cancelled quotes (no reason field)",
+        "record why each deal was lost, from a fixed list of reasons"
+        if status != "+"
+        else "keep it up",
+    )
+
+
+def complaints(s: Snapshot) -> Finding:
+    rows = s.complaints
+    described = rows.filter(
+        pl.col("description").is_not_null() | pl.col("type").is_not_null()
+    ).height
+    coverage = _share(described, rows.height)
+    status = "-" if not rows.height else _grade(coverage)
+    return Finding(
+        PROCESSES[1],
+        "Complaints received (count and content)",
+        status,
+        f"{rows.height:,} complaints; {coverage:.0%} say what they are about",
+        "record complaints in the ERP with a type and the customer's words"
+        if status != "+"
+        else "keep it up",
+    )
+
+
+def contacts(s: Snapshot) -> Finding:
+    return Finding(
+        PROCESSES[2],
+        "Tasks and contacts per customer",
+        "-",
+        "crm-bridge reads no calls, meetings or tasks from this ERP",
+        "log calls, visits and e-mails against the customer in the ERP's activities",
+    )
+
+
+def document_flow(s: Snapshot) -> Finding:
+    payments = s.payments
+    linked = payments.filter(pl.col("invoice_id").is_not_null()).height
+    posted = s.sales()
+    dated = posted.filter(pl.col("due_date").is_not_null()).height
+    coverage = min(_share(linked, payments.height), _share(dated, posted.height))
+    status = "-" if not payments.height and not posted.height else _grade(coverage)
+    return Finding(
+        PROCESSES[3],
+        "Document flow per customer",
+        status,
+        f"{payments.height:,} payments ({_share(linked, payments.height):.0%} matched to "
+        f"an invoice); {_share(dated, posted.height):.0%} of invoices have a due date",
+        "reconcile payments with their invoices and give invoices payment terms"
+        if status != "+"
+        else "keep it up",
+    )
+
+
+def dynamics(s: Snapshot) -> Finding:
+    posted = s.sales()
+    if not posted.height:
+        return Finding(
+            PROCESSES[3],
+            "Sales dynamics per customer",
+            "-",
+            "no posted invoices",
+            "post customer invoices in the ERP",
+        )
+    first = posted["date"].min()
+    months = (s.as_of.year - first.year) * 12 + s.as_of.month - first.month  # type: ignore[union-attr]
+    status = "+" if months >= 24 else "+/-" if months >= 12 else "-"
+    return Finding(
+        PROCESSES[3],
+        "Sales dynamics per customer",
+        status,
+        f"{months} months of invoices (growth needs 24: this year against last)",
+        "keep the invoice history in the ERP (do not archive it away)"
+        if status != "+"
+        else "keep it up",
+    )
+
+
+def funnel(s: Snapshot) -> Finding:
+    opportunities = s.opportunities
+    stages = set(opportunities["state"].drop_nulls().unique().to_list())
+    wanted = {"lead", "opportunity", "won", "lost"}
+    present = len(stages & wanted)
+    status = "-" if not opportunities.height else "+" if present == 4 else "+/-"
+    return Finding(
+        PROCESSES[4],
+        "Sales funnel",
+        status,
+        f"{opportunities.height:,} opportunities; stages recorded: "
+        f"{', '.join(sorted(stages & wanted)) or 'none'}",
+        "track every lead to won or lost in the ERP's opportunities"
+        if status != "+"
+        else "keep it up",
+    )
+
+
+def marketing(s: Snapshot) -> Finding:
+    return Finding(
+        PROCESSES[4],
+        "Marketing effectiveness",
+        "-",
+        "crm-bridge reads no campaign or lead source from this ERP",
+        "record the campaign or source of each lead, then compare won rates per source",
+    )
+
+
+CHECKS: tuple[Callable[[Snapshot], Finding], ...] = (
+    products_per_customer,
+    sales_per_customer,
+    sales_per_product,
+    offers_history,
+    refusal_categories,
+    complaints,
+    contacts,
+    document_flow,
+    dynamics,
+    funnel,
+    marketing,
+)
+
+
+def diagnose(snapshot: Snapshot) -> list[Finding]:
+    return [check(snapshot) for check in CHECKS]
+
+
+def frame(findings: list[Finding]) -> pl.DataFrame:
+    return pl.DataFrame([f.as_dict() for f in findings])
