@@ -369,15 +369,14 @@ def write_html(report: Report, path: Path) -> None:
 def _table(frame: pl.DataFrame, limit: int = 500) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
     body = []
+    shares = ["share" in c for c in frame.columns]
     for row in frame.head(limit).iter_rows():
         cells = []
-        for value in row:
+        for share, value in zip(shares, row, strict=True):
             kind = "num" if isinstance(value, int | float) else ""
             if isinstance(value, str) and value.startswith(WHITE_SPACE):
                 kind = "white"
-            text = (
-                "" if value is None else f"{value:,.2f}" if isinstance(value, float) else str(value)
-            )
+            text = _text(value, share)
             cells.append(f"<td class='{kind}'>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     more = (

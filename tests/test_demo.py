@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -27,3 +28,42 @@ def test_demo_runs_end_to_end_and_says_how_to_look(tryton_template: Path, tmp_pa
     page = (tmp_path / "demo" / "report.html").read_text("utf-8")
     assert "<h2>ABC Pareto curve</h2>" in page and "<svg" in page
     assert (tmp_path / "demo" / "report.xlsx").stat().st_size > 10_000
+
+
+def test_demo_keep_running_serves_the_web_client(tryton_template: Path, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    import requests
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "crm_bridge",
+            "demo",
+            "--dir",
+            str(tmp_path / "demo"),
+            "--keep-running",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    try:
+        url = None
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("Web client: "):
+                url = line.split()[2]
+                break
+        assert url and "/#demo/model/party.party" in url, "no web client URL printed"
+        page = requests.get(url.split("#")[0], timeout=30)
+        assert page.status_code == 200 and "tryton-sao.js" in page.text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+    assert proc.returncode == 0

@@ -18,7 +18,7 @@ from crm_bridge.plugin_manager import load_plugins
 from crm_bridge.sample_data import Profile
 from crm_bridge.sync import connect, sync
 
-from .sandbox import ADMIN_PASSWORD, sandbox
+from .sandbox import ADMIN_PASSWORD, sandbox, web_client
 
 PASSWORD_ENV = "CRM_BRIDGE_DEMO_PASSWORD"
 
@@ -43,6 +43,15 @@ def demo(directory: str, customers: int, keep_running: bool, port: int | None) -
     server = sandbox(root, profile, echo=lambda m: err.print(m))
     if port:
         server.port, server.url = port, f"http://127.0.0.1:{port}"
+    web = None
+    if keep_running:  # serve Tryton's web client too, to look at the CRM tab in a browser
+        try:
+            server.web_root = web = web_client()
+        except RuntimeError as exc:
+            err.print(
+                f"[yellow]no web client ({str(exc).splitlines()[0]}); use the Tryton "
+                "desktop client to connect[/]"
+            )
     server.start()
     try:
         os.environ[PASSWORD_ENV] = ADMIN_PASSWORD
@@ -82,6 +91,11 @@ def demo(directory: str, customers: int, keep_running: bool, port: int | None) -
             f"(with {PASSWORD_ENV}={ADMIN_PASSWORD})"
         )
         if keep_running:
+            if web:
+                console.print(
+                    f"Web client: {server.url}/#{server.database}/model/party.party "
+                    f"(user 'admin', password '{ADMIN_PASSWORD}'): open a customer, tab CRM."
+                )
             console.print("Tryton keeps running; press Ctrl-C to stop it.")
             while True:
                 time.sleep(3600)

@@ -21,6 +21,8 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from collections.abc import Callable
 from importlib import metadata, resources
@@ -248,3 +250,50 @@ def sandbox(
         (directory / f"{database}.sqlite{suffix}").unlink(missing_ok=True)
     shutil.copyfile(template, directory / f"{database}.sqlite")
     return TrytonServer(directory, database)
+
+
+SAO_VERSION = "8.0.11"  # the web client of Tryton 8.0, like the server
+
+
+def _npm_run(*args: str, cwd: Path | None = None) -> None:
+    proc = subprocess.run(
+        args, cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=900
+    )
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+
+
+def web_client() -> Path:
+    """The Tryton web client (sao) to serve as trytond's web root, installed once.
+
+    ``tryton-sao`` from npm with its runtime dependencies (``npm pack``, then
+    ``npm install --omit=dev``), kept in the cache keyed by version.
+    """
+    root = cache_dir() / f"sao-{SAO_VERSION}"
+    if (root / "node_modules" / "jquery").is_dir():
+        return root
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("npm is needed to install the Tryton web client (tryton-sao)")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        _npm_run(npm, "pack", f"tryton-sao@{SAO_VERSION}", "--silent", cwd=work)
+        with tarfile.open(next(work.glob("tryton-sao-*.tgz"))) as archive:
+            archive.extractall(work, filter="data")
+        _npm_run(
+            npm,
+            "install",
+            "--omit=dev",
+            "--ignore-scripts",
+            "--no-audit",
+            "--no-fund",
+            "--legacy-peer-deps",  # sao pins a dev-only grunt plugin with an old peer
+            "--silent",
+            cwd=work / "package",
+        )
+        partial = root.with_suffix(".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.move(str(work / "package"), partial)
+        shutil.rmtree(root, ignore_errors=True)
+        partial.rename(root)
+    return root

@@ -1,0 +1,160 @@
+"""The accountant's view: the CRM tab of a customer in Tryton's own web client (sao),
+in headless Chromium, after a real sync.  The test installs sao (npm) and Chromium
+(Debian) itself when they are missing; the screenshot goes to docs/screenshots."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from crm_bridge.adapters.tryton.sandbox import ADMIN_PASSWORD, TrytonServer
+
+from crm_bridge import config as config_mod
+from crm_bridge.plugin_manager import load_plugins
+from crm_bridge.sync import sync
+
+from .browser import chromium, sao_root
+from .conftest import Tryton
+from .test_sync_engine import _provision
+
+# CRM_BRIDGE_UPDATE_SCREENSHOTS=1 refreshes the README's pictures; otherwise a run
+# leaves the working tree as it was.
+DOCS = Path(__file__).parent.parent / "docs" / "screenshots"
+
+
+def _screenshot(browser: Any, tmp_path: Path, name: str) -> Path:
+    folder = DOCS if os.environ.get("CRM_BRIDGE_UPDATE_SCREENSHOTS") == "1" else tmp_path
+    folder.mkdir(exist_ok=True)
+    browser.save_screenshot(str(folder / name))
+    return folder / name
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver = chromium()
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(binary)
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        "--lang=en-US",
+    ):
+        options.add_argument(arg)
+    session = webdriver.Chrome(options=options, service=Service(str(driver)))
+    session.implicitly_wait(0)
+    try:
+        yield session
+    finally:
+        session.quit()
+
+
+def _wait(condition: Any, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = condition()
+            if found:
+                return found
+        except Exception:  # the page is still building: try again
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise TimeoutError("the web client did not show what was expected in time")
+        time.sleep(0.25)
+
+
+def _login(browser: Any, url: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(url + "/")
+    _wait(lambda: browser.find_element(By.ID, "login")).send_keys("admin")
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    password = _wait(lambda: browser.find_element(By.CSS_SELECTOR, "input[type=password]"))
+    password.send_keys(ADMIN_PASSWORD, Keys.ENTER)
+    # Logged in: the password dialog is gone and the first tab (the admin's
+    # configuration wizard) is open.
+    _wait(
+        lambda: (
+            not browser.find_elements(By.CSS_SELECTOR, "input[type=password]")
+            and browser.find_elements(By.CSS_SELECTOR, "a[role=tab]")
+        )
+    )
+
+
+def test_the_crm_tab_shows_the_values_with_their_labels(
+    tryton: Tryton, tmp_path: Path, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    cfg_path = tryton.config(tmp_path / "crm-bridge.toml")
+    _provision(cfg_path)
+    assert sync(config_mod.load(cfg_path), load_plugins()).status == "ok"
+    values = tryton.rpc.crm_values()
+    code, held = next(
+        (c, v)
+        for c, v in sorted(values.items())
+        if v.get("loyalty_tier") and v.get("rfm_segment") and v.get("kpi_aov")
+    )
+    party = tryton.rpc.party_ids()[code]
+    fields = load_plugins().fields()
+
+    tryton.server.stop()  # the same database, served again with the web client
+    web = TrytonServer(tryton.directory, "test", web_root=sao_root()).start()
+    tryton.server = web
+    _login(browser, web.url)
+    browser.get(f"{web.url}/#test/model/party.party/{party}")
+    tab = _wait(
+        lambda: next(
+            a
+            for a in browser.find_elements(By.CSS_SELECTOR, "a[role=tab]")
+            if a.text.strip() == "CRM"
+        )
+    )
+    tab.click()
+    pane = _wait(
+        lambda: next(
+            p
+            for p in browser.find_elements(By.CSS_SELECTOR, ".tab-pane.active")
+            if fields["rfm_segment"].label in p.text
+        )
+    )
+    text = _wait(
+        lambda: (
+            pane.text
+            if dict(fields["rfm_segment"].choices)[held["rfm_segment"]] in pane.text
+            else None
+        )
+    )
+    for name in ("rfm_segment", "loyalty_tier", "abc_xyz", "kpi_aov", "kpi_churn_risk"):
+        assert fields[name].label in text, f"label of {name} missing on the CRM tab"
+    assert dict(fields["loyalty_tier"].choices)[held["loyalty_tier"]] in text
+    assert _screenshot(browser, tmp_path, "crm-tab.png").stat().st_size > 20_000
+
+
+def test_the_html_report_renders_its_charts(tryton: Tryton, tmp_path: Path, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    from .test_cli_errors import run
+
+    cfg_path = tryton.config(tmp_path / "crm-bridge.toml")
+    _provision(cfg_path)
+    sync(config_mod.load(cfg_path), load_plugins())
+    assert run("report", "--html", "r.html", cwd=tmp_path).returncode == 0
+    browser.get((tmp_path / "r.html").as_uri())
+    charts = _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "figure.chart svg"))
+    assert len(charts) >= 3
+    assert all(c.size["width"] > 300 and c.size["height"] > 150 for c in charts)
+    headings = [h.text for h in browser.find_elements(By.TAG_NAME, "h2")]
+    assert "ABC Pareto curve" in headings and "Segment × product matrix" in headings
+    assert _screenshot(browser, tmp_path, "report.png").stat().st_size > 20_000
