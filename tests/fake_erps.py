@@ -47,6 +47,25 @@ INVOICES = [
 ]
 
 
+FAULTS = ("500", "503", "429", "timeout", "reset", "truncated", "not-json")
+
+
+def fault(kind: int | str) -> Answer:
+    """One failed answer: a status, or a broken connection or body."""
+    import requests
+
+    if kind == "timeout":
+        raise requests.Timeout("read timed out")
+    if kind == "reset":
+        raise requests.ConnectionError("Connection reset by peer")
+    if kind == "truncated":
+        raise requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead")
+    if kind == "not-json":
+        return 200, {"Content-Type": "text/html"}, "<html><body>Bad gateway</body></html>"
+    status = int(kind)
+    return status, ({"Retry-After": "7"} if status == 429 else {}), "busy"
+
+
 def _json(status: int, body: Any) -> Answer:
     return status, {"Content-Type": "application/json"}, json.dumps(body)
 
@@ -62,7 +81,10 @@ class FakeErp:
 
     def __init__(self) -> None:
         self.calls: dict[str, int] = {}
-        self.fail_next: list[int] = []  # statuses to answer before the real answer
+        # Faults to answer (in order) before the real answers: statuses or FAULTS names,
+        # for the requests whose "METHOD path" contains ``fail_on``.
+        self.fail_next: list[int | str] = []
+        self.fail_on = ""
 
     def install(self, rsps: responses.RequestsMock) -> None:
         for method in ("GET", "POST", "PUT", "DELETE"):
@@ -71,10 +93,8 @@ class FakeErp:
     def _dispatch(self, request: Any) -> Answer:
         path = unquote(urlparse(request.url).path)
         self.calls[path] = self.calls.get(path, 0) + 1
-        if self.fail_next:
-            status = self.fail_next.pop(0)
-            headers = {"Retry-After": "7"} if status == 429 else {}
-            return status, headers, "busy"
+        if self.fail_next and self.fail_on in f"{request.method} {path}":
+            return fault(self.fail_next.pop(0))
         body = json.loads(request.body) if request.body else None
         return self.handle(request.method, path, _query(request), body, request.headers)
 

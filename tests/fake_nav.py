@@ -89,6 +89,8 @@ class Nav:
             for n, row in enumerate(rows):
                 row["Key"] = self._key(page, row, n)
         self.calls: dict[str, int] = {}
+        self.fail_next: list[int | str] = []  # faults for the operations named in fail_on
+        self.fail_on = ""
         xsd = "{http://www.w3.org/2001/XMLSchema}"
         self.order = {  # element order of each page's record type, as its WSDL has it
             page: [
@@ -135,6 +137,8 @@ class Nav:
             body = etree.fromstring(request.body).find(f"{{{SOAP}}}Body")[0]
             operation = etree.QName(body).localname
             self.calls[f"{page}.{operation}"] = self.calls.get(f"{page}.{operation}", 0) + 1
+            if self.fail_next and self.fail_on in f"{page}.{operation}":
+                return fake_erps.fault(self.fail_next.pop(0))  # type: ignore[return-value]
             try:
                 result = getattr(self, f"_{operation}")(page, ns, body)
             except LookupError as exc:

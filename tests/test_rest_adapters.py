@@ -3,6 +3,7 @@ ERPs cannot run here): the adapter conformance suite, retries, mapping errors.""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -405,3 +406,71 @@ def test_a_refused_customer_makes_the_run_partial_and_is_retried_next_run(
         second = run("sync", "--json")
         assert second.exit_code == 0, second.output
         assert erp.thirdparties["2"]["array_options"]["options_crm_rfm_segment"]
+
+
+def test_a_mapping_of_your_own_basic_auth_next_links_and_full_replace(tmp_path: Path) -> None:
+    """An ERP whose list answers carry a "next" link, and whose PUT replaces the record:
+    crm-bridge reads it, changes its own fields and sends everything back."""
+    import base64
+    import json
+
+    (tmp_path / "mine.toml").write_text(
+        """
+protocol = "rest"
+title = "Mine"
+[auth]
+type = "basic"
+[tables.customers]
+request = { path = "/v1/customers", params = { per_page = "{limit}" }, records = "items" }
+paging = { style = "cursor", next = "links.next" }
+fields = { customer_id = "id", name = "display_name", active = { default = true } }
+[write]
+mode = "replace"
+read = { path = "/v1/customers/{id}" }
+request = { method = "PUT", path = "/v1/customers/{id}", body = "{record}" }
+values = "custom"
+field_name = "crm_{name}"
+[manual]
+instructions = "add them in Settings > Custom fields"
+"""
+    )
+    people = {
+        str(i): {
+            "id": i,
+            "display_name": f"P{i}",
+            "email": f"p{i}@x.org",
+            "custom": {"crm_conf_score": None, "other": "keep me"},
+        }
+        for i in range(5)
+    }
+    auth = "Basic " + base64.b64encode(b"me:secret").decode()
+
+    def listing(request: Any) -> Any:
+        assert request.headers["Authorization"] == auth
+        after = int(request.url.split("after=")[1]) if "after=" in request.url else -1
+        page = [p for k, p in sorted(people.items()) if int(k) > after][:2]
+        nxt = f"https://mine.example/v1/customers?after={page[-1]['id']}" if page else None
+        return 200, {}, json.dumps({"items": page, "links": {"next": nxt}})
+
+    def one(request: Any) -> Any:
+        key = request.url.rsplit("/", 1)[1]
+        if request.method == "PUT":
+            people[key] = json.loads(request.body)  # replaces the whole record
+        return 200, {}, json.dumps(people[key])
+
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback("GET", "https://mine.example/v1/customers", listing)
+        rsps.add_callback(
+            "GET", re.compile(r"https://mine.example/v1/customers\?after=\d+"), listing
+        )
+        rsps.add_callback("GET", re.compile(r"https://mine.example/v1/customers/\d+"), one)
+        rsps.add_callback("PUT", re.compile(r"https://mine.example/v1/customers/\d+"), one)
+        settings = {"url": "https://mine.example", "username": "me", "password": "secret"}
+        adapter = RestAdapter(mapping.load(str(tmp_path / "mine.toml")), settings)
+        adapter.page_size = 2
+        rows = [r for page in adapter.extract("customers") for r in page]
+        assert [r["customer_id"] for r in rows] == ["0", "1", "2", "3", "4"]
+        result = adapter.write([Batch(("1", "3"), {"conf_score": 8})])
+    assert sorted(result.written) == ["1", "3"]
+    assert people["1"]["custom"] == {"crm_conf_score": 8, "other": "keep me"}
+    assert people["1"]["email"] == "p1@x.org" and people["0"]["custom"]["crm_conf_score"] is None

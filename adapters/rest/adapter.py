@@ -175,6 +175,11 @@ class RestAdapter(DeclarativeAdapter):
                 f"cannot reach {self.where} ({action})",
                 hint="check erp.url and that the ERP is running; crm-bridge retried",
             ) from None
+        except requests.exceptions.ChunkedEncodingError:
+            raise RetriableErpError(
+                f"{self.where} sent an incomplete answer to {action}",
+                hint="check the network and the ERP's logs; crm-bridge retried",
+            ) from None
         with self._count:
             self.calls += 1
         status = response.status_code

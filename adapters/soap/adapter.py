@@ -10,6 +10,7 @@ transport errors are classified like HTTP errors and retried by the one policy.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -104,6 +105,14 @@ class SoapAdapter(DeclarativeAdapter):
                 stacklevel=2,
             )
         retry.limit_rate(session, settings.get("requests_per_second"))
+        # zeep's TransportError has no headers: keep Retry-After from the answer itself
+        # (per thread: writes run in parallel).
+        self._answer = threading.local()
+
+        def remember(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+            self._answer.retry_after = response.headers.get("Retry-After")
+
+        session.hooks["response"].append(remember)
         auth = spec.data.get("auth", {"type": "none"})
         self.auth = auth
         if auth["type"] == "basic":
@@ -187,6 +196,11 @@ class SoapAdapter(DeclarativeAdapter):
                         hint="check erp.username and erp.password",
                     ) from None
                 raise RefusedError(f"{self.where} refused {action}: {text}") from None
+            except zeep.exceptions.XMLSyntaxError:  # an HTML error page from a proxy...
+                raise RetriableErpError(
+                    f"{self.where} answered {action} with something that is not SOAP",
+                    hint="check erp.url and any proxy in front of the ERP; crm-bridge retried",
+                ) from None
             except zeep.exceptions.XMLParseError as exc:
                 raise ErpError(
                     f"{self.where} answered {action} with XML its WSDL does not describe: {exc}",
@@ -195,7 +209,12 @@ class SoapAdapter(DeclarativeAdapter):
             except zeep.exceptions.TransportError as exc:
                 if exc.status_code in empty:
                     return None
-                raise from_status(exc.status_code, self.where, action) from None
+                raise from_status(
+                    exc.status_code,
+                    self.where,
+                    action,
+                    retry_after=getattr(self._answer, "retry_after", None),
+                ) from None
             except requests.Timeout:
                 raise RetriableErpError(
                     f"{self.where} did not answer {action} in {self.timeout:.0f}s"
@@ -204,6 +223,11 @@ class SoapAdapter(DeclarativeAdapter):
                 raise RetriableErpError(
                     f"cannot reach {self.where} ({action})",
                     hint="check erp.url and that the web service is running",
+                ) from None
+            except requests.exceptions.ChunkedEncodingError:
+                raise RetriableErpError(
+                    f"{self.where} sent an incomplete answer to {action}",
+                    hint="check the network and the ERP's logs; crm-bridge retried",
                 ) from None
             finally:
                 self.calls += 1
