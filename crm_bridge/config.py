@@ -84,9 +84,16 @@ class Config:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret replaced by ``***``.
+
+    A secret shorter than 6 characters is replaced where it stands alone, not
+    inside words: a test password "a" must not shred every message.
+    """
     for secret in sorted(secrets, key=len, reverse=True):
-        if secret:
+        if len(secret) >= 6:
             text = text.replace(secret, "***")
+        elif secret:
+            text = re.sub(rf"(?<![\w]){re.escape(secret)}(?![\w])", "***", text)
     return text
 
 

@@ -24,7 +24,7 @@ from crm_bridge.fields import Field
 from crm_bridge.snapshot import TABLES
 
 
-def capabilities(spec: mapping.Mapping_, concurrency: int | None = None) -> Capabilities:
+def capabilities(spec: mapping.MappingFile, concurrency: int | None = None) -> Capabilities:
     write = spec.data["write"]
     tables = spec.data["tables"]
     return Capabilities(
@@ -36,9 +36,9 @@ def capabilities(spec: mapping.Mapping_, concurrency: int | None = None) -> Capa
 
 
 class DeclarativeAdapter:
-    """An adapter driven by a :class:`crm_bridge.mapping.Mapping_`."""
+    """An adapter driven by a :class:`crm_bridge.mapping.MappingFile`."""
 
-    def __init__(self, spec: mapping.Mapping_, settings: Mapping[str, Any]) -> None:
+    def __init__(self, spec: mapping.MappingFile, settings: Mapping[str, Any]) -> None:
         self.mapping = spec
         self.where = f"{spec.data.get('title', spec.name)} at {settings.get('url', '?')}"
         defaults = spec.data.get("settings", {}).get("defaults", {})
@@ -176,14 +176,9 @@ class DeclarativeAdapter:
         held = mapping.get(record, self.values_path) if self.values_path else record
         if not isinstance(held, Mapping):  # Dolibarr sends [] when no extrafield is set
             return {}
-        out = {}
-        for key, value in held.items():
-            name = mapping.crm_name(self.field_name, key)
-            if name is not None and value is not None and value is not False:
-                out[name] = value
-            elif name is not None and value is False:
-                out[name] = False  # a boolean; the core reads false as empty for others
-        return out
+        # A false is kept: a boolean's value, and the core reads it as empty for others.
+        named = ((mapping.crm_name(self.field_name, k), v) for k, v in held.items())
+        return {name: value for name, value in named if name is not None and value is not None}
 
     def current_values(self) -> Iterator[list[tuple[str, dict[str, Any]]]]:
         spec = self.mapping.data.get("current")

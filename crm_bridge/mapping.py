@@ -30,7 +30,7 @@ _MISSING = object()
 
 
 @dataclass(frozen=True)
-class Mapping_:
+class MappingFile:
     """A validated mapping file and the folder its relative paths start from."""
 
     name: str
@@ -52,7 +52,7 @@ def profiles() -> dict[str, Path]:
     return {Path(p.name).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml")}
 
 
-def load(ref: str, base: Path | None = None) -> Mapping_:
+def load(ref: str, base: Path | None = None) -> MappingFile:
     """Load the profile named ``ref``, or the mapping file at path ``ref``."""
     shipped = profiles()
     if ref in shipped:
@@ -84,7 +84,7 @@ def load(ref: str, base: Path | None = None) -> Mapping_:
                 f"{where}: key tables.{table}.fields.{sorted(unknown)[0]}: not a column of {table}",
                 hint=f"the columns are: {', '.join(TABLES[table])}",
             )
-    return Mapping_(path.stem, data, path.parent)
+    return MappingFile(path.stem, data, path.parent)
 
 
 # -- templates ----------------------------------------------------------------
@@ -230,7 +230,7 @@ class RowMapper:
         rows_by_id: Mapping[str, Mapping[str, dict[str, Any]]] | None = None,
     ) -> None:
         self.schema = TABLES[table]
-        self.rows_by_id = rows_by_id or {}
+        self.rows_by_id = rows_by_id if rows_by_id is not None else {}
         self.specs = [
             (column, spec if isinstance(spec, Mapping) else {"path": spec})
             for column, spec in fields.items()

@@ -135,6 +135,7 @@ def build(
 ) -> Report:
     report = Report(snapshot.as_of, run_id)
     add = report.views.append
+    shown = _with_labels(values, fields)  # selection keys as the labels people read
     revenue = "kpi_revenue_12m" if "kpi_revenue_12m" in values.columns else None
     if "rfm_segment" in values.columns:
         seg = _distribution(values, "rfm_segment", revenue, _labels(fields, "rfm_segment"))
@@ -158,12 +159,13 @@ def build(
     if {"abc_class", "xyz_class"} <= set(values.columns):
         add(View("ABC-XYZ matrix", _abc_xyz(values, revenue)))
     if TIER_ORDER_FIELD in values.columns:
-        tiers = _distribution(values, TIER_ORDER_FIELD, revenue, _labels(fields, TIER_ORDER_FIELD))
-        add(View("Loyalty tiers", tiers, _bar(tiers, "segment", "customers", "Customers per tier")))
+        labels = _labels(fields, TIER_ORDER_FIELD)
+        tiers = _distribution(values, TIER_ORDER_FIELD, revenue, labels, "tier")
+        add(View("Loyalty tiers", tiers, _bar(tiers, "tier", "customers", "Customers per tier")))
         add(View("Loyalty movements in the last run", _movements(changes, fields)))
     kpis = [c for c in values.columns if c.startswith("kpi_") and values[c].dtype in NUMERIC]
     if kpis and "rfm_segment" in values.columns:
-        per = values.group_by("rfm_segment").agg(
+        per = shown.group_by("rfm_segment").agg(
             customers=pl.len(), **{k: pl.col(k).mean().round(2) for k in kpis}
         )
         add(View("KPIs per segment (averages)", per.sort("customers", descending=True)))
@@ -182,7 +184,7 @@ def build(
             if c and c in values.columns
         ]
         risk = (
-            values.filter(pl.col("kpi_churn_risk").is_not_null())
+            shown.filter(pl.col("kpi_churn_risk").is_not_null())
             .sort(
                 ["kpi_churn_risk", *([revenue] if revenue else [])],
                 descending=True,
@@ -208,8 +210,20 @@ def _labels(fields: Mapping[str, Field], name: str) -> dict[str, str]:
     return dict(fields[name].choices) if name in fields else {}
 
 
+def _with_labels(values: pl.DataFrame, fields: Mapping[str, Field]) -> pl.DataFrame:
+    return values.with_columns(
+        pl.col(n).replace_strict(dict(f.choices), default=pl.col(n))
+        for n, f in fields.items()
+        if f.type == "selection" and n in values.columns
+    )
+
+
 def _distribution(
-    values: pl.DataFrame, column: str, revenue: str | None, labels: Mapping[str, str]
+    values: pl.DataFrame,
+    column: str,
+    revenue: str | None,
+    labels: Mapping[str, str],
+    name: str = "segment",
 ) -> pl.DataFrame:
     aggs = [pl.len().alias("customers")]
     if revenue:
@@ -221,7 +235,7 @@ def _distribution(
         .with_columns(share=(pl.col("customers") / pl.col("customers").sum()).round(4))
         .sort("customers", descending=True)
     )
-    named = pl.col(column).replace_strict(labels, default=pl.col(column)).alias("segment")
+    named = pl.col(column).replace_strict(labels, default=pl.col(column)).alias(name)
     return out.select(named, *out.columns[1:])
 
 

@@ -239,3 +239,11 @@ def test_state_store_retention_keeps_recent_runs_and_pending_calls(tmp_path: Pat
     assert [(r, c) for r, c, _, _ in store.pending_calls()] == [(old, 1), (recent, 1)]
     assert store.journal(old) == [(1, None, None)]
     assert store.applied() == {"c1": {"f": "x"}}
+
+
+def test_short_secrets_are_redacted_as_words_not_inside_words() -> None:
+    from crm_bridge.config import redact
+
+    text = "cannot reach ERPNext at https://erp.example.com with key a and token s3cr3t-long"
+    out = redact(text, {"a", "s3cr3t-long"})
+    assert out == "cannot reach ERPNext at https://erp.example.com with key *** and token ***"

@@ -191,3 +191,25 @@ def test_a_wsdl_importing_from_elsewhere_needs_the_schema_cache(tmp_path: Path) 
     path.write_text('schema_cache = "xsd"\n' + path.read_text())
     adapter = SoapAdapter(mapping.load(str(path)), settings)
     assert adapter.service("customer") is not None  # loads with the cached copy
+
+
+def test_a_wrong_nav_password_is_an_authentication_error_at_the_wsdl() -> None:
+    import responses
+
+    from crm_bridge.errors import AuthenticationError
+
+    from . import fake_nav
+
+    nav = fake_nav.Nav()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        nav.install(rsps)
+        settings = {
+            "url": fake_nav.BASE,
+            "company": fake_nav.COMPANY,
+            "username": fake_nav.USER,
+            "password": "not-the-password",
+        }
+        adapter = SoapAdapter(mapping.load("nav"), settings, sleep=lambda s: None)
+        with pytest.raises(AuthenticationError, match="HTTP 401") as caught:
+            list(adapter.extract("customers"))
+    assert "not-the-password" not in str(caught.value) and caught.value.hint

@@ -60,7 +60,7 @@ SECRETS = ("password", "token", "api_key", "api_secret")
 
 
 class RestAdapter(DeclarativeAdapter):
-    def __init__(self, spec: mapping.Mapping_, settings: Mapping[str, Any], sleep: Any = None):
+    def __init__(self, spec: mapping.MappingFile, settings: Mapping[str, Any], sleep: Any = None):
         super().__init__(spec, settings)
         self.base = str(settings["url"]).rstrip("/")
         self.timeout = float(settings.get("timeout", 120))

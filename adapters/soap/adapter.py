@@ -93,7 +93,7 @@ class OfflineTransport(zeep.Transport):
 
 
 class SoapAdapter(DeclarativeAdapter):
-    def __init__(self, spec: mapping.Mapping_, settings: Mapping[str, Any], sleep: Any = None):
+    def __init__(self, spec: mapping.MappingFile, settings: Mapping[str, Any], sleep: Any = None):
         super().__init__(spec, settings)
         self.base = str(settings["url"]).rstrip("/")
         self.vars["url"] = self.base
@@ -153,13 +153,7 @@ class SoapAdapter(DeclarativeAdapter):
             location = mapping.render(wsdls[name], self.vars)
             if not location.startswith(("http://", "https://")):
                 location = str(self.mapping.folder / location)
-            try:
-                client = zeep.Client(location, transport=self.transport, wsse=self._wsse)
-            except requests.RequestException:
-                raise RetriableErpError(
-                    f"cannot load the WSDL of {name} from {location}",
-                    hint="check erp.url and that the web service is published",
-                ) from None
+            client = retry.call(lambda: self._client(name, location), sleep=self._sleep)
             address = self.mapping.data.get("addresses", {}).get(name)
             binding = next(iter(client.wsdl.bindings))
             self._services[name] = (
@@ -168,6 +162,23 @@ class SoapAdapter(DeclarativeAdapter):
                 else client.service
             )
         return self._services[name]
+
+    def _client(self, name: str, location: str) -> zeep.Client:
+        action = f"reading the WSDL of {name}"
+        try:
+            return zeep.Client(location, transport=self.transport, wsse=self._wsse)
+        except requests.HTTPError as exc:
+            raise from_status(exc.response.status_code, self.where, action) from None
+        except requests.RequestException:
+            raise RetriableErpError(
+                f"cannot load the WSDL of {name} from {location}",
+                hint="check erp.url and that the web service is published",
+            ) from None
+        except (zeep.exceptions.XMLSyntaxError, zeep.exceptions.XMLParseError) as exc:
+            raise ErpError(
+                f"{location} is not a WSDL ({exc})",
+                hint="check erp.url and the service names the ERP publishes",
+            ) from None
 
     def call(
         self, request: Mapping[str, Any], variables: Mapping[str, Any], empty: Sequence[int] = ()
