@@ -1,4 +1,5 @@
-"""Apply: journal the planned write calls, then send them one by one.
+"""Apply: journal the planned write calls, then send them one by one (the next one
+goes out while the previous answer is being recorded).
 
 Before the first write every call (its batches and the cells it carries) is
 journaled in the state store.  A call is marked confirmed, and its cells
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from crm_bridge.adapter import Adapter, Batch
+from crm_bridge.adapter import Adapter, Batch, WriteResult
 from crm_bridge.errors import ErpError
 from crm_bridge.fields import decode, encode
 from crm_bridge.plan import Plan, chunk
@@ -40,16 +42,15 @@ def _cells(plan: Plan) -> dict[str, list[Cell]]:
     return by_customer
 
 
-def _send(
-    adapter: Adapter,
+def _record(
     state: StateStore,
     run_id: int,
-    call: list[Batch],
+    answer: WriteResult,
     cells: Mapping[str, list[Cell]],
     journal: tuple[int, int],
     result: ApplyResult,
 ) -> None:
-    answer = adapter.write(call)
+    """Count the ERP's answer and mark the call confirmed with its cells applied."""
     result.calls += 1
     result.written += len(answer.written)
     result.rejected.update(answer.rejected)
@@ -59,6 +60,18 @@ def _send(
         answer.rejected,
         journal,
     )
+
+
+def _send(
+    adapter: Adapter,
+    state: StateStore,
+    run_id: int,
+    call: list[Batch],
+    cells: Mapping[str, list[Cell]],
+    journal: tuple[int, int],
+    result: ApplyResult,
+) -> None:
+    _record(state, run_id, adapter.write(call), cells, journal, result)
 
 
 def resume(adapter: Adapter, state: StateStore, run_id: int) -> ApplyResult:
@@ -102,17 +115,30 @@ def apply(
             for call in calls
         ),
     )
-    for no, call in enumerate(calls):
-        _send(adapter, state, run_id, call, cells, (run_id, no), result)
-        if on_call:
-            on_call(sum(len(b.customer_ids) for b in call))
-        sent = result.written + len(result.rejected)
-        if sent >= MIN_SAMPLE and len(result.rejected) > max_error_rate * sent:
-            first = next(iter(result.rejected.values()))
-            raise ErpError(
-                f"stopped after the ERP refused {len(result.rejected)} of the {sent} customers "
-                f"sent so far (more than {max_error_rate:.0%}); first reason: {first}",
-                hint="check the field definitions (crm-bridge doctor, crm-bridge fields "
-                "provision); the refused records are listed by crm-bridge runs show",
-            )
+    # One call in flight while the previous answer is recorded: the ERP never waits
+    # for the state store.  Calls still go one at a time, in order; a call the ERP
+    # confirmed but the store did not record yet is resent by ``resume`` after a crash.
+    with ThreadPoolExecutor(1, thread_name_prefix="crm-bridge-write") as sender:
+        pending: Future[WriteResult] | None = (
+            sender.submit(adapter.write, calls[0]) if calls else None
+        )
+        for no, call in enumerate(calls):
+            assert pending is not None
+            answer = pending.result()
+            pending = sender.submit(adapter.write, calls[no + 1]) if no + 1 < len(calls) else None
+            _record(state, run_id, answer, cells, (run_id, no), result)
+            if on_call:
+                on_call(sum(len(b.customer_ids) for b in call))
+            sent = result.written + len(result.rejected)
+            if sent >= MIN_SAMPLE and len(result.rejected) > max_error_rate * sent:
+                if pending is not None:  # let the call in flight land, and record it
+                    _record(state, run_id, pending.result(), cells, (run_id, no + 1), result)
+                first = next(iter(result.rejected.values()))
+                raise ErpError(
+                    f"stopped after the ERP refused {len(result.rejected)} of the "
+                    f"{result.written + len(result.rejected)} customers sent so far (more than "
+                    f"{max_error_rate:.0%}); first reason: {first}",
+                    hint="check the field definitions (crm-bridge doctor, crm-bridge fields "
+                    "provision); the refused records are listed by crm-bridge runs show",
+                )
     return result
