@@ -425,12 +425,24 @@ def write_xlsx(report: Report, path: Path) -> None:
                     formats[column] = "#,##0"
                 elif dtype == pl.Date:
                     formats[column] = "yyyy-mm-dd"
+            # White space (a target product never offered) stands out, as in the HTML.
+            white = {
+                column: {
+                    "type": "text",
+                    "criteria": "begins with",
+                    "value": WHITE_SPACE,
+                    "format": {"bg_color": "#FFF3C4"},
+                }
+                for column, dtype in frame.schema.items()
+                if dtype == pl.String and frame[column].str.starts_with(WHITE_SPACE).any()
+            }
             frame.write_excel(
                 workbook,
                 worksheet=name,
                 autofilter=True,
                 freeze_panes=(1, 0),
                 column_formats=formats,  # type: ignore[arg-type]
+                conditional_formats=white,  # type: ignore[arg-type]
                 autofit=True,
                 include_header=True,
             )

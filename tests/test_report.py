@@ -65,4 +65,8 @@ def test_report_html_and_xlsx_from_the_last_run(tryton: Tryton, tmp_path: Path) 
         styles = book.read("xl/styles.xml").decode()
     assert "<autoFilter" in table and 'state="frozen"' in first
     assert "0.00%" in styles and "#,##0" in styles  # shares and amounts formatted
+    with zipfile.ZipFile(tmp_path / "r.xlsx") as book:
+        matrix = sheets.index("Segment × product matrix") + 1
+        cells = book.read(f"xl/worksheets/sheet{matrix}.xml").decode()
+    assert 'operator="beginsWith"' in cells and "not offered" in cells  # white space marked
     assert sheets[0] == "Segments (RFM)"
