@@ -113,6 +113,7 @@ pass_app = click.make_pass_decorator(App)
 PROFILE_KEYS = {
     "tryton": ("database", "username", "password"),
     "odoo": ("database", "api_key"),
+    "odoo_jsonrpc": ("database", "username", "password"),
     "erpnext": ("api_key", "api_secret"),
     "dolibarr": ("api_key",),
     "nav": ("company", "username", "password"),

@@ -145,3 +145,25 @@ def test_init_writes_a_config_that_validates(tmp_path: Path) -> None:
     finally:
         del os.environ["CRM_BRIDGE_ERP_PASSWORD"]
     assert cfg.erp["database"] == "prod" and cfg.secrets == {"x"}
+
+
+def test_init_knows_every_shipped_profile(tmp_path: Path) -> None:
+    from crm_bridge import mapping
+
+    for profile in [*mapping.profiles(), "tryton", "rest", "soap"]:
+        proc = run("init", "--profile", profile, "--path", f"{profile}.toml", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        text = (tmp_path / f"{profile}.toml").read_text()
+        assert f'adapter = "{profile}"' in text and "${CRM_BRIDGE_ERP_" in text
+        # ...and it is valid for its adapter once the secrets are in the environment.
+        from crm_bridge import config
+        from crm_bridge.plugin_manager import load_plugins
+        from crm_bridge.sync import adapter_spec
+
+        for name in ("PASSWORD", "API_KEY", "API_SECRET"):
+            os.environ[f"CRM_BRIDGE_ERP_{name}"] = "x-secret"
+        try:
+            adapter_spec(config.load(tmp_path / f"{profile}.toml"), load_plugins())
+        finally:
+            for name in ("PASSWORD", "API_KEY", "API_SECRET"):
+                del os.environ[f"CRM_BRIDGE_ERP_{name}"]
