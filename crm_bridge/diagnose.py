@@ -71,7 +71,7 @@ def sales_per_customer(s: Snapshot) -> Finding:
     posted = s.sales()
     customers = s.customers.height
     buying = posted["customer_id"].n_unique()
-    status = "-" if not posted.height else "+" if buying else "+/-"
+    status = "+" if posted.height else "-"
     return Finding(
         PROCESSES[0],
         "Sales volume per customer",
