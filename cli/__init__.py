@@ -535,12 +535,16 @@ def report(app: App, html_path: str | None, xlsx_path: str | None) -> None:
             "say where to write the report", hint="pass --html PATH, --xlsx PATH or both"
         )
     built = report_mod.from_last_run(app.config, app.plugins)
-    if html_path:
-        report_mod.write_html(built, Path(html_path))
-        err.print(f"wrote {html_path}")
-    if xlsx_path:
-        report_mod.write_xlsx(built, Path(xlsx_path))
-        err.print(f"wrote {xlsx_path}")
+    for path, write in ((html_path, report_mod.write_html), (xlsx_path, report_mod.write_xlsx)):
+        if path:
+            try:
+                write(built, Path(path))
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot write the report to {path}: {exc.strerror or exc}",
+                    hint="check that the folder exists and that you may write there",
+                ) from None
+            err.print(f"wrote {path}")
 
 
 @cli.command()

@@ -36,6 +36,8 @@ def test_report_html_and_xlsx_from_the_last_run(tryton: Tryton, tmp_path: Path) 
     _provision(cfg_path)
     result = sync(config_mod.load(cfg_path), load_plugins())
     assert result.status == "ok"
+    nowhere = run("report", "--html", "no/such/dir/r.html", cwd=tmp_path)
+    assert_clear(nowhere, 2, "cannot write the report to no/such/dir/r.html", "folder exists")
     proc = run("report", "--html", "r.html", "--xlsx", "r.xlsx", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
 
