@@ -110,6 +110,36 @@ def _changed_since(since: dt.datetime | None, prefix: str = "") -> list[Any]:
     return [["OR", (f"{prefix}write_date", ">=", since), (f"{prefix}create_date", ">=", since)]]
 
 
+def _first_by_move(lines: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """The first receivable line of each move: it holds the due date and reconciliation."""
+    by_move: dict[int, dict[str, Any]] = {}
+    for line in lines:
+        by_move.setdefault(line["move"], line)
+    return by_move
+
+
+def _invoice_row(
+    r: dict[str, Any], by_move: dict[int, dict[str, Any]], reconciled: dict[int, Any]
+) -> dict[str, Any]:
+    """A canonical invoice from the invoice and its receivable line."""
+    line = by_move.get(r["move"]) if r["move"] else None
+    amount = r["untaxed_amount_cache"]
+    paid = reconciled.get(line["reconciliation"]) if line and line["reconciliation"] else None
+    return {
+        "invoice_id": str(r["id"]),
+        "customer_id": _id(r["party"]),
+        "number": r["number"],
+        "kind": "credit_note" if amount is not None and amount < 0 else "invoice",
+        "state": r["state"] if r["state"] != "validated" else "draft",
+        "date": r["invoice_date"],
+        "due_date": line["maturity_date"] if line else None,
+        "currency": (r.get("currency.") or {}).get("code") or "",
+        "amount": _f(amount) if amount is not None else 0.0,
+        "paid_date": paid,
+        "updated_at": r["write_date"] or r["create_date"],
+    }
+
+
 def _id(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -258,81 +288,46 @@ class TrytonAdapter:
         if since:
             yield from self._read_invoices_since(since)
             return
-        lines = self._lookup("receivables", self._receivable_lines)
+        by_move = _first_by_move(self._lookup("receivables", self._receivable_lines))
         reconciled = {
             r["id"]: r["date"] for r in self._all("account.move.reconciliation", [], ["date"])
         }
-        out: list[list[dict[str, Any]]] = []
-        pages = self.pages("account.invoice", [("type", "=", "out")], INVOICE_FIELDS)
-        self._lookups.update(self._invoice_lookups(pages, lines, reconciled, out))
-        yield from out
+        invoice_party: dict[int, Any] = {}
+        invoice_of_move: dict[int, str] = {}
+        for page in self.pages("account.invoice", [("type", "=", "out")], INVOICE_FIELDS):
+            invoice_party.update((r["id"], r["party"]) for r in page)
+            invoice_of_move.update((r["move"], str(r["id"])) for r in page if r["move"])
+            yield [_invoice_row(r, by_move, reconciled) for r in page]
+        self._lookups.update(invoice_party=invoice_party, invoice_of_move=invoice_of_move)
 
     def _read_invoices_since(self, since: dt.datetime) -> Iterator[list[dict[str, Any]]]:
         """Invoices changed since, with the receivable lines of their own moves."""
         domain = [("type", "=", "out"), *_changed_since(since)]
         invoices = self._all("account.invoice", domain, INVOICE_FIELDS)
         moves = [r["move"] for r in invoices if r["move"]]
-        lines = []
-        for start in range(0, len(moves), self.page_size):
-            chunk = moves[start : start + self.page_size]
-            lines += self._all(
-                "account.move.line", [*RECEIVABLE, ("move", "in", chunk)], RECEIVABLE_FIELDS
-            )
+        lines = self._all_in("account.move.line", "move", moves, RECEIVABLE_FIELDS, RECEIVABLE)
         ids = sorted({r["reconciliation"] for r in lines if r["reconciliation"]})
-        reconciled: dict[int, Any] = {}
-        for start in range(0, len(ids), self.page_size):
-            chunk = ids[start : start + self.page_size]
-            reconciled.update(
-                (r["id"], r["date"])
-                for r in self._all("account.move.reconciliation", [("id", "in", chunk)], ["date"])
-            )
-        out: list[list[dict[str, Any]]] = []
-        pages = (invoices[i : i + self.page_size] for i in range(0, len(invoices), self.page_size))
-        lookups = self._invoice_lookups(pages, lines, reconciled, out)
-        self._lookups[f"invoice_party@{since.isoformat()}"] = lookups["invoice_party"]
-        yield from out
+        reconciled = {
+            r["id"]: r["date"]
+            for r in self._all_in("account.move.reconciliation", "id", ids, ["date"])
+        }
+        by_move = _first_by_move(lines)
+        self._lookups[f"invoice_party@{since.isoformat()}"] = {
+            r["id"]: r["party"] for r in invoices
+        }
+        for start in range(0, len(invoices), self.page_size):
+            page = invoices[start : start + self.page_size]
+            yield [_invoice_row(r, by_move, reconciled) for r in page]
 
-    def _invoice_lookups(
-        self,
-        pages: Any,
-        lines: list[dict[str, Any]],
-        reconciled: dict[int, Any],
-        out: list[list[dict[str, Any]]],
-    ) -> dict[str, Any]:
-        """Canonical invoice rows (appended to ``out``) and the lookups they give."""
-        by_move: dict[int, dict[str, Any]] = {}
-        for receivable in lines:
-            by_move.setdefault(receivable["move"], receivable)
-        invoice_party: dict[int, Any] = {}
-        invoice_of_move: dict[int, str] = {}
-        for page in pages:
-            rows = []
-            for r in page:
-                line = by_move.get(r["move"]) if r["move"] else None
-                invoice_party[r["id"]] = r["party"]
-                if r["move"]:
-                    invoice_of_move[r["move"]] = str(r["id"])
-                amount = r["untaxed_amount_cache"]
-                paid = None
-                if line and line["reconciliation"]:
-                    paid = reconciled.get(line["reconciliation"])
-                rows.append(
-                    {
-                        "invoice_id": str(r["id"]),
-                        "customer_id": _id(r["party"]),
-                        "number": r["number"],
-                        "kind": "credit_note" if amount is not None and amount < 0 else "invoice",
-                        "state": r["state"] if r["state"] != "validated" else "draft",
-                        "date": r["invoice_date"],
-                        "due_date": line["maturity_date"] if line else None,
-                        "currency": (r.get("currency.") or {}).get("code") or "",
-                        "amount": _f(amount) if amount is not None else 0.0,
-                        "paid_date": paid,
-                        "updated_at": r["write_date"] or r["create_date"],
-                    }
-                )
-            out.append(rows)
-        return {"invoice_party": invoice_party, "invoice_of_move": invoice_of_move}
+    def _all_in(
+        self, model: str, field: str, values: list[Any], fields: list[str], domain: Any = ()
+    ) -> list[dict[str, Any]]:
+        """The records whose ``field`` is one of ``values``, asked a page of values at a time."""
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(values), self.page_size):
+            chunk = values[start : start + self.page_size]
+            out += self._all(model, [*domain, (field, "in", chunk)], fields)
+        return out
 
     def _read_invoice_lines(
         self, since: dt.datetime | None = None
