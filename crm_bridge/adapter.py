@@ -16,6 +16,21 @@ from typing import Any, Protocol
 
 from crm_bridge.fields import Field
 
+# The [erp] keys every adapter that speaks HTTP takes (JSON Schema properties).
+CONNECTION_SETTINGS: dict[str, Any] = {
+    "timeout": {"type": "number", "minimum": 1, "default": 120},
+    "requests_per_second": {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "description": "Cap on the requests sent per second (the ERP's rate limit)",
+    },
+    "verify_tls": {
+        "type": ["boolean", "string"],
+        "default": True,
+        "description": "false to skip TLS verification, or a CA bundle path",
+    },
+}
+
 
 @dataclass(frozen=True)
 class Capabilities:

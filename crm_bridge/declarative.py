@@ -18,10 +18,34 @@ from decimal import Decimal
 from typing import Any
 
 from crm_bridge import mapping
-from crm_bridge.adapter import Batch, Capabilities, Check, WriteResult
+from crm_bridge.adapter import CONNECTION_SETTINGS, Batch, Capabilities, Check, WriteResult
 from crm_bridge.errors import ErpError, RefusedError
 from crm_bridge.fields import Field
 from crm_bridge.snapshot import TABLES
+
+
+def settings_schema(*credentials: str) -> dict[str, Any]:
+    """The JSON Schema of the [erp] table of a declarative adapter taking ``credentials``."""
+    return {
+        "type": "object",
+        "required": ["adapter", "url"],
+        "additionalProperties": False,
+        "properties": {
+            "adapter": {"type": "string"},
+            "mapping": {"type": "string", "description": "A mapping file, or a profile name"},
+            "url": {"type": "string", "pattern": "^https?://"},
+            **{key: {"type": "string"} for key in credentials},
+            "page_size": {"type": "integer", "minimum": 1, "maximum": 20000},
+            "concurrency": {"type": "integer", "minimum": 1, "maximum": 32},
+            "read_concurrency": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 16,
+                "description": "Pages read at once, for page- and offset-paged lists",
+            },
+            **CONNECTION_SETTINGS,
+        },
+    }
 
 
 def capabilities(spec: mapping.MappingFile, concurrency: int | None = None) -> Capabilities:

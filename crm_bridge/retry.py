@@ -9,7 +9,8 @@ adapter's HTTP session (SOAP and JSON-RPC included).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import requests
@@ -59,3 +60,25 @@ def limit_rate(session: requests.Session, per_second: float | None) -> None:
         adapter = LimiterAdapter(per_second=per_second)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
+
+
+@contextmanager
+def transport_errors(where: str, action: str, timeout: float) -> Iterator[None]:
+    """A request's broken connection, timeout or truncated answer as a retriable error."""
+    try:
+        yield
+    except requests.Timeout:
+        raise RetriableErpError(
+            f"{where} did not answer {action} in {timeout:.0f}s",
+            hint="check the ERP's load or raise erp.timeout",
+        ) from None
+    except requests.ConnectionError:
+        raise RetriableErpError(
+            f"cannot reach {where} ({action})",
+            hint="check erp.url and that the ERP is running; crm-bridge retried",
+        ) from None
+    except requests.exceptions.ChunkedEncodingError:
+        raise RetriableErpError(
+            f"{where} sent an incomplete answer to {action}",
+            hint="check the network and the ERP's logs; crm-bridge retried",
+        ) from None

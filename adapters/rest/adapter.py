@@ -17,45 +17,12 @@ from typing import Any
 import requests
 
 from crm_bridge import mapping, retry
-from crm_bridge.declarative import DeclarativeAdapter
+from crm_bridge.declarative import DeclarativeAdapter, settings_schema
 from crm_bridge.errors import AuthenticationError, RefusedError, RetriableErpError, from_status
 
-CONFIG_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["adapter", "url"],
-    "additionalProperties": False,
-    "properties": {
-        "adapter": {"type": "string"},
-        "mapping": {"type": "string", "description": "A mapping file, or a profile name"},
-        "url": {"type": "string", "pattern": "^https?://"},
-        "database": {"type": "string"},
-        "username": {"type": "string"},
-        "password": {"type": "string"},
-        "api_key": {"type": "string"},
-        "api_secret": {"type": "string"},
-        "token": {"type": "string"},
-        "company": {"type": "string"},
-        "page_size": {"type": "integer", "minimum": 1, "maximum": 20000},
-        "concurrency": {"type": "integer", "minimum": 1, "maximum": 32},
-        "read_concurrency": {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": 16,
-            "description": "Pages read at once, for page- and offset-paged lists",
-        },
-        "timeout": {"type": "number", "minimum": 1, "default": 120},
-        "requests_per_second": {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "description": "Cap on the requests sent per second (the ERP's rate limit)",
-        },
-        "verify_tls": {
-            "type": ["boolean", "string"],
-            "default": True,
-            "description": "false to skip TLS verification, or a CA bundle path",
-        },
-    },
-}
+CONFIG_SCHEMA = settings_schema(
+    "database", "username", "password", "api_key", "api_secret", "token", "company"
+)
 SECRETS = ("password", "token", "api_key", "api_secret")
 
 
@@ -161,25 +128,10 @@ class RestAdapter(DeclarativeAdapter):
         action: str,
         empty: Sequence[int],
     ) -> Any:
-        try:
+        with retry.transport_errors(self.where, action, self.timeout):
             response = self.http.request(
                 method, url, params=params, json=body, headers=headers, timeout=self.timeout
             )
-        except requests.Timeout:
-            raise RetriableErpError(
-                f"{self.where} did not answer {action} in {self.timeout:.0f}s",
-                hint="check the ERP's load or raise erp.timeout",
-            ) from None
-        except requests.ConnectionError:
-            raise RetriableErpError(
-                f"cannot reach {self.where} ({action})",
-                hint="check erp.url and that the ERP is running; crm-bridge retried",
-            ) from None
-        except requests.exceptions.ChunkedEncodingError:
-            raise RetriableErpError(
-                f"{self.where} sent an incomplete answer to {action}",
-                hint="check the network and the ERP's logs; crm-bridge retried",
-            ) from None
         with self._count:
             self.calls += 1
         status = response.status_code

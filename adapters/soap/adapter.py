@@ -25,7 +25,7 @@ import zeep.xsd
 from zeep.wsse.username import UsernameToken
 
 from crm_bridge import mapping, retry
-from crm_bridge.declarative import DeclarativeAdapter
+from crm_bridge.declarative import DeclarativeAdapter, settings_schema
 from crm_bridge.errors import (
     AuthenticationError,
     ConfigError,
@@ -35,34 +35,7 @@ from crm_bridge.errors import (
     from_status,
 )
 
-CONFIG_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["adapter", "url"],
-    "additionalProperties": False,
-    "properties": {
-        "adapter": {"type": "string"},
-        "mapping": {"type": "string", "description": "A mapping file, or a profile name"},
-        "url": {"type": "string", "pattern": "^https?://"},
-        "company": {"type": "string"},
-        "username": {"type": "string"},
-        "password": {"type": "string"},
-        "page_size": {"type": "integer", "minimum": 1, "maximum": 20000},
-        "concurrency": {"type": "integer", "minimum": 1, "maximum": 32},
-        "read_concurrency": {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": 16,
-            "description": "Pages read at once, for page- and offset-paged lists",
-        },
-        "timeout": {"type": "number", "minimum": 1, "default": 120},
-        "requests_per_second": {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "description": "Cap on the requests sent per second (the ERP's rate limit)",
-        },
-        "verify_tls": {"type": ["boolean", "string"], "default": True},
-    },
-}
+CONFIG_SCHEMA = settings_schema("company", "username", "password")
 SECRETS = ("password",)
 # Fault codes and texts that mean "try again", not "this record is wrong".
 TRANSIENT_FAULTS = ("busy", "timeout", "deadlock", "temporarily", "try again")
@@ -196,7 +169,8 @@ class SoapAdapter(DeclarativeAdapter):
         def once() -> Any:
             try:
                 kwargs = {"_soapheaders": headers} if headers else {}
-                answer = getattr(proxy, operation)(**args, **kwargs)
+                with retry.transport_errors(self.where, action, self.timeout):
+                    answer = getattr(proxy, operation)(**args, **kwargs)
             except zeep.exceptions.Fault as fault:
                 text = f"{fault.message} ({fault.code})" if fault.code else str(fault.message)
                 if any(word in text.lower() for word in TRANSIENT_FAULTS):
@@ -225,20 +199,6 @@ class SoapAdapter(DeclarativeAdapter):
                     self.where,
                     action,
                     retry_after=getattr(self._answer, "retry_after", None),
-                ) from None
-            except requests.Timeout:
-                raise RetriableErpError(
-                    f"{self.where} did not answer {action} in {self.timeout:.0f}s"
-                ) from None
-            except requests.ConnectionError:
-                raise RetriableErpError(
-                    f"cannot reach {self.where} ({action})",
-                    hint="check erp.url and that the web service is running",
-                ) from None
-            except requests.exceptions.ChunkedEncodingError:
-                raise RetriableErpError(
-                    f"{self.where} sent an incomplete answer to {action}",
-                    hint="check the network and the ERP's logs; crm-bridge retried",
                 ) from None
             finally:
                 self.calls += 1

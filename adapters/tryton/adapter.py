@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from crm_bridge import retry
-from crm_bridge.adapter import Batch, Capabilities, Check, WriteResult
+from crm_bridge.adapter import CONNECTION_SETTINGS, Batch, Capabilities, Check, WriteResult
 from crm_bridge.errors import ErpError
 from crm_bridge.fields import Field
 
@@ -49,17 +49,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
         "username": {"type": "string", "minLength": 1},
         "password": {"type": "string"},
         "page_size": {"type": "integer", "minimum": 10, "maximum": 20000, "default": 2000},
-        "timeout": {"type": "number", "minimum": 1, "default": 120},
-        "requests_per_second": {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "description": "Cap on the requests sent per second (the ERP's rate limit)",
-        },
-        "verify_tls": {
-            "type": ["boolean", "string"],
-            "default": True,
-            "description": "false to skip TLS verification, or a CA bundle path",
-        },
+        **CONNECTION_SETTINGS,
     },
 }
 SALE_STATES = {
