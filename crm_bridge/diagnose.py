@@ -41,6 +41,11 @@ class Finding:
         return asdict(self)
 
 
+def _finding(process: str, parameter: str, status: str, evidence: str, advice: str) -> Finding:
+    """A finding; where the data is already good the advice is to keep it that way."""
+    return Finding(process, parameter, status, evidence, advice if status != "+" else "keep it up")
+
+
 def _share(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
 
@@ -55,15 +60,13 @@ def products_per_customer(s: Snapshot) -> Finding:
     coverage = _share(with_product, lines.height)
     buyers = lines.filter(pl.col("product_id").is_not_null())["customer_id"].n_unique()
     status = "-" if not lines.height else _grade(coverage)
-    return Finding(
+    return _finding(
         PROCESSES[0],
         "Products per customer",
         status,
         f"{lines.height:,} sales lines, {coverage:.0%} name a product; {buyers:,} customers "
         "with product history",
-        "record the product on every invoice line (not free text)"
-        if status != "+"
-        else "keep it up",
+        "record the product on every invoice line (not free text)",
     )
 
 
@@ -72,12 +75,12 @@ def sales_per_customer(s: Snapshot) -> Finding:
     customers = s.customers.height
     buying = posted["customer_id"].n_unique()
     status = "+" if posted.height else "-"
-    return Finding(
+    return _finding(
         PROCESSES[0],
         "Sales volume per customer",
         status,
         f"{posted.height:,} posted invoices for {buying:,} of {customers:,} customers",
-        "post customer invoices in the ERP" if status == "-" else "keep it up",
+        "post customer invoices in the ERP",
     )
 
 
@@ -87,12 +90,12 @@ def sales_per_product(s: Snapshot) -> Finding:
     coverage = _share(priced, lines.height)
     products = lines["product_id"].drop_nulls().n_unique()
     status = "-" if not lines.height else _grade(coverage)
-    return Finding(
+    return _finding(
         PROCESSES[0],
         "Sales volume per product",
         status,
         f"{products:,} products sold; {coverage:.0%} of lines carry a product and an amount",
-        "use products with prices on invoice lines" if status != "+" else "keep it up",
+        "use products with prices on invoice lines",
     )
 
 
@@ -104,14 +107,12 @@ def offers_history(s: Snapshot) -> Finding:
     ].n_unique()
     coverage = _share(with_lines, orders.height)
     status = "-" if not quotes else _grade(coverage)
-    return Finding(
+    return _finding(
         PROCESSES[1],
         "History of offers made",
         status,
         f"{orders.height:,} quotes and orders; {coverage:.0%} list the products offered",
-        "send quotes from the ERP's sales module, with product lines"
-        if status != "+"
-        else "keep it up",
+        "send quotes from the ERP's sales module, with product lines",
     )
 
 
@@ -126,15 +127,13 @@ def refusal_categories(s: Snapshot) -> Finding:
         status = "+/-"
     else:
         status = _grade(coverage)
-    return Finding(
+    return _finding(
         PROCESSES[1],
         "Refusal categories by sale stage",
         status,
         f"{lost.height:,} lost opportunities ({coverage:.0%} with a reason), "
         f"{cancelled:,} cancelled quotes (no reason field)",
-        "record why each deal was lost, from a fixed list of reasons"
-        if status != "+"
-        else "keep it up",
+        "record why each deal was lost, from a fixed list of reasons",
     )
 
 
@@ -145,19 +144,17 @@ def complaints(s: Snapshot) -> Finding:
     ).height
     coverage = _share(described, rows.height)
     status = "-" if not rows.height else _grade(coverage)
-    return Finding(
+    return _finding(
         PROCESSES[1],
         "Complaints received (count and content)",
         status,
         f"{rows.height:,} complaints; {coverage:.0%} say what they are about",
-        "record complaints in the ERP with a type and the customer's words"
-        if status != "+"
-        else "keep it up",
+        "record complaints in the ERP with a type and the customer's words",
     )
 
 
 def contacts(s: Snapshot) -> Finding:
-    return Finding(
+    return _finding(
         PROCESSES[2],
         "Tasks and contacts per customer",
         "-",
@@ -173,22 +170,20 @@ def document_flow(s: Snapshot) -> Finding:
     dated = posted.filter(pl.col("due_date").is_not_null()).height
     coverage = min(_share(linked, payments.height), _share(dated, posted.height))
     status = "-" if not payments.height and not posted.height else _grade(coverage)
-    return Finding(
+    return _finding(
         PROCESSES[3],
         "Document flow per customer",
         status,
         f"{payments.height:,} payments ({_share(linked, payments.height):.0%} matched to "
         f"an invoice); {_share(dated, posted.height):.0%} of invoices have a due date",
-        "reconcile payments with their invoices and give invoices payment terms"
-        if status != "+"
-        else "keep it up",
+        "reconcile payments with their invoices and give invoices payment terms",
     )
 
 
 def dynamics(s: Snapshot) -> Finding:
     posted = s.sales()
     if not posted.height:
-        return Finding(
+        return _finding(
             PROCESSES[3],
             "Sales dynamics per customer",
             "-",
@@ -198,14 +193,12 @@ def dynamics(s: Snapshot) -> Finding:
     first = posted["date"].min()
     months = (s.as_of.year - first.year) * 12 + s.as_of.month - first.month  # type: ignore[union-attr]
     status = "+" if months >= 24 else "+/-" if months >= 12 else "-"
-    return Finding(
+    return _finding(
         PROCESSES[3],
         "Sales dynamics per customer",
         status,
         f"{months} months of invoices (growth needs 24: this year against last)",
-        "keep the invoice history in the ERP (do not archive it away)"
-        if status != "+"
-        else "keep it up",
+        "keep the invoice history in the ERP (do not archive it away)",
     )
 
 
@@ -215,20 +208,18 @@ def funnel(s: Snapshot) -> Finding:
     wanted = {"lead", "opportunity", "won", "lost"}
     present = len(stages & wanted)
     status = "-" if not opportunities.height else "+" if present == 4 else "+/-"
-    return Finding(
+    return _finding(
         PROCESSES[4],
         "Sales funnel",
         status,
         f"{opportunities.height:,} opportunities; stages recorded: "
         f"{', '.join(sorted(stages & wanted)) or 'none'}",
-        "track every lead to won or lost in the ERP's opportunities"
-        if status != "+"
-        else "keep it up",
+        "track every lead to won or lost in the ERP's opportunities",
     )
 
 
 def marketing(s: Snapshot) -> Finding:
-    return Finding(
+    return _finding(
         PROCESSES[4],
         "Marketing effectiveness",
         "-",
