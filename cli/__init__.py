@@ -564,7 +564,7 @@ def diagnose(app: App, as_json: bool) -> None:
         cache_key(cfg), cfg.full_refresh_days, now
     )
     try:  # reads like a dry run: through the table cache, never into it
-        snapshot, _tables = extract(adapter, _as_of(cfg), None, cached, now)
+        snapshot, _tables = extract(adapter, cfg.as_of, None, cached, now)
     finally:
         adapter.close()
     findings = diagnose_mod.diagnose(snapshot)
@@ -579,7 +579,3 @@ def diagnose(app: App, as_json: bool) -> None:
                 click.echo(f"      start: {f.advice}")
     score = sum({"+": 2, "+/-": 1}.get(f.status, 0) for f in findings)
     click.echo(f"maturity: {score} of {2 * len(findings)} points")
-
-
-def _as_of(cfg: config_mod.Config) -> dt.date:
-    return dt.date.fromisoformat(cfg.as_of) if cfg.as_of else dt.date.today()

@@ -9,6 +9,7 @@ crm-bridge prints anything.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import tomllib
@@ -64,8 +65,10 @@ class Config:
         return float(self.data.get("sync", {}).get("max_error_rate", 0.5))
 
     @property
-    def as_of(self) -> str | None:
-        return self.data.get("sync", {}).get("as_of")
+    def as_of(self) -> dt.date:
+        """The analysis date: ``sync.as_of`` when set (reproducible runs), else today."""
+        fixed = self.data.get("sync", {}).get("as_of")
+        return dt.date.fromisoformat(fixed) if fixed else dt.date.today()
 
     @property
     def state_path(self) -> Path:

@@ -70,9 +70,8 @@ def from_last_run(cfg: Config, plugins: Plugins) -> Report:
         applied, changes = store.applied(), store.changes(last["id"])
     finally:
         store.close()
-    as_of = dt.date.fromisoformat(cfg.as_of) if cfg.as_of else dt.date.today()
     tables: dict[str, Any] = cached.tables
-    snapshot = Snapshot(as_of=as_of, **tables)
+    snapshot = Snapshot(as_of=cfg.as_of, **tables)
     fields = plugins.fields()
     values = values_frame(snapshot, applied, fields)
     views: dict[str, pl.DataFrame] = {}

@@ -146,7 +146,6 @@ def _sync(
 ) -> RunResult:
     started = time.perf_counter()
     adapter, fields = connect(cfg, plugins)
-    as_of = dt.date.fromisoformat(cfg.as_of) if cfg.as_of else dt.date.today()
     state = None if dry_run else StateStore(cfg.state_path)
     run_id = state.start_run(dry_run) if state else None
     try:
@@ -161,7 +160,7 @@ def _sync(
             if on_page:
                 on_page(table, rows)
 
-        snapshot, tables = extract(adapter, as_of, counting, cached, now)
+        snapshot, tables = extract(adapter, cfg.as_of, counting, cached, now)
         snapshot.current = read_back(snapshot.current, fields)
         snapshot.previous = _previous(cfg, state)
         outputs = compute(plugins, snapshot, cfg.plugin_settings, cfg.plugin_timeout)
