@@ -6,7 +6,6 @@ plugins were rejected; the rest was written).
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import subprocess
 import sys
@@ -554,15 +553,12 @@ def diagnose(app: App, as_json: bool) -> None:
     """How controlled the customer process is, from the ERP's own data (+, +/-, -)."""
     from crm_bridge import diagnose as diagnose_mod
     from crm_bridge.extract import extract
-    from crm_bridge.sync import cache_key
-    from crm_bridge.table_cache import TableCache
+    from crm_bridge.table_cache import TableCache, utc_now
 
     cfg = app.config
     adapter, _ = connect(cfg, app.plugins)
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    cached = TableCache(cfg.state_path.parent / "tables").load(
-        cache_key(cfg), cfg.full_refresh_days, now
-    )
+    now = utc_now()
+    cached = TableCache.of(cfg).load(cfg.full_refresh_days, now)
     try:  # reads like a dry run: through the table cache, never into it
         snapshot, _tables = extract(adapter, cfg.as_of, None, cached, now)
     finally:

@@ -18,7 +18,7 @@ from crm_bridge.adapter import Adapter
 from crm_bridge.fields import Field
 from crm_bridge.quarantine import quarantine
 from crm_bridge.snapshot import TABLES, Snapshot, frame
-from crm_bridge.table_cache import PARENTS, Cached, merge, watermark
+from crm_bridge.table_cache import PARENTS, Cached, merge, utc_now, watermark
 
 OnPage = Callable[[str, int], None]
 
@@ -31,7 +31,7 @@ def extract(
     started: dt.datetime | None = None,
 ) -> tuple[Snapshot, Cached]:
     """The snapshot, and the tables as the next incremental run starts from them."""
-    started = started or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    started = started or utc_now()
     incremental = set(adapter.capabilities.incremental) if cached else set()
     fresh = Cached(full_at=cached.full_at if cached and incremental else started)
     changed: dict[str, pl.Series] = {}

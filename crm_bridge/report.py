@@ -55,12 +55,9 @@ class Report:
 
 def from_last_run(cfg: Config, plugins: Plugins) -> Report:
     """The report of the last successful real run: its tables, values and changes."""
-    from crm_bridge.sync import cache_key
-
     if not cfg.state_path.exists():
         raise no_data()
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    cached = TableCache(cfg.state_path.parent / "tables").load(cache_key(cfg), math.inf, now)
+    cached = TableCache.of(cfg).load(math.inf)
     store = StateStore(cfg.state_path, readonly=True)
     try:
         runs = store.runs(50)

@@ -6,7 +6,6 @@ adapter from the ``[erp]`` table.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from crm_bridge.plan import Plan, make_plan
 from crm_bridge.plugin_manager import Plugins, check_known
 from crm_bridge.snapshot import Snapshot
 from crm_bridge.state import RunLock, StateStore
-from crm_bridge.table_cache import TableCache
+from crm_bridge.table_cache import TableCache, utc_now
 from crm_bridge.validate import Desired, Rejection, validate
 
 
@@ -130,12 +129,6 @@ def sync(
         return _sync(cfg, plugins, False, on_page, on_call, full)
 
 
-def cache_key(cfg: Config) -> str:
-    """What the table cache belongs to: an ERP, not a config file."""
-    erp = cfg.erp
-    return "|".join(str(erp.get(k, "")) for k in ("adapter", "url", "database", "company"))
-
-
 def _sync(
     cfg: Config,
     plugins: Plugins,
@@ -150,9 +143,9 @@ def _sync(
     run_id = state.start_run(dry_run) if state else None
     try:
         resumed = resume(adapter, state, run_id) if state and run_id is not None else None
-        cache = TableCache(cfg.state_path.parent / "tables")
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        cached = None if full else cache.load(cache_key(cfg), cfg.full_refresh_days, now)
+        cache = TableCache.of(cfg)
+        now = utc_now()
+        cached = None if full else cache.load(cfg.full_refresh_days, now)
         fetched: Counter[str] = Counter()
 
         def counting(table: str, rows: int) -> None:
@@ -198,7 +191,7 @@ def _sync(
         result.seconds = time.perf_counter() - started
         counts["seconds"] = round(result.seconds, 3)
         if state and run_id is not None:
-            cache.save(cache_key(cfg), tables)  # the next run reads only what changes
+            cache.save(tables)  # the next run reads only what changes
             state.finish_run(run_id, result.status, counts)
             state.prune(cfg.retention_days)
     except BaseException as exc:

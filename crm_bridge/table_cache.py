@@ -26,6 +26,7 @@ from typing import Any
 
 import polars as pl
 
+from crm_bridge.config import Config
 from crm_bridge.fields import decode, encode
 from crm_bridge.snapshot import TABLES
 
@@ -47,21 +48,35 @@ class Cached:
     read_since: list[str] = field(default_factory=list)
 
 
+def utc_now() -> dt.datetime:
+    """Now, as the naive UTC time the ERPs' modification stamps are compared with."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
 class TableCache:
-    def __init__(self, folder: Path) -> None:
+    """The tables kept beside a config's state store, for the ERP that config reads."""
+
+    def __init__(self, folder: Path, source: str) -> None:
         self.folder = folder
+        self.source = source
         self.manifest = folder / "manifest.json"
 
-    def load(self, adapter_key: str, full_refresh_days: float, now: dt.datetime) -> Cached | None:
+    @classmethod
+    def of(cls, cfg: Config) -> TableCache:
+        erp = cfg.erp  # the cache belongs to an ERP, not to a config file
+        source = "|".join(str(erp.get(k, "")) for k in ("adapter", "url", "database", "company"))
+        return cls(cfg.state_path.parent / "tables", source)
+
+    def load(self, full_refresh_days: float, now: dt.datetime | None = None) -> Cached | None:
         """The cached tables, or None when a full read is due."""
         try:
             meta = json.loads(self.manifest.read_text("utf-8"))
         except (OSError, ValueError):
             return None
-        if meta.get("format") != FORMAT or meta.get("adapter") != adapter_key:
+        if meta.get("format") != FORMAT or meta.get("adapter") != self.source:
             return None
         full_at = dt.datetime.fromisoformat(meta["full_at"])
-        if math.isfinite(full_refresh_days) and now - full_at > dt.timedelta(
+        if math.isfinite(full_refresh_days) and (now or utc_now()) - full_at > dt.timedelta(
             days=full_refresh_days
         ):
             return None
@@ -79,7 +94,7 @@ class TableCache:
             full_at,
         )
 
-    def save(self, adapter_key: str, cached: Cached) -> None:
+    def save(self, cached: Cached) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         for table, frame in cached.tables.items():
             tmp = self.folder / f".{table}.parquet.tmp"
@@ -87,8 +102,8 @@ class TableCache:
             os.replace(tmp, self.folder / f"{table}.parquet")
         meta = {
             "format": FORMAT,
-            "adapter": adapter_key,
-            "full_at": (cached.full_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)).isoformat(),
+            "adapter": self.source,
+            "full_at": (cached.full_at or utc_now()).isoformat(),
             "tables": sorted(cached.tables),
             "watermarks": {t: w.isoformat() for t, w in cached.watermarks.items()},
             "current": {
