@@ -12,16 +12,71 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+import functools
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
 from crm_bridge import mapping
-from crm_bridge.adapter import CONNECTION_SETTINGS, Batch, Capabilities, Check, WriteResult
-from crm_bridge.errors import ErpError, RefusedError
+from crm_bridge.adapter import (
+    CONNECTION_SETTINGS,
+    AdapterSpec,
+    Batch,
+    Capabilities,
+    Check,
+    WriteResult,
+)
+from crm_bridge.errors import ConfigError, ErpError, RefusedError
 from crm_bridge.fields import Field
 from crm_bridge.snapshot import TABLES
+
+
+def register_declarative(
+    register: Callable[[AdapterSpec], None],
+    protocol: str,
+    make: Callable[[mapping.MappingFile, Mapping[str, Any]], Any],
+    schema: Mapping[str, Any],
+    secrets: tuple[str, ...],
+    description: str,
+) -> None:
+    """Register the generic ``protocol`` adapter (``mapping = FILE``) and one adapter
+    per shipped profile of that protocol (``adapter = "odoo"``...)."""
+    profiles = {
+        name: spec
+        for name in sorted(mapping.profiles())
+        if (spec := mapping.load(name)).protocol == protocol
+    }
+
+    def generic(settings: Mapping[str, Any]) -> Any:
+        if "mapping" not in settings:
+            raise ConfigError(
+                f"config key erp.mapping is missing: the {protocol} adapter needs a mapping file",
+                hint="set erp.mapping to a mapping file (docs/adapters.md), or use a profile: "
+                f"adapter = {' | '.join(profiles)}",
+            )
+        spec = mapping.load(settings["mapping"])
+        if spec.protocol != protocol:
+            raise ConfigError(
+                f"mapping {spec.name} is a {spec.protocol} mapping, not {protocol}",
+                hint=f"use adapter = {spec.protocol!r} with this mapping",
+            )
+        return make(spec, settings)
+
+    register(AdapterSpec(protocol, generic, schema, description, secrets))
+    for name, spec in profiles.items():
+        required = ["adapter", *spec.data.get("settings", {}).get("required", ["url"])]
+        title = spec.data.get("title", name)
+        register(
+            AdapterSpec(
+                name,
+                functools.partial(make, spec),
+                {**schema, "required": required},
+                f"{title} ({protocol} profile, docs/{spec.data.get('docs', '')})",
+                secrets,
+                capabilities(spec),
+            )
+        )
 
 
 def settings_schema(*credentials: str) -> dict[str, Any]:

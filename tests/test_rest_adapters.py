@@ -474,3 +474,15 @@ instructions = "add them in Settings > Custom fields"
     assert sorted(result.written) == ["1", "3"]
     assert people["1"]["custom"] == {"crm_conf_score": 8, "other": "keep me"}
     assert people["1"]["email"] == "p1@x.org" and people["0"]["custom"]["crm_conf_score"] is None
+
+
+def test_the_generic_adapters_need_a_mapping_of_their_protocol() -> None:
+    from crm_bridge.plugin_manager import load_plugins
+
+    specs = load_plugins().adapters()
+    with pytest.raises(ConfigError, match=r"erp\.mapping is missing") as caught:
+        specs["rest"].factory({"url": "https://x.example"})
+    assert "odoo" in (caught.value.hint or "")
+    with pytest.raises(ConfigError, match="nav is a soap mapping, not rest"):
+        specs["rest"].factory({"url": "https://x.example", "mapping": "nav"})
+    assert specs["nav"].secret_keys == ("password",)
