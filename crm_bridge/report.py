@@ -18,6 +18,7 @@ import io
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -116,8 +117,6 @@ def values_frame(
 
 
 def _plain(value: Any) -> Any:
-    from decimal import Decimal
-
     return float(value) if isinstance(value, Decimal) else value
 
 

@@ -6,29 +6,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
+from crm_bridge.adapters.tryton.sandbox import run_tool
 from crm_bridge.adapters.tryton.sandbox import web_client as sao_root
 
 __all__ = ["chromium", "sao_root"]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
-
-def _run(*args: str, cwd: Path | None = None) -> None:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    proc = subprocess.run(
-        args,
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=900,
-    )
-    if proc.returncode:
-        raise RuntimeError(f"{' '.join(args)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
 
 
 def chromium() -> tuple[Path, Path]:
@@ -37,13 +22,19 @@ def chromium() -> tuple[Path, Path]:
         apt = shutil.which("apt-get")
         if apt is None or os.geteuid() != 0:
             raise RuntimeError("Chromium is missing: apt-get install chromium chromium-driver")
+        install = (
+            apt,
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            "chromium",
+            "chromium-driver",
+        )
+        quiet = {"DEBIAN_FRONTEND": "noninteractive"}
         try:
-            _run(
-                apt, "install", "-y", "-q", "--no-install-recommends", "chromium", "chromium-driver"
-            )
-        except RuntimeError:
-            _run(apt, "update", "-q")
-            _run(
-                apt, "install", "-y", "-q", "--no-install-recommends", "chromium", "chromium-driver"
-            )
+            run_tool(*install, **quiet)
+        except RuntimeError:  # the package lists may be missing or stale
+            run_tool(apt, "update", "-q", **quiet)
+            run_tool(*install, **quiet)
     return CHROMIUM, CHROMEDRIVER

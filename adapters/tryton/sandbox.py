@@ -255,9 +255,16 @@ def sandbox(
 SAO_VERSION = "8.0.11"  # the web client of Tryton 8.0, like the server
 
 
-def _npm_run(*args: str, cwd: Path | None = None) -> None:
+def run_tool(*args: str, cwd: Path | None = None, **env: str) -> None:
+    """Run an installer (npm, apt-get) quietly; its output only when it fails."""
     proc = subprocess.run(
-        args, cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=900
+        args,
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=900,
     )
     if proc.returncode:
         raise RuntimeError(f"{' '.join(args)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
@@ -277,10 +284,10 @@ def web_client() -> Path:
         raise RuntimeError("npm is needed to install the Tryton web client (tryton-sao)")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        _npm_run(npm, "pack", f"tryton-sao@{SAO_VERSION}", "--silent", cwd=work)
+        run_tool(npm, "pack", f"tryton-sao@{SAO_VERSION}", "--silent", cwd=work)
         with tarfile.open(next(work.glob("tryton-sao-*.tgz"))) as archive:
             archive.extractall(work, filter="data")
-        _npm_run(
+        run_tool(
             npm,
             "install",
             "--omit=dev",
