@@ -48,11 +48,10 @@ def generate(customers: int, folder: Path) -> dict[str, int]:
 
 
 def load(folder: Path):
-    import polars as pl
+    """The snapshot over the Parquet files, lazily: each run reads what it uses."""
+    from crm_bridge.snapshot import Snapshot
 
-    from crm_bridge.snapshot import TABLES, Snapshot
-
-    return Snapshot(as_of=END, **{t: pl.read_parquet(folder / f"{t}.parquet") for t in TABLES})
+    return Snapshot.from_parquet(END, folder)
 
 
 def run_plugins(folder: Path) -> dict[str, float]:
@@ -110,7 +109,7 @@ def run_baseline(folder: Path) -> dict[str, float]:
     as_of = END
     y1, y2 = as_of - dt.timedelta(days=365), as_of - dt.timedelta(days=730)
     month0 = dt.date(as_of.year - 1, as_of.month, 1) if as_of.month < 12 else as_of
-    sales = snap.invoices.lazy().filter(
+    sales = snap.scan("invoices").filter(
         pl.col("state").is_in(["posted", "paid"]) & (pl.col("date") <= as_of)
     )
     inv = pl.col("kind") == "invoice"
@@ -179,7 +178,7 @@ def run_baseline(folder: Path) -> dict[str, float]:
         .collect()
     )
     products = (
-        snap.invoice_lines.lazy()
+        snap.scan("invoice_lines")
         .group_by("customer_id")
         .agg(pl.col("product_id").n_unique())
         .collect()

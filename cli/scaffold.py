@@ -71,7 +71,8 @@ def declare_fields() -> list[Field]:
 
 
 @hookimpl
-def compute(snapshot: Snapshot, settings: Mapping[str, Any]) -> pl.DataFrame:
+def compute(snapshot: Snapshot, settings: Mapping[str, Any]) -> pl.LazyFrame:
+    # Lazy: crm-bridge collects it, reading only the columns the query uses.
     since = snapshot.as_of - dt.timedelta(days=365)
     return (
         snapshot.sales()
@@ -102,7 +103,7 @@ def test_counts_invoices_of_the_last_365_days() -> None:
             invoice("4", "B", D(2026, 3, 1), 50.0, state="draft"),  # not posted
         ],
     )
-    out = dict(plugin.compute(snapshot, {{}}).iter_rows())
+    out = dict(plugin.compute(snapshot, {{}}).collect().iter_rows())
     assert out == {{"A": 1}}
 
 

@@ -1,5 +1,9 @@
 """Compute: call each plugin's ``compute`` hook on the snapshot, one at a time.
 
+A plugin may return its frame lazily (a Polars LazyFrame over ``snapshot.scan``,
+``sales()`` or ``sales_lines()``); it is collected here, within the plugin's time
+limit, so the query reads only the columns it uses.
+
 Plugins are called separately so that each gets its own settings and a
 failing plugin is reported by name while the others go on.
 """
@@ -57,6 +61,12 @@ def _within(seconds: float | None, work: Callable[[], Any]) -> Any:
     return box["result"]
 
 
+def _collected(call: Callable[[], Any]) -> Any:
+    """What ``call`` returns, with a LazyFrame run."""
+    result = call()
+    return result.collect() if isinstance(result, pl.LazyFrame) else result
+
+
 def compute(
     plugins: Plugins,
     snapshot: Snapshot,
@@ -66,21 +76,16 @@ def compute(
     outputs = []
     for name, function in plugins.compute_impls():
         started = time.perf_counter()
+        call = functools.partial(
+            plugins.call, "compute", name, function, snapshot=snapshot, settings=settings(name)
+        )
         try:
-            result = _within(
-                timeout,
-                functools.partial(
-                    plugins.call,
-                    "compute",
-                    name,
-                    function,
-                    snapshot=snapshot,
-                    settings=settings(name),
-                ),
-            )
+            result = _within(timeout, functools.partial(_collected, call))
             error = None
             if result is not None and not isinstance(result, pl.DataFrame):
-                error = f"returned {type(result).__name__}, expected a polars DataFrame"
+                error = (
+                    f"returned {type(result).__name__}, expected a polars DataFrame or LazyFrame"
+                )
                 result = None
         except PluginTimeout as exc:
             result, error = None, str(exc)

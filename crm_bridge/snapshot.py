@@ -8,8 +8,8 @@ end up with the same columns and types, whatever ERP they came from.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -34,6 +34,8 @@ RECORDS = (
 # 2-3x less.  Ids that are unique per row (lines, invoices...) stay plain text:
 # a dictionary of ten million distinct strings costs more than the strings.
 CATEGORICAL = frozenset({"customer_id", "product_id"})
+# The kind of the invoices in Snapshot.sales(): an Enum costs a byte a row, a string 16.
+KIND = pl.Enum(["invoice", "credit_note"])
 
 
 def _dtype(name: str, spec: Mapping[str, Any]) -> pl.DataType:
@@ -116,32 +118,76 @@ def conform(table: str, df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-@dataclass
+class _Table:
+    """A canonical table of a :class:`Snapshot`, read as a DataFrame.
+
+    A table given lazily (a Parquet scan) is collected on first access and kept;
+    plugins that need a few columns of a big table use ``Snapshot.scan`` instead
+    and never load the rest.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, snapshot: Snapshot, owner: type | None = None) -> pl.DataFrame:
+        source = snapshot._tables[self.name]
+        if isinstance(source, pl.LazyFrame):
+            source = snapshot._tables[self.name] = source.collect()
+        return source
+
+    def __set__(self, snapshot: Snapshot, frame: pl.DataFrame) -> None:
+        snapshot._tables[self.name] = frame
+        snapshot._shared.clear()
+
+
 class Snapshot:
     """The canonical tables of one run, plus the date the analysis is made on.
 
-    Plugins read it; nothing writes to it after extraction.
+    Plugins read it; nothing writes to it after extraction.  Each table is an
+    attribute (``snapshot.invoices``, a DataFrame) and a lazy scan
+    (``snapshot.scan("invoices")``): a query on the scan reads only the columns
+    and rows it uses, which is what keeps ten million invoice lines in memory
+    budget.
     """
 
-    as_of: dt.date
-    customers: pl.DataFrame = field(default_factory=lambda: empty("customers"))
-    products: pl.DataFrame = field(default_factory=lambda: empty("products"))
-    invoices: pl.DataFrame = field(default_factory=lambda: empty("invoices"))
-    invoice_lines: pl.DataFrame = field(default_factory=lambda: empty("invoice_lines"))
-    payments: pl.DataFrame = field(default_factory=lambda: empty("payments"))
-    sale_orders: pl.DataFrame = field(default_factory=lambda: empty("sale_orders"))
-    sale_order_lines: pl.DataFrame = field(default_factory=lambda: empty("sale_order_lines"))
-    opportunities: pl.DataFrame = field(default_factory=lambda: empty("opportunities"))
-    complaints: pl.DataFrame = field(default_factory=lambda: empty("complaints"))
-    # The values crm-bridge's own fields hold in the ERP now: {customer: {field: value}}.
-    current: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # The values crm-bridge last wrote and the ERP confirmed, from the state
-    # store: {customer: {field: value}}.  Plugins that need history across runs
-    # (loyalty's grace period) read it here.
-    previous: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # Records set aside by crm_bridge.quarantine: {table: {reason: {count, example}}}.
-    quarantined: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _derived: dict[str, pl.DataFrame] = field(default_factory=dict, repr=False, compare=False)
+    customers = _Table()
+    products = _Table()
+    invoices = _Table()
+    invoice_lines = _Table()
+    payments = _Table()
+    sale_orders = _Table()
+    sale_order_lines = _Table()
+    opportunities = _Table()
+    complaints = _Table()
+
+    def __init__(
+        self,
+        as_of: dt.date,
+        current: dict[str, dict[str, Any]] | None = None,
+        previous: dict[str, dict[str, Any]] | None = None,
+        quarantined: dict[str, dict[str, Any]] | None = None,
+        **tables: pl.DataFrame | pl.LazyFrame,
+    ) -> None:
+        unknown = set(tables) - set(TABLES)
+        if unknown:
+            raise TypeError(f"unknown snapshot tables: {', '.join(sorted(unknown))}")
+        self.as_of = as_of
+        self._tables: dict[str, pl.DataFrame | pl.LazyFrame] = {
+            name: tables.get(name, empty(name)) for name in TABLES
+        }
+        # The values crm-bridge's own fields hold in the ERP now: {customer: {field: value}}.
+        self.current: dict[str, dict[str, Any]] = current or {}
+        # The values crm-bridge last wrote and the ERP confirmed, from the state
+        # store: {customer: {field: value}}.  Plugins that need history across runs
+        # (loyalty's grace period) read it here.
+        self.previous: dict[str, dict[str, Any]] = previous or {}
+        # Records set aside by crm_bridge.quarantine: {table: {reason: {count, example}}}.
+        self.quarantined: dict[str, dict[str, Any]] = quarantined or {}
+        # Frames several plugins use, computed once (see sales, sales_lines, bought).
+        self._shared: dict[str, pl.DataFrame] = {}
+
+    def __repr__(self) -> str:
+        return f"Snapshot(as_of={self.as_of}, {self.counts()})"
 
     @classmethod
     def from_frames(cls, as_of: dt.date, **tables: pl.DataFrame) -> Snapshot:
@@ -155,24 +201,80 @@ class Snapshot:
         frames: dict[str, Any] = {name: frame(name, rows) for name, rows in tables.items()}
         return cls(as_of=as_of, **frames)
 
+    @classmethod
+    def from_parquet(cls, as_of: dt.date, folder: Path) -> Snapshot:
+        """A snapshot over ``<table>.parquet`` files in ``folder``, read lazily:
+        nothing is loaded until a table is used, and scans load only what they use."""
+        tables: dict[str, Any] = {
+            t: pl.scan_parquet(folder / f"{t}.parquet").cast(TABLES[t])
+            for t in TABLES
+            if (folder / f"{t}.parquet").exists()
+        }
+        return cls(as_of=as_of, **tables)
+
+    def scan(self, table: str) -> pl.LazyFrame:
+        """The table as a LazyFrame: filter, select and aggregate without a copy."""
+        return self._tables[table].lazy()
+
     def counts(self) -> dict[str, int]:
-        return {name: getattr(self, name).height for name in TABLES}
+        return {
+            name: source.height
+            if isinstance(source, pl.DataFrame)
+            else source.select(pl.len()).collect().item()
+            for name, source in self._tables.items()
+        }
 
-    def sales_lines(self) -> pl.DataFrame:
-        """Lines of the invoices in :meth:`sales`, with the invoice's ``date`` and
-        ``kind``.  Computed once per snapshot and shared by every plugin: joining
-        lines to invoices is the costliest step most analyses have in common."""
-        if "sales_lines" not in self._derived:
-            self._derived["sales_lines"] = self.invoice_lines.drop("customer_id").join(
-                self.sales().select("invoice_id", "customer_id", "date", "kind"), on="invoice_id"
-            )
-        return self._derived["sales_lines"]
+    def _once(self, name: str, query: Callable[[], pl.LazyFrame]) -> pl.DataFrame:
+        if name not in self._shared:
+            self._shared[name] = query().collect(engine="streaming")
+        return self._shared[name]
 
-    def sales(self) -> pl.DataFrame:
+    def sales(self) -> pl.LazyFrame:
         """Invoices that count as revenue: posted or paid, credit notes included,
-        dated on or before the analysis date.  Computed once per snapshot."""
-        if "sales" not in self._derived:
-            self._derived["sales"] = self.invoices.filter(
-                pl.col("state").is_in(["posted", "paid"]) & (pl.col("date") <= self.as_of)
-            )
-        return self._derived["sales"]
+        dated on or before the analysis date.
+
+        Columns: the invoice's but ``number``, ``state`` and ``updated_at``;
+        ``kind`` is an Enum.  Read once per snapshot and shared by every plugin.
+        """
+        return self._once(
+            "sales",
+            lambda: (
+                self.scan("invoices")
+                .filter(pl.col("state").is_in(["posted", "paid"]) & (pl.col("date") <= self.as_of))
+                .select(pl.exclude("number", "state", "updated_at"))
+                .with_columns(pl.col("kind").cast(KIND))
+            ),
+        ).lazy()
+
+    def sales_lines(self) -> pl.LazyFrame:
+        """Lines of the invoices in :meth:`sales`: ``customer_id``, ``product_id``,
+        ``quantity``, ``amount``, ``cost`` and the invoice's ``date`` and ``kind``.
+
+        A lazy join, never kept: ten million lines are the biggest table there is,
+        and a query over them (best collected with ``engine="streaming"``) reads
+        only the columns and rows it needs.
+        """
+        return (
+            self.scan("invoice_lines")
+            .select("invoice_id", "product_id", "quantity", "amount", "cost")
+            .join(self.sales().select("invoice_id", "customer_id", "date", "kind"), on="invoice_id")
+            .drop("invoice_id")
+        )
+
+    def bought(self) -> pl.LazyFrame:
+        """customer_id, product_id, last_bought: every product each customer was
+        invoiced (credit notes excluded), with the date of the last such invoice.
+
+        The costliest join the analyses share (every line to its invoice), so it
+        is computed once per snapshot: distinct products, the offer matrix and
+        next best offer all read it.
+        """
+        return self._once(
+            "bought",
+            lambda: (
+                self.sales_lines()
+                .filter((pl.col("kind") == "invoice") & pl.col("product_id").is_not_null())
+                .group_by("customer_id", "product_id")
+                .agg(last_bought=pl.col("date").max())
+            ),
+        ).lazy()

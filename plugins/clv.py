@@ -70,6 +70,7 @@ def summary(snapshot: Snapshot) -> pl.DataFrame:
             m=pl.col("cents").sum() / pl.len() / 100,
         )
         .filter(pl.col("T") > 0)
+        .collect()
     )
 
 

@@ -151,16 +151,13 @@ def value_kpis(snapshot: Snapshot) -> pl.DataFrame:
         )
     )
     products = (
-        snapshot.sales_lines()
-        .filter(inv)
-        .group_by("customer_id")
-        .agg(distinct_products=pl.col("product_id").drop_nulls().n_unique().cast(pl.Int64))
+        snapshot.bought().group_by("customer_id").agg(distinct_products=pl.len().cast(pl.Int64))
     )
-    per = per.join(products, on="customer_id", how="left")
-    median_gap = per["interpurchase"].median() or 365.0
+    joined = per.join(products, on="customer_id", how="left").collect()
+    median_gap = joined["interpurchase"].median() or 365.0
     recency = (pl.lit(as_of) - pl.col("last")).dt.total_days()
     years = ((pl.lit(as_of) - pl.col("first")).dt.total_days() / 365.0).clip(lower_bound=1.0)
-    return per.filter(pl.col("last").is_not_null()).select(
+    return joined.filter(pl.col("last").is_not_null()).select(
         "customer_id",
         kpi_aov=pl.when(pl.col("invoices_12m") > 0)
         .then(pl.col("revenue_12m") / pl.col("invoices_12m"))
@@ -188,31 +185,45 @@ def payment_kpis(snapshot: Snapshot) -> pl.DataFrame:
         pl.col("paid_date").is_not_null() & pl.col("due_date").is_not_null() & (pl.col("date") > y1)
     )
     overdue = pl.col("paid_date").is_null() & (pl.col("due_date") < as_of)
-    return sales.group_by("customer_id").agg(
-        kpi_avg_days_late=late.clip(lower_bound=0).filter(paid).mean().round(1),
-        kpi_paid_late_share=pl.when(paid.sum() > 0)
-        .then((late.filter(paid) > 0).mean() * 100)
-        .round(1),
-        kpi_overdue_amount=pl.col("amount").filter(overdue).sum().round(2),
+    return (
+        sales.group_by("customer_id")
+        .agg(
+            kpi_avg_days_late=late.clip(lower_bound=0).filter(paid).mean().round(1),
+            kpi_paid_late_share=pl.when(paid.sum() > 0)
+            .then((late.filter(paid) > 0).mean() * 100)
+            .round(1),
+            kpi_overdue_amount=pl.col("amount").filter(overdue).sum().round(2),
+        )
+        .collect()
     )
 
 
 def funnel_kpis(snapshot: Snapshot) -> pl.DataFrame:
     y1 = snapshot.as_of - dt.timedelta(days=365)
-    quotes = snapshot.sale_orders.group_by("customer_id").agg(
-        accepted=(pl.col("state") == "confirmed").sum(),
-        refused=(pl.col("state") == "cancelled").sum(),
+    quotes = (
+        snapshot.scan("sale_orders")
+        .group_by("customer_id")
+        .agg(
+            accepted=(pl.col("state") == "confirmed").sum(),
+            refused=(pl.col("state") == "cancelled").sum(),
+        )
     )
-    opps = snapshot.opportunities.group_by("customer_id").agg(
-        kpi_opportunities_won=(pl.col("state") == "won").sum().cast(pl.Int64),
-        kpi_opportunities_lost=(pl.col("state") == "lost").sum().cast(pl.Int64),
+    opps = (
+        snapshot.scan("opportunities")
+        .group_by("customer_id")
+        .agg(
+            kpi_opportunities_won=(pl.col("state") == "won").sum().cast(pl.Int64),
+            kpi_opportunities_lost=(pl.col("state") == "lost").sum().cast(pl.Int64),
+        )
     )
     refusals = pl.concat(
         [
-            snapshot.sale_orders.filter(pl.col("state") == "cancelled").select(
-                "customer_id", "date", text=pl.format("{} quote refused", pl.col("date"))
-            ),
-            snapshot.opportunities.filter(pl.col("state") == "lost").select(
+            snapshot.scan("sale_orders")
+            .filter(pl.col("state") == "cancelled")
+            .select("customer_id", "date", text=pl.format("{} quote refused", pl.col("date"))),
+            snapshot.scan("opportunities")
+            .filter(pl.col("state") == "lost")
+            .select(
                 "customer_id",
                 "date",
                 text=pl.format(
@@ -227,7 +238,8 @@ def funnel_kpis(snapshot: Snapshot) -> pl.DataFrame:
         refusals.sort("date").group_by("customer_id").agg(kpi_last_refusal=pl.col("text").last())
     )
     complaints = (
-        snapshot.complaints.filter(pl.col("date") > y1)
+        snapshot.scan("complaints")
+        .filter(pl.col("date") > y1)
         .group_by("customer_id")
         .agg(kpi_complaints_12m=pl.len().cast(pl.Int64))
     )
@@ -238,7 +250,7 @@ def funnel_kpis(snapshot: Snapshot) -> pl.DataFrame:
     )
     for frame in (opps, last_refusal, complaints):
         out = out.join(frame, on="customer_id", how="full", coalesce=True)
-    return out
+    return out.collect()
 
 
 @hookimpl
@@ -253,13 +265,9 @@ def compute(snapshot: Snapshot, settings: Mapping[str, Any]) -> pl.DataFrame:
         .join(payment_kpis(snapshot), on="customer_id", how="left")
         .join(funnel_kpis(snapshot), on="customer_id", how="full", coalesce=True)
     )
-    known = snapshot.customers.select("customer_id")
-    return (
-        out.join(known, on="customer_id", how="semi")
-        .with_columns(
-            pl.col("kpi_complaints_12m").fill_null(0),
-            pl.col("kpi_opportunities_won").fill_null(0),
-            pl.col("kpi_opportunities_lost").fill_null(0),
-        )
-        .sort("customer_id")
+    known = snapshot.scan("customers").select("customer_id").collect()
+    return out.join(known, on="customer_id", how="semi").with_columns(
+        pl.col("kpi_complaints_12m").fill_null(0),
+        pl.col("kpi_opportunities_won").fill_null(0),
+        pl.col("kpi_opportunities_lost").fill_null(0),
     )

@@ -141,7 +141,6 @@ def metrics(snapshot: Snapshot, window_days: int) -> pl.DataFrame:
     """Per customer who ever bought: spend, purchases, margin, days late, overdue days."""
     as_of = snapshot.as_of
     since = as_of - dt.timedelta(days=window_days)
-    sales = snapshot.sales()
     margin = (
         snapshot.sales_lines()
         .filter(pl.col("date").is_between(since, as_of, closed="right"))
@@ -152,16 +151,24 @@ def metrics(snapshot: Snapshot, window_days: int) -> pl.DataFrame:
     late = (pl.col("paid_date") - pl.col("due_date")).dt.total_days().clip(lower_bound=0)
     overdue = (pl.lit(as_of) - pl.col("due_date")).dt.total_days()
     open_overdue = invoices & pl.col("paid_date").is_null() & (pl.col("due_date") < as_of)
-    per = sales.group_by("customer_id").agg(
-        spend=pl.col("amount").filter(pl.col("date") > since).sum(),
-        purchases=(invoices & (pl.col("date") > since)).sum().cast(pl.Int64),
-        avg_days_late=late.filter(invoices & (pl.col("date") > since)).mean(),
-        overdue_days=overdue.filter(open_overdue).max(),
+    per = (
+        snapshot.sales()
+        .group_by("customer_id")
+        .agg(
+            spend=pl.col("amount").filter(pl.col("date") > since).sum(),
+            purchases=(invoices & (pl.col("date") > since)).sum().cast(pl.Int64),
+            avg_days_late=late.filter(invoices & (pl.col("date") > since)).mean(),
+            overdue_days=overdue.filter(open_overdue).max(),
+        )
     )
-    return per.join(margin, on="customer_id", how="left").with_columns(
-        pl.col("margin").fill_null(0.0),
-        pl.col("avg_days_late").fill_null(0.0),
-        pl.col("overdue_days").fill_null(0),
+    return (
+        per.join(margin, on="customer_id", how="left")
+        .with_columns(
+            pl.col("margin").fill_null(0.0),
+            pl.col("avg_days_late").fill_null(0.0),
+            pl.col("overdue_days").fill_null(0),
+        )
+        .collect(engine="streaming")  # reads lines: stream them
     )
 
 
@@ -258,12 +265,16 @@ def points(snapshot: Snapshot, per_unit: float, expiry_days: int) -> pl.DataFram
     earned = snapshot.sales().filter(pl.col("date").is_between(live_since, as_of, closed="right"))
     earned = earned.with_columns(pts=(pl.col("amount") * per_unit).floor().cast(pl.Int64))
     soon = pl.col("date") <= live_since + dt.timedelta(days=30)
-    return earned.group_by("customer_id").agg(
-        loyalty_points=pl.col("pts").sum().clip(lower_bound=0),
-        loyalty_points_expiring=pl.col("pts").filter(soon).sum().clip(lower_bound=0),
-        loyalty_next_expiry=(
-            pl.col("date").filter(pl.col("pts") > 0).min() + pl.duration(days=expiry_days)
-        ),
+    return (
+        earned.group_by("customer_id")
+        .agg(
+            loyalty_points=pl.col("pts").sum().clip(lower_bound=0),
+            loyalty_points_expiring=pl.col("pts").filter(soon).sum().clip(lower_bound=0),
+            loyalty_next_expiry=(
+                pl.col("date").filter(pl.col("pts") > 0).min() + pl.duration(days=expiry_days)
+            ),
+        )
+        .collect()
     )
 
 
@@ -306,5 +317,4 @@ def compute(snapshot: Snapshot, settings: Mapping[str, Any]) -> pl.DataFrame:
             "loyalty_next_expiry",
             loyalty_below_since="below_since",
         )
-        .sort("customer_id")
     )

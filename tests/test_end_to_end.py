@@ -146,7 +146,12 @@ def test_a_registered_plugin_field_reaches_tryton(tryton: Tryton, tmp_path: Path
     ]
     snap = generate(dataclasses.replace(PROFILE, end=tryton.end))
     counts = dict(
-        snap.sales().filter(pl.col("kind") == "invoice").group_by("customer_id").len().iter_rows()
+        snap.sales()
+        .filter(pl.col("kind") == "invoice")
+        .group_by("customer_id")
+        .len()
+        .collect()
+        .iter_rows()
     )
     held = tryton.rpc.crm_values()
     assert {c: v["probe_invoices"] for c, v in held.items() if "probe_invoices" in v} == counts

@@ -79,6 +79,28 @@ def test_hook_compute(tmp_path: Path) -> None:
         assert adapter.values[str(cid)]["tiny_orders"] == n + 100
 
 
+class LazyTiny:
+    """A plugin returning its frame lazily: the core collects it."""
+
+    @hookimpl
+    def declare_fields(self) -> list[Field]:
+        return [Field("lazy_sales", "integer", "Sales", help="Posted invoices and credit notes.")]
+
+    @hookimpl
+    def compute(self, snapshot: Any, settings: Any) -> pl.LazyFrame:
+        return snapshot.sales().group_by("customer_id").agg(lazy_sales=pl.len().cast(pl.Int64))
+
+
+def test_hook_compute_may_return_a_lazy_frame(tmp_path: Path) -> None:
+    cfg, plugins, adapter = setup(tmp_path, (LazyTiny(), "lazy"))
+    result = sync(cfg, plugins)
+    assert result.status == "ok"
+    sales = adapter.snapshot.invoices.filter(pl.col("state").is_in(["posted", "paid"]))
+    counts = dict(sales.group_by(pl.col("customer_id").cast(pl.String)).len().iter_rows())
+    got = {c: v["lazy_sales"] for c, v in adapter.values.items() if "lazy_sales" in v}
+    assert got == counts and len(got) > 20
+
+
 def test_hook_register_adapters(tmp_path: Path) -> None:
     _cfg, plugins, _ = setup(tmp_path, (Tiny(), "tiny"))
     spec = plugins.adapters()["tiny-erp"]

@@ -91,6 +91,7 @@ def test_scaffold_install_sync_uninstall(tryton: Tryton, tmp_path: Path) -> None
         .filter((pl.col("kind") == "invoice") & (pl.col("date") > since))
         .group_by(pl.col("customer_id").cast(pl.String))
         .len()
+        .collect()
         .iter_rows()
     )
     got = {c: v["acme_kpis_invoices_12m"] for c, v in held.items() if "acme_kpis_invoices_12m" in v}

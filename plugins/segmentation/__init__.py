@@ -158,7 +158,7 @@ def compute(snapshot: Snapshot, settings: Mapping[str, Any]) -> pl.DataFrame:
         source.select("customer_id", segment=pl.col(by)).filter(pl.col("segment").is_not_null()),
         settings.get("target_products", {}),
     )
-    return seg.join(nbo, on="customer_id", how="left").sort("customer_id")
+    return seg.join(nbo, on="customer_id", how="left")
 
 
 @hookimpl

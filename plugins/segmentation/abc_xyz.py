@@ -35,30 +35,33 @@ def value_per_customer(snapshot: Snapshot, basis: str, window_days: int) -> pl.D
     Every customer who ever bought is listed; no sale in the window is a value of 0.
     """
     since = snapshot.as_of - dt.timedelta(days=window_days)
-    all_sales = snapshot.sales()
-    buyers = all_sales.select("customer_id").unique()
-    sales = all_sales.filter(pl.col("date").is_between(since, snapshot.as_of, closed="right"))
+    in_window = pl.col("date").is_between(since, snapshot.as_of, closed="right")
     if basis == "margin":
-        lines = snapshot.sales_lines().filter(
-            pl.col("date").is_between(since, snapshot.as_of, closed="right")
+        value = (
+            snapshot.sales_lines()
+            .filter(in_window)
+            .group_by("customer_id")
+            .agg(value=(pl.col("amount") - pl.col("cost").fill_null(0)).sum())
         )
-        value = lines.group_by("customer_id").agg(
-            value=(pl.col("amount") - pl.col("cost").fill_null(0)).sum()
-        )
+        buyers = snapshot.sales().select("customer_id").unique()
+        value = buyers.join(value, on="customer_id", how="left")
     else:
-        value = sales.group_by("customer_id").agg(value=pl.col("amount").sum())
-    return buyers.join(value, on="customer_id", how="left").with_columns(
-        pl.col("value").fill_null(0.0)
-    )
+        value = (
+            snapshot.sales()
+            .group_by("customer_id")
+            .agg(value=pl.col("amount").filter(in_window).sum())
+        )
+    return value.with_columns(pl.col("value").fill_null(0.0)).collect()
 
 
 def abc(values: pl.DataFrame, thresholds: tuple[float, float] = ABC_DEFAULT) -> pl.DataFrame:
     """customer_id, value, share, cum_share_before, abc_class."""
     a, b = thresholds
-    total = values["value"].clip(lower_bound=0).sum()
-    ranked = values.sort(["value", "customer_id"], descending=[True, False]).with_columns(
-        share=pl.col("value").clip(lower_bound=0) / total if total > 0 else pl.lit(0.0)
-    )
+    ranked = values.sort(["value", "customer_id"], descending=[True, False])
+    positive = ranked["value"].clip(lower_bound=0).to_numpy()
+    total = positive.sum()
+    # A true division (Polars multiplies by 1/total, which overflows for a tiny total).
+    ranked = ranked.with_columns(share=positive / total if total > 0 else 0.0)
     ranked = ranked.with_columns(before=pl.col("share").cum_sum() - pl.col("share"))
     return ranked.with_columns(
         abc_class=pl.when(pl.col("value") <= 0)
@@ -75,36 +78,30 @@ def monthly_cv(snapshot: Snapshot, months: int, basis: str) -> pl.DataFrame:
     """customer_id, demand_cv over the last ``months`` calendar months."""
     end = snapshot.as_of.replace(day=1)
     start = pl.select(pl.lit(end).dt.offset_by(f"-{months - 1}mo")).item()
-    sales = snapshot.sales().filter(pl.col("date").is_between(start, snapshot.as_of))
+    recent = pl.col("date").is_between(start, snapshot.as_of)
     if basis == "quantity":
-        lines = (
-            snapshot.sales_lines()
-            .filter(pl.col("date").is_between(start, snapshot.as_of))
-            .select("customer_id", "date", value=pl.col("quantity"))
-        )
+        lines = snapshot.sales_lines().select("customer_id", "date", value=pl.col("quantity"))
     else:
-        lines = sales.select("customer_id", "date", value=pl.col("amount"))
+        lines = snapshot.sales().select("customer_id", "date", value=pl.col("amount"))
     first = snapshot.sales().group_by("customer_id").agg(first=pl.col("date").min())
-    monthly = lines.group_by("customer_id", month=pl.col("date").dt.month_start()).agg(
-        v=pl.col("value").sum()
+    monthly = (
+        lines.filter(recent)
+        .group_by("customer_id", month=pl.col("date").dt.month_start())
+        .agg(v=pl.col("value").sum())
     )
     per = monthly.group_by("customer_id").agg(
         total=pl.col("v").sum(), sum_sq=(pl.col("v") ** 2).sum()
     )
+    opened = pl.max_horizontal(pl.col("first"), pl.lit(start))
     per = per.join(first, on="customer_id").with_columns(
-        n=(
-            (end.year - pl.max_horizontal(pl.col("first"), pl.lit(start)).dt.year()) * 12
-            + end.month
-            - pl.max_horizontal(pl.col("first"), pl.lit(start)).dt.month()
-            + 1
-        ).cast(pl.Float64)
+        n=((end.year - opened.dt.year()) * 12 + end.month - opened.dt.month() + 1).cast(pl.Float64)
     )
     mean = pl.col("total") / pl.col("n")
     var = (pl.col("sum_sq") / pl.col("n") - mean**2).clip(lower_bound=0)
     return per.select(
         "customer_id",
         demand_cv=pl.when((pl.col("n") >= 3) & (mean > 0)).then(var.sqrt() / mean),
-    )
+    ).collect()
 
 
 def xyz(cv: pl.Expr, thresholds: tuple[float, float] = XYZ_DEFAULT) -> pl.Expr:

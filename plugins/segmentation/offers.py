@@ -12,7 +12,6 @@ code); customers whose targets are all offered get none.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import polars as pl
 
@@ -41,14 +40,9 @@ def targets_frame(
 
 def _pairs(snapshot: Snapshot) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(customer, product) pairs bought, quoted (open) and refused, with dates."""
-    bought = (
-        snapshot.sales_lines()
-        .filter(pl.col("kind") == "invoice")
-        .group_by("customer_id", "product_id")
-        .agg(bought=pl.col("date").max())
-    )
-    order_lines = snapshot.sale_order_lines.join(
-        snapshot.sale_orders.select("order_id", "date", "state"), on="order_id"
+    bought = snapshot.bought().rename({"last_bought": "bought"})
+    order_lines = snapshot.scan("sale_order_lines").join(
+        snapshot.scan("sale_orders").select("order_id", "date", "state"), on="order_id"
     )
     quoted = (
         order_lines.filter(pl.col("state") == "quotation")
@@ -63,7 +57,9 @@ def _pairs(snapshot: Snapshot) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame
                 "date",
                 reason=pl.lit("Quote cancelled", dtype=pl.String),
             ),
-            snapshot.opportunities.filter(pl.col("state") == "lost").select(
+            snapshot.scan("opportunities")
+            .filter(pl.col("state") == "lost")
+            .select(
                 "customer_id",
                 "product_id",
                 "date",
@@ -76,7 +72,7 @@ def _pairs(snapshot: Snapshot) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame
         .group_by("customer_id", "product_id")
         .agg(refused=pl.col("date").last(), reason=pl.col("reason").last())
     )
-    return bought, quoted, refused
+    return tuple(pl.collect_all([bought, quoted, refused]))  # type: ignore[return-value]
 
 
 def matrix(
@@ -131,24 +127,14 @@ def next_best_offer(
 ) -> pl.DataFrame:
     """customer_id, next_best_offer without building the customer x product matrix.
 
-    Each customer's bought/quoted/refused products become one integer bit mask,
-    and each segment's target products, most bought first, one when-chain over
-    those masks: a group-by and a pass over the customers instead of a join of
-    customers x targets rows.  Falls back to the matrix past 63 target products.
+    Each segment's target products are ranked, most bought first (ties: code);
+    each customer's bought/quoted/refused targets become one bit mask over the
+    ranks of its own segment, and the offer is the product at the lowest rank
+    whose bit is clear: integer work on the events, never a row per customer and
+    target.  Falls back to the matrix past 63 target products in a segment.
     """
     wanted = targets_frame(snapshot, segments, targets)
-    target_ids = sorted(set(wanted["product_id"].to_list()))
-    if not target_ids or len(target_ids) > 63:
-        return next_best_offer_from_matrix(snapshot, matrix(snapshot, segments, targets))
-    bit = {p: 1 << i for i, p in enumerate(target_ids)}
     bought, quoted, refused = _pairs(snapshot)
-    events = pl.concat([f.select("customer_id", "product_id") for f in (bought, quoted, refused)])
-    masks = (
-        events.filter(pl.col("product_id").is_in(target_ids))
-        .unique()
-        .group_by("customer_id")
-        .agg(mask=pl.col("product_id").replace_strict(bit, return_dtype=pl.Int64).sum())
-    )
     buyers = (
         bought.join(segments, on="customer_id")
         .group_by("segment", "product_id")
@@ -159,26 +145,27 @@ def next_best_offer(
         .join(snapshot.products.select("product_id", "code", "name"), on="product_id")
         .with_columns(pl.col("buyers").fill_null(0))
         .sort(["segment", "buyers", "code"], descending=[False, True, False])
+        .with_columns(rank=pl.int_range(pl.len(), dtype=pl.UInt32).over("segment"))
     )
-    mask = pl.col("mask").fill_null(0)
-    choice: Any = None
-    for (segment,), group in ranked.group_by("segment", maintain_order=True):
-        pick: Any = None
-        for product_id, name in group.select("product_id", "name").iter_rows():
-            free = (mask & bit[product_id]) == 0
-            pick = (
-                pl.when(free).then(pl.lit(name))
-                if pick is None
-                else pick.when(free).then(pl.lit(name))
-            )
-        is_segment = pl.col("segment") == segment
-        choice = (
-            pl.when(is_segment).then(pick) if choice is None else choice.when(is_segment).then(pick)
-        )
-    if choice is None:
-        return pl.DataFrame(schema={"customer_id": pl.Categorical, "next_best_offer": pl.String})
+    if ranked.height == 0 or ranked["rank"].max() >= 63:  # type: ignore[operator]
+        return next_best_offer_from_matrix(snapshot, matrix(snapshot, segments, targets))
+    ranked = ranked.with_columns(bit=pl.lit(2, dtype=pl.Int64).pow(pl.col("rank")))
+    events = pl.concat([f.select("customer_id", "product_id") for f in (bought, quoted, refused)])
+    masks = (
+        events.lazy()
+        .join(segments.lazy(), on="customer_id")
+        .join(ranked.lazy().select("segment", "product_id", "bit"), on=["segment", "product_id"])
+        .group_by("customer_id")
+        .agg(mask=pl.col("bit").bitwise_or())
+    )
+    first_clear = (~pl.col("mask").fill_null(0)).bitwise_trailing_zeros()
     return (
-        segments.join(masks, on="customer_id", how="left")
-        .select("customer_id", next_best_offer=choice)
-        .filter(pl.col("next_best_offer").is_not_null())
+        segments.lazy()
+        .join(masks, on="customer_id", how="left")
+        .with_columns(rank=first_clear)
+        .join(
+            ranked.lazy().select("segment", "rank", next_best_offer="name"), on=["segment", "rank"]
+        )
+        .select("customer_id", "next_best_offer")
+        .collect()
     )

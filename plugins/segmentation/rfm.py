@@ -109,12 +109,15 @@ def compute(
 ) -> pl.DataFrame:
     """One row per customer who ever bought: the five RFM fields."""
     as_of = pl.lit(snapshot.as_of)
-    sales = snapshot.sales().filter(pl.col("date") <= as_of)
     in_window = pl.col("date") > snapshot.as_of - dt.timedelta(days=window)
-    per_customer = sales.group_by("customer_id").agg(
-        last=pl.col("date").filter(pl.col("kind") == "invoice").max(),
-        frequency=(in_window & (pl.col("kind") == "invoice")).sum(),
-        monetary=pl.col("amount").filter(in_window).sum(),
+    per_customer = (
+        snapshot.sales()
+        .group_by("customer_id")
+        .agg(
+            last=pl.col("date").filter(pl.col("kind") == "invoice").max(),
+            frequency=(in_window & (pl.col("kind") == "invoice")).sum(),
+            monetary=pl.col("amount").filter(in_window).sum(),
+        )
     )
     n = pl.len()
     return (
@@ -136,5 +139,5 @@ def compute(
             rfm_frequency=pl.col("frequency").cast(pl.Int64),
             rfm_monetary=pl.col("monetary").round(2),
         )
-        .sort("customer_id")
+        .collect()
     )
