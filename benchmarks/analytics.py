@@ -167,8 +167,17 @@ def run_baseline(folder: Path) -> dict[str, float]:
         .group_by("customer_id")
         .agg(s=pl.col("v").sum(), ss=(pl.col("v") ** 2).sum())
     )
+    # Distinct products bought: lines of the customer's posted invoices only.
+    products = (
+        snap.scan("invoice_lines")
+        .select("invoice_id", "product_id")
+        .join(sales.filter(inv).select("invoice_id", "customer_id"), on="invoice_id")
+        .group_by("customer_id")
+        .agg(products=pl.col("product_id").drop_nulls().n_unique())
+    )
     out = (
         per.join(monthly, on="customer_id", how="left")
+        .join(products, on="customer_id", how="left")
         .with_columns(
             cv=(
                 (pl.col("ss") / 12 - (pl.col("s") / 12) ** 2).clip(lower_bound=0).sqrt()
@@ -177,14 +186,8 @@ def run_baseline(folder: Path) -> dict[str, float]:
         )
         .collect()
     )
-    products = (
-        snap.scan("invoice_lines")
-        .group_by("customer_id")
-        .agg(pl.col("product_id").n_unique())
-        .collect()
-    )
     seconds = time.perf_counter() - started
-    assert out.height > 0 and products.height > 0
+    assert out.height > 0 and out["products"].sum() > 0
     return {"seconds": seconds}
 
 

@@ -47,31 +47,42 @@ TIGHT = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 2000}
 FIT_SAMPLE = 30_000
 
 
-def summary(snapshot: Snapshot) -> pl.DataFrame:
-    """customer_id, x (repeat purchases), t_x and T in weeks, mean purchase value.
+def purchase_days(snapshot: Snapshot) -> pl.DataFrame:
+    """customer_id, first, last, days (distinct invoice dates), cents (their total).
 
-    Amounts are summed in integer cents so that the fit sees bit-identical input
-    whatever the row order: the optimiser would otherwise amplify float noise
-    into cents of CLV, and a re-run would rewrite unchanged customers.
+    One row per customer with an invoice (credit notes are not purchases).
+    Amounts are summed in integer cents per day so that the fit sees
+    bit-identical input whatever the row order: the optimiser would otherwise
+    amplify float noise into cents of CLV, and a re-run would rewrite unchanged
+    customers.
     """
-    days = (
+    return (
         snapshot.sales()
         .filter(pl.col("kind") == "invoice")
         .group_by("customer_id", "date")
         .agg(cents=(pl.col("amount").sum() * 100).round().cast(pl.Int64))
-    )
-    as_of = pl.lit(snapshot.as_of)
-    return (
-        days.group_by("customer_id")
+        .group_by("customer_id")
         .agg(
-            x=(pl.len() - 1).cast(pl.Float64),
-            t_x=(pl.col("date").max() - pl.col("date").min()).dt.total_days() / 7.0,
-            T=(as_of - pl.col("date").min()).dt.total_days() / 7.0,
-            m=pl.col("cents").sum() / pl.len() / 100,
+            first=pl.col("date").min(),
+            last=pl.col("date").max(),
+            days=pl.len(),
+            cents=pl.col("cents").sum(),
         )
-        .filter(pl.col("T") > 0)
         .collect()
     )
+
+
+def summary(snapshot: Snapshot, days: pl.DataFrame | None = None) -> pl.DataFrame:
+    """customer_id, x (repeat purchases), t_x and T in weeks, mean purchase value,
+    from :func:`purchase_days` (computed when not given)."""
+    days = purchase_days(snapshot) if days is None else days
+    return days.select(
+        "customer_id",
+        x=(pl.col("days") - 1).cast(pl.Float64),
+        t_x=(pl.col("last") - pl.col("first")).dt.total_days() / 7.0,
+        T=(pl.lit(snapshot.as_of) - pl.col("first")).dt.total_days() / 7.0,
+        m=pl.col("cents") / pl.col("days") / 100,
+    ).filter(pl.col("T") > 0)
 
 
 def _bgnbd_nll(

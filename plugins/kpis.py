@@ -127,115 +127,148 @@ def declare_fields() -> list[Field]:
     ]
 
 
-def value_kpis(snapshot: Snapshot) -> pl.DataFrame:
-    as_of = snapshot.as_of
-    y1 = as_of - dt.timedelta(days=365)
-    y2 = as_of - dt.timedelta(days=730)
-    sales = snapshot.sales()
+# Per-customer sums are taken over per-row columns (amount if in the window,
+# else 0): plain sums stream, filters inside an aggregation do not.
+
+
+def _value_rows(as_of: dt.date) -> dict[str, pl.Expr]:
     inv = pl.col("kind") == "invoice"
-    last12 = pl.col("date") > y1
-    prev12 = (pl.col("date") > y2) & ~last12
-    per = sales.group_by("customer_id").agg(
-        revenue_12m=pl.col("amount").filter(last12).sum(),
-        revenue_prev=pl.col("amount").filter(prev12).sum(),
-        invoices_12m=(inv & last12).sum(),
-        invoices=inv.sum(),
-        first=pl.col("date").filter(inv).min(),
-        last=pl.col("date").filter(inv).max(),
-        purchase_days=pl.col("date").filter(inv).n_unique(),
-        clv_historic=pl.col("amount").sum(),
+    last12 = pl.col("date") > as_of - dt.timedelta(days=365)
+    prev12 = (pl.col("date") > as_of - dt.timedelta(days=730)) & ~last12
+    amount = pl.col("amount")
+    return {
+        "revenue_12m": pl.when(last12).then(amount).otherwise(0.0),
+        "revenue_prev": pl.when(prev12).then(amount).otherwise(0.0),
+        "invoices_12m": inv & last12,
+        "invoices": inv,
+        "clv_historic": amount,
+    }
+
+
+def _payment_rows(as_of: dt.date) -> dict[str, pl.Expr]:
+    inv = pl.col("kind") == "invoice"
+    late = (pl.col("paid_date") - pl.col("due_date")).dt.total_days()
+    paid = (
+        inv
+        & pl.col("paid_date").is_not_null()
+        & pl.col("due_date").is_not_null()
+        & (pl.col("date") > as_of - dt.timedelta(days=365))
     )
-    per = per.with_columns(
-        interpurchase=pl.when(pl.col("purchase_days") > 1).then(
-            (pl.col("last") - pl.col("first")).dt.total_days() / (pl.col("purchase_days") - 1)
+    overdue = inv & pl.col("paid_date").is_null() & (pl.col("due_date") < as_of)
+    return {
+        "days_late": pl.when(paid).then(late.clip(lower_bound=0)),
+        "paid": paid,
+        "paid_late": paid & (late > 0),
+        "overdue": pl.when(overdue).then(pl.col("amount")).otherwise(0.0),
+    }
+
+
+PAYMENT = {
+    "kpi_avg_days_late": pl.col("days_late").mean().round(1),
+    "kpi_paid_late_share": pl.when(pl.col("paid").sum() > 0)
+    .then(pl.col("paid_late").sum() / pl.col("paid").sum() * 100)
+    .round(1),
+    "kpi_overdue_amount": pl.col("overdue").sum().round(2),
+}
+
+
+def _value_kpis(
+    snapshot: Snapshot, per: pl.LazyFrame, days: pl.DataFrame, keep: tuple[str, ...] = ()
+) -> pl.LazyFrame:
+    """The value KPIs from the per-customer sums of ``_value_rows`` and the
+    customers' purchase days (``clv.purchase_days``); ``keep`` columns pass on."""
+    as_of = pl.lit(snapshot.as_of)
+    gap = pl.when(pl.col("days") > 1).then(
+        (pl.col("last") - pl.col("first")).dt.total_days() / (pl.col("days") - 1)
+    )
+    products = snapshot.bought().group_by("customer_id").agg(distinct_products=pl.len())
+    recency = (as_of - pl.col("last")).dt.total_days()
+    years = ((as_of - pl.col("first")).dt.total_days() / 365.0).clip(lower_bound=1.0)
+    typical = pl.col("interpurchase").median().fill_null(365.0)  # for one-time buyers
+    return (
+        days.lazy()
+        .join(per, on="customer_id")
+        .with_columns(interpurchase=gap)
+        .join(products, on="customer_id", how="left")
+        .select(
+            "customer_id",
+            *keep,
+            kpi_aov=pl.when(pl.col("invoices_12m") > 0)
+            .then(pl.col("revenue_12m") / pl.col("invoices_12m"))
+            .round(2),
+            kpi_purchases_per_year=(pl.col("invoices") / years).round(2),
+            kpi_distinct_products=pl.col("distinct_products").fill_null(0).cast(pl.Int64),
+            kpi_revenue_12m=pl.col("revenue_12m").round(2),
+            kpi_revenue_growth=pl.when(pl.col("revenue_prev") > 0)
+            .then((pl.col("revenue_12m") / pl.col("revenue_prev") - 1) * 100)
+            .round(1),
+            kpi_interpurchase_days=pl.col("interpurchase").round(1),
+            kpi_churn_risk=(1 - (-recency / pl.col("interpurchase").fill_null(typical)).exp())
+            .clip(0, 1)
+            .round(2),
+            kpi_clv_historic=pl.col("clv_historic").round(2),
         )
     )
-    products = (
-        snapshot.bought().group_by("customer_id").agg(distinct_products=pl.len().cast(pl.Int64))
-    )
-    joined = per.join(products, on="customer_id", how="left").collect()
-    median_gap = joined["interpurchase"].median() or 365.0
-    recency = (pl.lit(as_of) - pl.col("last")).dt.total_days()
-    years = ((pl.lit(as_of) - pl.col("first")).dt.total_days() / 365.0).clip(lower_bound=1.0)
-    return joined.filter(pl.col("last").is_not_null()).select(
-        "customer_id",
-        kpi_aov=pl.when(pl.col("invoices_12m") > 0)
-        .then(pl.col("revenue_12m") / pl.col("invoices_12m"))
-        .round(2),
-        kpi_purchases_per_year=(pl.col("invoices") / years).round(2),
-        kpi_distinct_products=pl.col("distinct_products").fill_null(0),
-        kpi_revenue_12m=pl.col("revenue_12m").round(2),
-        kpi_revenue_growth=pl.when(pl.col("revenue_prev") > 0)
-        .then((pl.col("revenue_12m") / pl.col("revenue_prev") - 1) * 100)
-        .round(1),
-        kpi_interpurchase_days=pl.col("interpurchase").round(1),
-        kpi_churn_risk=(1 - (-recency / pl.col("interpurchase").fill_null(median_gap)).exp())
-        .clip(0, 1)
-        .round(2),
-        kpi_clv_historic=pl.col("clv_historic").round(2),
-    )
+
+
+VALUE = {
+    c: pl.col(c).sum()
+    for c in ("revenue_12m", "revenue_prev", "invoices_12m", "invoices", "clv_historic")
+}
+
+
+def _per_customer(
+    sales: pl.LazyFrame, rows: dict[str, pl.Expr], aggs: dict[str, pl.Expr]
+) -> pl.LazyFrame:
+    return sales.select("customer_id", **rows).group_by("customer_id").agg(**aggs)
+
+
+def value_kpis(snapshot: Snapshot) -> pl.DataFrame:
+    per = _per_customer(snapshot.sales(), _value_rows(snapshot.as_of), VALUE)
+    return _value_kpis(snapshot, per, clv.purchase_days(snapshot)).collect()
 
 
 def payment_kpis(snapshot: Snapshot) -> pl.DataFrame:
-    as_of = snapshot.as_of
-    y1 = as_of - dt.timedelta(days=365)
-    sales = snapshot.sales().filter(pl.col("kind") == "invoice")
-    late = (pl.col("paid_date") - pl.col("due_date")).dt.total_days()
-    paid = (
-        pl.col("paid_date").is_not_null() & pl.col("due_date").is_not_null() & (pl.col("date") > y1)
-    )
-    overdue = pl.col("paid_date").is_null() & (pl.col("due_date") < as_of)
-    return (
-        sales.group_by("customer_id")
-        .agg(
-            kpi_avg_days_late=late.clip(lower_bound=0).filter(paid).mean().round(1),
-            kpi_paid_late_share=pl.when(paid.sum() > 0)
-            .then((late.filter(paid) > 0).mean() * 100)
-            .round(1),
-            kpi_overdue_amount=pl.col("amount").filter(overdue).sum().round(2),
-        )
-        .collect()
-    )
+    invoices = snapshot.sales().filter(pl.col("kind") == "invoice")
+    return _per_customer(invoices, _payment_rows(snapshot.as_of), PAYMENT).collect()
 
 
-def funnel_kpis(snapshot: Snapshot) -> pl.DataFrame:
+def _funnel(snapshot: Snapshot) -> pl.LazyFrame:
     y1 = snapshot.as_of - dt.timedelta(days=365)
-    quotes = (
-        snapshot.scan("sale_orders")
-        .group_by("customer_id")
-        .agg(
-            accepted=(pl.col("state") == "confirmed").sum(),
-            refused=(pl.col("state") == "cancelled").sum(),
-        )
+    orders = snapshot.scan("sale_orders").select("customer_id", "date", "state")
+    opportunities = snapshot.scan("opportunities").select(
+        "customer_id", "date", "state", "lost_reason"
     )
-    opps = (
-        snapshot.scan("opportunities")
-        .group_by("customer_id")
-        .agg(
-            kpi_opportunities_won=(pl.col("state") == "won").sum().cast(pl.Int64),
-            kpi_opportunities_lost=(pl.col("state") == "lost").sum().cast(pl.Int64),
-        )
+    quotes = orders.group_by("customer_id").agg(
+        accepted=(pl.col("state") == "confirmed").sum(),
+        refused=(pl.col("state") == "cancelled").sum(),
+    )
+    opps = opportunities.group_by("customer_id").agg(
+        kpi_opportunities_won=(pl.col("state") == "won").sum().cast(pl.Int64),
+        kpi_opportunities_lost=(pl.col("state") == "lost").sum().cast(pl.Int64),
     )
     refusals = pl.concat(
         [
-            snapshot.scan("sale_orders")
-            .filter(pl.col("state") == "cancelled")
-            .select("customer_id", "date", text=pl.format("{} quote refused", pl.col("date"))),
-            snapshot.scan("opportunities")
-            .filter(pl.col("state") == "lost")
-            .select(
-                "customer_id",
-                "date",
-                text=pl.format(
-                    "{} opportunity lost: {}",
-                    pl.col("date"),
-                    pl.col("lost_reason").fill_null("no reason recorded"),
-                ),
+            orders.filter(pl.col("state") == "cancelled").select(
+                "customer_id", "date", reason=pl.lit(None, dtype=pl.String)
+            ),
+            opportunities.filter(pl.col("state") == "lost").select(
+                "customer_id", "date", reason=pl.col("lost_reason").fill_null("no reason recorded")
             ),
         ]
     )
+    # The latest refusal per customer (a quote before an opportunity of the same day),
+    # put in words only for the one row kept.
+    latest = pl.col("date").arg_max()
     last_refusal = (
-        refusals.sort("date").group_by("customer_id").agg(kpi_last_refusal=pl.col("text").last())
+        refusals.group_by("customer_id")
+        .agg(pl.col("date").get(latest), pl.col("reason").get(latest))
+        .select(
+            "customer_id",
+            kpi_last_refusal=pl.when(pl.col("reason").is_null())
+            .then(pl.format("{} quote refused", pl.col("date")))
+            .otherwise(pl.format("{} opportunity lost: {}", pl.col("date"), pl.col("reason"))),
+        )
     )
     complaints = (
         snapshot.scan("complaints")
@@ -250,24 +283,32 @@ def funnel_kpis(snapshot: Snapshot) -> pl.DataFrame:
     )
     for frame in (opps, last_refusal, complaints):
         out = out.join(frame, on="customer_id", how="full", coalesce=True)
-    return out.collect()
+    return out
+
+
+def funnel_kpis(snapshot: Snapshot) -> pl.DataFrame:
+    return _funnel(snapshot).collect()
 
 
 @hookimpl
 def compute(snapshot: Snapshot, settings: Mapping[str, Any]) -> pl.DataFrame:
-    values = value_kpis(snapshot)
-    s = clv.summary(snapshot)
+    days = clv.purchase_days(snapshot)
+    s = clv.summary(snapshot, days)
     predicted = clv.predict(s, clv.fit(s)).select(
         "customer_id", kpi_clv_12m=pl.col("clv_12m").round(2)
     )
-    out = (
-        values.join(predicted, on="customer_id", how="left")
-        .join(payment_kpis(snapshot), on="customer_id", how="left")
-        .join(funnel_kpis(snapshot), on="customer_id", how="full", coalesce=True)
-    )
-    known = snapshot.scan("customers").select("customer_id").collect()
-    return out.join(known, on="customer_id", how="semi").with_columns(
-        pl.col("kpi_complaints_12m").fill_null(0),
-        pl.col("kpi_opportunities_won").fill_null(0),
-        pl.col("kpi_opportunities_lost").fill_null(0),
+    # Value and payment KPIs come from one pass over the sales.
+    rows = _value_rows(snapshot.as_of) | _payment_rows(snapshot.as_of)
+    per = _per_customer(snapshot.sales(), rows, VALUE | PAYMENT)
+    return (
+        _value_kpis(snapshot, per, days, keep=tuple(PAYMENT))
+        .join(predicted.lazy(), on="customer_id", how="left")
+        .join(_funnel(snapshot), on="customer_id", how="full", coalesce=True)
+        .join(snapshot.scan("customers").select("customer_id"), on="customer_id", how="semi")
+        .with_columns(
+            pl.col("kpi_complaints_12m").fill_null(0),
+            pl.col("kpi_opportunities_won").fill_null(0),
+            pl.col("kpi_opportunities_lost").fill_null(0),
+        )
+        .collect()
     )

@@ -151,14 +151,22 @@ def metrics(snapshot: Snapshot, window_days: int) -> pl.DataFrame:
     late = (pl.col("paid_date") - pl.col("due_date")).dt.total_days().clip(lower_bound=0)
     overdue = (pl.lit(as_of) - pl.col("due_date")).dt.total_days()
     open_overdue = invoices & pl.col("paid_date").is_null() & (pl.col("due_date") < as_of)
+    recent = pl.col("date") > since
     per = (
         snapshot.sales()
+        .select(
+            "customer_id",
+            spend=pl.when(recent).then(pl.col("amount")).otherwise(0.0),
+            purchases=invoices & recent,
+            avg_days_late=pl.when(invoices & recent).then(late),
+            overdue_days=pl.when(open_overdue).then(overdue),
+        )
         .group_by("customer_id")
         .agg(
-            spend=pl.col("amount").filter(pl.col("date") > since).sum(),
-            purchases=(invoices & (pl.col("date") > since)).sum().cast(pl.Int64),
-            avg_days_late=late.filter(invoices & (pl.col("date") > since)).mean(),
-            overdue_days=overdue.filter(open_overdue).max(),
+            pl.col("spend").sum(),
+            pl.col("purchases").sum().cast(pl.Int64),
+            pl.col("avg_days_late").mean(),
+            pl.col("overdue_days").max(),
         )
     )
     return (
@@ -269,9 +277,14 @@ def points(snapshot: Snapshot, per_unit: float, expiry_days: int) -> pl.DataFram
         earned.group_by("customer_id")
         .agg(
             loyalty_points=pl.col("pts").sum().clip(lower_bound=0),
-            loyalty_points_expiring=pl.col("pts").filter(soon).sum().clip(lower_bound=0),
+            loyalty_points_expiring=pl.when(soon)
+            .then(pl.col("pts"))
+            .otherwise(0)
+            .sum()
+            .clip(lower_bound=0),
             loyalty_next_expiry=(
-                pl.col("date").filter(pl.col("pts") > 0).min() + pl.duration(days=expiry_days)
+                pl.when(pl.col("pts") > 0).then(pl.col("date")).min()
+                + pl.duration(days=expiry_days)
             ),
         )
         .collect()

@@ -48,8 +48,9 @@ def value_per_customer(snapshot: Snapshot, basis: str, window_days: int) -> pl.D
     else:
         value = (
             snapshot.sales()
+            .select("customer_id", value=pl.when(in_window).then(pl.col("amount")).otherwise(0.0))
             .group_by("customer_id")
-            .agg(value=pl.col("amount").filter(in_window).sum())
+            .agg(pl.col("value").sum())
         )
     return value.with_columns(pl.col("value").fill_null(0.0)).collect()
 
@@ -57,7 +58,9 @@ def value_per_customer(snapshot: Snapshot, basis: str, window_days: int) -> pl.D
 def abc(values: pl.DataFrame, thresholds: tuple[float, float] = ABC_DEFAULT) -> pl.DataFrame:
     """customer_id, value, share, cum_share_before, abc_class."""
     a, b = thresholds
-    ranked = values.sort(["value", "customer_id"], descending=[True, False])
+    ranked = values.sort(
+        [pl.col("value"), pl.col("customer_id").cast(pl.String)], descending=[True, False]
+    )
     positive = ranked["value"].clip(lower_bound=0).to_numpy()
     total = positive.sum()
     # A true division (Polars multiplies by 1/total, which overflows for a tiny total).

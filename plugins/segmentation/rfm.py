@@ -110,14 +110,17 @@ def compute(
     """One row per customer who ever bought: the five RFM fields."""
     as_of = pl.lit(snapshot.as_of)
     in_window = pl.col("date") > snapshot.as_of - dt.timedelta(days=window)
+    invoice = pl.col("kind") == "invoice"
     per_customer = (
         snapshot.sales()
-        .group_by("customer_id")
-        .agg(
-            last=pl.col("date").filter(pl.col("kind") == "invoice").max(),
-            frequency=(in_window & (pl.col("kind") == "invoice")).sum(),
-            monetary=pl.col("amount").filter(in_window).sum(),
+        .select(
+            "customer_id",
+            last=pl.when(invoice).then(pl.col("date")),
+            frequency=in_window & invoice,
+            monetary=pl.when(in_window).then(pl.col("amount")).otherwise(0.0),
         )
+        .group_by("customer_id")
+        .agg(pl.col("last").max(), pl.col("frequency").sum(), pl.col("monetary").sum())
     )
     n = pl.len()
     return (
