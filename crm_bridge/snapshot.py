@@ -34,7 +34,7 @@ RECORDS = (
 # 2-3x less.  Ids that are unique per row (lines, invoices...) stay plain text:
 # a dictionary of ten million distinct strings costs more than the strings.
 CATEGORICAL = frozenset({"customer_id", "product_id"})
-# The kind of the invoices in Snapshot.sales(): an Enum costs a byte a row, a string 16.
+# The kind of the invoices in Snapshot.sales(): an Enum is a byte a row, a string 16.
 KIND = pl.Enum(["invoice", "credit_note"])
 
 
@@ -129,7 +129,9 @@ class _Table:
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
-    def __get__(self, snapshot: Snapshot, owner: type | None = None) -> pl.DataFrame:
+    def __get__(self, snapshot: Snapshot | None, owner: type | None = None) -> pl.DataFrame:
+        if snapshot is None:  # looked up on the class (help(), documentation tools)
+            return empty(self.name)
         source = snapshot._tables[self.name]
         if isinstance(source, pl.LazyFrame):
             source = snapshot._tables[self.name] = source.collect()
