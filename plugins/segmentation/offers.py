@@ -122,6 +122,25 @@ def next_best_offer_from_matrix(snapshot: Snapshot, cells: pl.DataFrame) -> pl.D
     )
 
 
+def _offered(snapshot: Snapshot) -> pl.LazyFrame:
+    """customer_id, product_id of every open or cancelled quote and lost opportunity."""
+    quotes = (
+        snapshot.scan("sale_orders")
+        .filter(pl.col("state").is_in(["quotation", "cancelled"]))
+        .select("order_id")
+    )
+    return pl.concat(
+        [
+            snapshot.scan("sale_order_lines")
+            .join(quotes, on="order_id")
+            .select("customer_id", "product_id"),
+            snapshot.scan("opportunities")
+            .filter(pl.col("state") == "lost")
+            .select("customer_id", "product_id"),
+        ]
+    )
+
+
 def next_best_offer(
     snapshot: Snapshot, segments: pl.DataFrame, targets: Mapping[str, Sequence[str]]
 ) -> pl.DataFrame:
@@ -130,16 +149,22 @@ def next_best_offer(
     Each segment's target products are ranked, most bought first (ties: code);
     each customer's bought/quoted/refused targets become one bit mask over the
     ranks of its own segment, and the offer is the product at the lowest rank
-    whose bit is clear: integer work on the events, never a row per customer and
-    target.  Falls back to the matrix past 63 target products in a segment.
+    whose bit is clear: integer work on the (customer, product) events, joined
+    to the segments once, never a row per customer and target.  Falls back to
+    the matrix past 63 target products in a segment.
     """
     wanted = targets_frame(snapshot, segments, targets)
-    bought, quoted, refused = _pairs(snapshot)
-    buyers = (
-        bought.join(segments, on="customer_id")
-        .group_by("segment", "product_id")
-        .agg(buyers=pl.len())
+    events = (
+        pl.concat(
+            [
+                snapshot.bought().select("customer_id", "product_id", bought=pl.lit(True)),
+                _offered(snapshot).with_columns(bought=pl.lit(False)),
+            ]
+        )
+        .join(segments.lazy(), on="customer_id")
+        .collect()
     )
+    buyers = events.filter("bought").group_by("segment", "product_id").agg(buyers=pl.len())
     ranked = (
         wanted.join(buyers, on=["segment", "product_id"], how="left")
         .join(snapshot.products.select("product_id", "code", "name"), on="product_id")
@@ -149,12 +174,10 @@ def next_best_offer(
     )
     if ranked.height == 0 or ranked["rank"].max() >= 63:  # type: ignore[operator]
         return next_best_offer_from_matrix(snapshot, matrix(snapshot, segments, targets))
-    ranked = ranked.with_columns(bit=pl.lit(2, dtype=pl.Int64).pow(pl.col("rank")))
-    events = pl.concat([f.select("customer_id", "product_id") for f in (bought, quoted, refused)])
+    bits = ranked.select("segment", "product_id", bit=pl.lit(2, dtype=pl.Int64).pow("rank"))
     masks = (
         events.lazy()
-        .join(segments.lazy(), on="customer_id")
-        .join(ranked.lazy().select("segment", "product_id", "bit"), on=["segment", "product_id"])
+        .join(bits.lazy(), on=["segment", "product_id"])
         .group_by("customer_id")
         .agg(mask=pl.col("bit").bitwise_or())
     )
