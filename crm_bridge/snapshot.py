@@ -185,7 +185,7 @@ class Snapshot:
         self.previous: dict[str, dict[str, Any]] = previous or {}
         # Records set aside by crm_bridge.quarantine: {table: {reason: {count, example}}}.
         self.quarantined: dict[str, dict[str, Any]] = quarantined or {}
-        # Frames several plugins use, computed once (see sales, sales_lines, bought).
+        # Frames several plugins use, computed once (see shared).
         self._shared: dict[str, pl.DataFrame] = {}
 
     def __repr__(self) -> str:
@@ -226,10 +226,16 @@ class Snapshot:
             for name, source in self._tables.items()
         }
 
-    def _once(self, name: str, query: Callable[[], pl.LazyFrame]) -> pl.DataFrame:
-        if name not in self._shared:
-            self._shared[name] = query().collect(engine="streaming")
-        return self._shared[name]
+    def shared(self, key: str, query: Callable[[], pl.LazyFrame]) -> pl.LazyFrame:
+        """The result of ``query``, computed once per snapshot under ``key``.
+
+        Plugins that need the same derived frame share it this way (the built-in
+        ones share the per-customer sums of the sales); replacing a table clears
+        every shared frame.
+        """
+        if key not in self._shared:
+            self._shared[key] = query().collect(engine="streaming")
+        return self._shared[key].lazy()
 
     def sales(self) -> pl.LazyFrame:
         """Invoices that count as revenue: posted or paid, credit notes included,
@@ -238,7 +244,7 @@ class Snapshot:
         Columns: the invoice's but ``number``, ``state`` and ``updated_at``;
         ``kind`` is an Enum.  Read once per snapshot and shared by every plugin.
         """
-        return self._once(
+        return self.shared(
             "sales",
             lambda: (
                 self.scan("invoices")
@@ -246,7 +252,7 @@ class Snapshot:
                 .select(pl.exclude("number", "state", "updated_at"))
                 .with_columns(pl.col("kind").cast(KIND))
             ),
-        ).lazy()
+        )
 
     def sales_lines(self) -> pl.LazyFrame:
         """Lines of the invoices in :meth:`sales`: ``customer_id``, ``product_id``,
@@ -279,7 +285,7 @@ class Snapshot:
         is computed once per snapshot: distinct products, the offer matrix and
         next best offer all read it.
         """
-        return self._once(
+        return self.shared(
             "bought",
             lambda: (
                 self.sales_lines()
@@ -287,4 +293,4 @@ class Snapshot:
                 .group_by("customer_id", "product_id")
                 .agg(last_bought=pl.col("date").max())
             ),
-        ).lazy()
+        )

@@ -18,6 +18,7 @@ import polars as pl
 from crm_bridge import Field, Snapshot, hookimpl
 
 from . import clv
+from .customer_sales import customer_sales
 
 
 def _n(name: str, label: str, help: str, digits: int = 2, **kw: Any) -> Field:
@@ -127,56 +128,29 @@ def declare_fields() -> list[Field]:
     ]
 
 
-# Per-customer sums are taken over per-row columns (amount if in the window,
-# else 0): plain sums stream, filters inside an aggregation do not.
-
-
-def _value_rows(as_of: dt.date) -> dict[str, pl.Expr]:
-    inv = pl.col("kind") == "invoice"
-    last12 = pl.col("date") > as_of - dt.timedelta(days=365)
-    prev12 = (pl.col("date") > as_of - dt.timedelta(days=730)) & ~last12
-    amount = pl.col("amount")
-    return {
-        "revenue_12m": pl.when(last12).then(amount).otherwise(0.0),
-        "revenue_prev": pl.when(prev12).then(amount).otherwise(0.0),
-        "invoices_12m": inv & last12,
-        "invoices": inv,
-        "clv_historic": amount,
-    }
-
-
-def _payment_rows(as_of: dt.date) -> dict[str, pl.Expr]:
-    inv = pl.col("kind") == "invoice"
-    late = (pl.col("paid_date") - pl.col("due_date")).dt.total_days()
-    paid = (
-        inv
-        & pl.col("paid_date").is_not_null()
-        & pl.col("due_date").is_not_null()
-        & (pl.col("date") > as_of - dt.timedelta(days=365))
+def _sums(snapshot: Snapshot) -> pl.LazyFrame:
+    """The per-customer sums of the last 365 days, shared with the other plugins."""
+    return customer_sales(snapshot, 365).select(
+        "customer_id",
+        "invoices",
+        revenue_12m="revenue_w",
+        revenue_prev="revenue_prev_w",
+        invoices_12m="invoices_w",
+        clv_historic="revenue",
+        kpi_avg_days_late=pl.col("days_late_w").round(1),
+        kpi_paid_late_share=pl.when(pl.col("paid_w") > 0)
+        .then(pl.col("paid_late_w") / pl.col("paid_w") * 100)
+        .round(1),
+        kpi_overdue_amount=pl.col("overdue_amount").round(2),
     )
-    overdue = inv & pl.col("paid_date").is_null() & (pl.col("due_date") < as_of)
-    return {
-        "days_late": pl.when(paid).then(late.clip(lower_bound=0)),
-        "paid": paid,
-        "paid_late": paid & (late > 0),
-        "overdue": pl.when(overdue).then(pl.col("amount")).otherwise(0.0),
-    }
 
 
-PAYMENT = {
-    "kpi_avg_days_late": pl.col("days_late").mean().round(1),
-    "kpi_paid_late_share": pl.when(pl.col("paid").sum() > 0)
-    .then(pl.col("paid_late").sum() / pl.col("paid").sum() * 100)
-    .round(1),
-    "kpi_overdue_amount": pl.col("overdue").sum().round(2),
-}
+PAYMENT = ("kpi_avg_days_late", "kpi_paid_late_share", "kpi_overdue_amount")
 
 
-def _value_kpis(
-    snapshot: Snapshot, per: pl.LazyFrame, days: pl.DataFrame, keep: tuple[str, ...] = ()
-) -> pl.LazyFrame:
-    """The value KPIs from the per-customer sums of ``_value_rows`` and the
-    customers' purchase days (``clv.purchase_days``); ``keep`` columns pass on."""
+def _value_kpis(snapshot: Snapshot, days: pl.DataFrame, keep: tuple[str, ...] = ()) -> pl.LazyFrame:
+    """The value KPIs from the per-customer sums and the customers' purchase days
+    (``clv.purchase_days``); ``keep`` columns of the sums pass on."""
     as_of = pl.lit(snapshot.as_of)
     gap = pl.when(pl.col("days") > 1).then(
         (pl.col("last") - pl.col("first")).dt.total_days() / (pl.col("days") - 1)
@@ -187,7 +161,7 @@ def _value_kpis(
     typical = pl.col("interpurchase").median().fill_null(365.0)  # for one-time buyers
     return (
         days.lazy()
-        .join(per, on="customer_id")
+        .join(_sums(snapshot), on="customer_id")
         .with_columns(interpurchase=gap)
         .join(products, on="customer_id", how="left")
         .select(
@@ -211,26 +185,13 @@ def _value_kpis(
     )
 
 
-VALUE = {
-    c: pl.col(c).sum()
-    for c in ("revenue_12m", "revenue_prev", "invoices_12m", "invoices", "clv_historic")
-}
-
-
-def _per_customer(
-    sales: pl.LazyFrame, rows: dict[str, pl.Expr], aggs: dict[str, pl.Expr]
-) -> pl.LazyFrame:
-    return sales.select("customer_id", **rows).group_by("customer_id").agg(**aggs)
-
-
 def value_kpis(snapshot: Snapshot) -> pl.DataFrame:
-    per = _per_customer(snapshot.sales(), _value_rows(snapshot.as_of), VALUE)
-    return _value_kpis(snapshot, per, clv.purchase_days(snapshot)).collect()
+    return _value_kpis(snapshot, clv.purchase_days(snapshot)).collect()
 
 
 def payment_kpis(snapshot: Snapshot) -> pl.DataFrame:
-    invoices = snapshot.sales().filter(pl.col("kind") == "invoice")
-    return _per_customer(invoices, _payment_rows(snapshot.as_of), PAYMENT).collect()
+    """Customers with an invoice: days late, share paid late, overdue amount."""
+    return _sums(snapshot).filter(pl.col("invoices") > 0).select("customer_id", *PAYMENT).collect()
 
 
 def _funnel(snapshot: Snapshot) -> pl.LazyFrame:
@@ -297,11 +258,8 @@ def compute(snapshot: Snapshot, settings: Mapping[str, Any]) -> pl.DataFrame:
     predicted = clv.predict(s, clv.fit(s)).select(
         "customer_id", kpi_clv_12m=pl.col("clv_12m").round(2)
     )
-    # Value and payment KPIs come from one pass over the sales.
-    rows = _value_rows(snapshot.as_of) | _payment_rows(snapshot.as_of)
-    per = _per_customer(snapshot.sales(), rows, VALUE | PAYMENT)
     return (
-        _value_kpis(snapshot, per, days, keep=tuple(PAYMENT))
+        _value_kpis(snapshot, days, keep=PAYMENT)
         .join(predicted.lazy(), on="customer_id", how="left")
         .join(_funnel(snapshot), on="customer_id", how="full", coalesce=True)
         .join(snapshot.scan("customers").select("customer_id"), on="customer_id", how="semi")

@@ -28,6 +28,8 @@ import polars as pl
 
 from crm_bridge import Field, Snapshot, hookimpl
 
+from .customer_sales import customer_sales
+
 TIER_KEYS = ("platinum", "gold", "silver", "bronze")
 NONE = "member"
 DEFAULT_TIERS: list[dict[str, Any]] = [
@@ -147,27 +149,12 @@ def metrics(snapshot: Snapshot, window_days: int) -> pl.DataFrame:
         .group_by("customer_id")
         .agg(margin=(pl.col("amount") - pl.col("cost").fill_null(0)).sum())
     )
-    invoices = pl.col("kind") == "invoice"
-    late = (pl.col("paid_date") - pl.col("due_date")).dt.total_days().clip(lower_bound=0)
-    overdue = (pl.lit(as_of) - pl.col("due_date")).dt.total_days()
-    open_overdue = invoices & pl.col("paid_date").is_null() & (pl.col("due_date") < as_of)
-    recent = pl.col("date") > since
-    per = (
-        snapshot.sales()
-        .select(
-            "customer_id",
-            spend=pl.when(recent).then(pl.col("amount")).otherwise(0.0),
-            purchases=invoices & recent,
-            avg_days_late=pl.when(invoices & recent).then(late),
-            overdue_days=pl.when(open_overdue).then(overdue),
-        )
-        .group_by("customer_id")
-        .agg(
-            pl.col("spend").sum(),
-            pl.col("purchases").sum().cast(pl.Int64),
-            pl.col("avg_days_late").mean(),
-            pl.col("overdue_days").max(),
-        )
+    per = customer_sales(snapshot, window_days).select(
+        "customer_id",
+        "overdue_days",
+        spend="revenue_w",
+        purchases=pl.col("invoices_w").cast(pl.Int64),
+        avg_days_late="days_late_w",
     )
     return (
         per.join(margin, on="customer_id", how="left")

@@ -25,6 +25,8 @@ import polars as pl
 
 from crm_bridge import Snapshot
 
+from ..customer_sales import customer_sales
+
 ABC_DEFAULT = (0.80, 0.95)
 XYZ_DEFAULT = (1.0, 2.5)
 
@@ -46,12 +48,7 @@ def value_per_customer(snapshot: Snapshot, basis: str, window_days: int) -> pl.D
         buyers = snapshot.sales().select("customer_id").unique()
         value = buyers.join(value, on="customer_id", how="left")
     else:
-        value = (
-            snapshot.sales()
-            .select("customer_id", value=pl.when(in_window).then(pl.col("amount")).otherwise(0.0))
-            .group_by("customer_id")
-            .agg(pl.col("value").sum())
-        )
+        value = customer_sales(snapshot, window_days).select("customer_id", value="revenue_w")
     return value.with_columns(pl.col("value").fill_null(0.0)).collect()
 
 
@@ -86,7 +83,7 @@ def monthly_cv(snapshot: Snapshot, months: int, basis: str) -> pl.DataFrame:
         lines = snapshot.sales_lines().select("customer_id", "date", value=pl.col("quantity"))
     else:
         lines = snapshot.sales().select("customer_id", "date", value=pl.col("amount"))
-    first = snapshot.sales().group_by("customer_id").agg(first=pl.col("date").min())
+    first = customer_sales(snapshot, 365).select("customer_id", first="first_sale")
     monthly = (
         lines.filter(recent)
         .group_by("customer_id", month=pl.col("date").dt.month_start())

@@ -12,12 +12,13 @@ Customers who never bought get no RFM values.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import polars as pl
 
 from crm_bridge import Field, Snapshot
+
+from ..customer_sales import customer_sales
 
 # Ordered rules: (segment, R range, FM range); the first match wins.
 DEFAULT_SEGMENTS: list[tuple[str, tuple[int, int], tuple[int, int]]] = [
@@ -109,18 +110,8 @@ def compute(
 ) -> pl.DataFrame:
     """One row per customer who ever bought: the five RFM fields."""
     as_of = pl.lit(snapshot.as_of)
-    in_window = pl.col("date") > snapshot.as_of - dt.timedelta(days=window)
-    invoice = pl.col("kind") == "invoice"
-    per_customer = (
-        snapshot.sales()
-        .select(
-            "customer_id",
-            last=pl.when(invoice).then(pl.col("date")),
-            frequency=in_window & invoice,
-            monetary=pl.when(in_window).then(pl.col("amount")).otherwise(0.0),
-        )
-        .group_by("customer_id")
-        .agg(pl.col("last").max(), pl.col("frequency").sum(), pl.col("monetary").sum())
+    per_customer = customer_sales(snapshot, window).select(
+        "customer_id", last="last_invoice", frequency="invoices_w", monetary="revenue_w"
     )
     n = pl.len()
     return (
