@@ -122,7 +122,8 @@ def declare_fields() -> list[Field]:
             "kpi_last_refusal",
             "char",
             "Last refusal",
-            "Date, stage (quote or opportunity) and reason of the latest refusal.",
+            "Date, stage (quote or opportunity) and reason of the latest refusal; on one day "
+            "a refused quote first, then the reason last in alphabetical order.",
         ),
         _i("kpi_complaints_12m", "Complaints (12m)", "Complaints received, last 12 months."),
     ]
@@ -196,39 +197,39 @@ def payment_kpis(snapshot: Snapshot) -> pl.DataFrame:
 
 def _funnel(snapshot: Snapshot) -> pl.LazyFrame:
     y1 = snapshot.as_of - dt.timedelta(days=365)
-    orders = snapshot.scan("sale_orders").select("customer_id", "date", "state")
-    opportunities = snapshot.scan("opportunities").select(
-        "customer_id", "date", "state", "lost_reason"
-    )
-    quotes = orders.group_by("customer_id").agg(
-        accepted=(pl.col("state") == "confirmed").sum(),
-        refused=(pl.col("state") == "cancelled").sum(),
-    )
-    opps = opportunities.group_by("customer_id").agg(
-        kpi_opportunities_won=(pl.col("state") == "won").sum().cast(pl.Int64),
-        kpi_opportunities_lost=(pl.col("state") == "lost").sum().cast(pl.Int64),
-    )
-    refusals = pl.concat(
-        [
-            orders.filter(pl.col("state") == "cancelled").select(
-                "customer_id", "date", reason=pl.lit(None, dtype=pl.String)
-            ),
-            opportunities.filter(pl.col("state") == "lost").select(
-                "customer_id", "date", reason=pl.col("lost_reason").fill_null("no reason recorded")
-            ),
-        ]
-    )
-    # The latest refusal per customer (a quote before an opportunity of the same day),
-    # put in words only for the one row kept.
-    latest = pl.col("date").arg_max()
-    last_refusal = (
-        refusals.group_by("customer_id")
-        .agg(pl.col("date").get(latest), pl.col("reason").get(latest))
+    state = pl.col("state")
+    # The last refusal is put in words per row and the greatest text kept: the text
+    # starts with the ISO date, so that is the latest refusal; on one day a refused
+    # quote comes before a lost opportunity ("q" > "o"), and two opportunities lost
+    # the same day by their reasons, so the row order never decides.
+    quotes = (
+        snapshot.scan("sale_orders")
         .select(
             "customer_id",
-            kpi_last_refusal=pl.when(pl.col("reason").is_null())
-            .then(pl.format("{} quote refused", pl.col("date")))
-            .otherwise(pl.format("{} opportunity lost: {}", pl.col("date"), pl.col("reason"))),
+            accepted=state == "confirmed",
+            refused=state == "cancelled",
+            refusal=pl.when(state == "cancelled").then(
+                pl.format("{} quote refused", pl.col("date"))
+            ),
+        )
+        .group_by("customer_id")
+        .agg(pl.col("accepted", "refused").sum(), pl.col("refusal").max())
+    )
+    reason = pl.col("lost_reason").fill_null("no reason recorded")
+    opportunities = (
+        snapshot.scan("opportunities")
+        .select(
+            "customer_id",
+            kpi_opportunities_won=state == "won",
+            kpi_opportunities_lost=state == "lost",
+            lost=pl.when(state == "lost").then(
+                pl.format("{} opportunity lost: {}", pl.col("date"), reason)
+            ),
+        )
+        .group_by("customer_id")
+        .agg(
+            pl.col("kpi_opportunities_won", "kpi_opportunities_lost").sum().cast(pl.Int64),
+            pl.col("lost").max(),
         )
     )
     complaints = (
@@ -238,13 +239,18 @@ def _funnel(snapshot: Snapshot) -> pl.LazyFrame:
         .agg(kpi_complaints_12m=pl.len().cast(pl.Int64))
     )
     total = pl.col("accepted") + pl.col("refused")
-    out = quotes.select(
-        "customer_id",
-        kpi_quote_conversion=pl.when(total > 0).then(pl.col("accepted") / total * 100).round(1),
+    return (
+        quotes.join(opportunities, on="customer_id", how="full", coalesce=True)
+        .join(complaints, on="customer_id", how="full", coalesce=True)
+        .select(
+            "customer_id",
+            kpi_quote_conversion=pl.when(total > 0).then(pl.col("accepted") / total * 100).round(1),
+            kpi_opportunities_won="kpi_opportunities_won",
+            kpi_opportunities_lost="kpi_opportunities_lost",
+            kpi_last_refusal=pl.max_horizontal("refusal", "lost"),
+            kpi_complaints_12m="kpi_complaints_12m",
+        )
     )
-    for frame in (opps, last_refusal, complaints):
-        out = out.join(frame, on="customer_id", how="full", coalesce=True)
-    return out
 
 
 def funnel_kpis(snapshot: Snapshot) -> pl.DataFrame:

@@ -98,6 +98,37 @@ def test_hand_computed_kpis() -> None:
     assert c["kpi_last_refusal"] == "2026-06-03 opportunity lost: no reason recorded"
 
 
+def test_last_refusal_on_one_day_does_not_depend_on_row_order() -> None:
+    lost = [
+        {
+            "opportunity_id": i,
+            "customer_id": c,
+            "date": D(2026, 5, 5),
+            "state": "lost",
+            "lost_reason": r,
+        }
+        for i, c, r in (
+            ("o1", "A", "No budget"),
+            ("o2", "A", "Price too high"),
+            ("o3", "B", "Price too high"),
+            ("o4", "B", None),
+        )
+    ]
+    cancelled = {"order_id": "q1", "customer_id": "B", "date": D(2026, 5, 5), "state": "cancelled"}
+    seen = set()
+    for rows in (lost, lost[::-1]):
+        snap = Snapshot.from_rows(
+            as_of=D(2026, 6, 30),
+            customers=[{"customer_id": c, "name": c} for c in "AB"],
+            opportunities=rows,
+            sale_orders=[cancelled],
+        )
+        out = kpis.funnel_kpis(snap).sort(pl.col("customer_id").cast(pl.String))
+        seen.add(tuple(out["kpi_last_refusal"]))
+    # Same day: the reason last in alphabetical order; a refused quote before a lost opportunity.
+    assert seen == {("2026-05-05 opportunity lost: Price too high", "2026-05-05 quote refused")}
+
+
 def test_clv_model_ranks_customers_sensibly() -> None:
     snap = generate(Profile(customers=400, end=D(2026, 6, 30)))
     s = clv.summary(snap)
@@ -121,6 +152,6 @@ def test_clv_is_identical_whatever_the_row_order() -> None:
     tables["invoices"] = snap.invoices.sample(fraction=1.0, shuffle=True, seed=3)
     shuffled = Snapshot.from_frames(as_of=snap.as_of, **tables)
     again = kpis.compute(shuffled, {}).sort(pl.col("customer_id").cast(pl.String))
-    assert again["kpi_clv_12m"].to_list() == first["kpi_clv_12m"].to_list()
+    assert again.equals(first)  # every KPI, the CLV to the cent
     assert again["kpi_clv_12m"].drop_nulls().len() > 150
     assert first["kpi_clv_12m"].sum() == pytest.approx(again["kpi_clv_12m"].sum())
