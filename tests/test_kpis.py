@@ -155,3 +155,21 @@ def test_clv_is_identical_whatever_the_row_order() -> None:
     assert again.equals(first)  # every KPI, the CLV to the cent
     assert again["kpi_clv_12m"].drop_nulls().len() > 150
     assert first["kpi_clv_12m"].sum() == pytest.approx(again["kpi_clv_12m"].sum())
+
+
+def test_clv_prediction_is_the_same_row_by_row() -> None:
+    # predict() computes the costly term once per distinct (x, T) pair and spreads
+    # it back: the rows must get exactly what they get one at a time.
+    s = clv.summary(generate(Profile(customers=300, end=D(2026, 6, 30))))
+    f = clv.fit(s)
+    whole = clv.predict(s, f)
+    assert whole.equals(pl.concat([clv.predict(s[i : i + 1], f) for i in range(s.height)]))
+    assert s.select(pl.struct("x", "T").n_unique()).item() < s.height  # pairs do repeat
+
+
+def test_clv_fit_sample_is_order_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(clv, "FIT_SAMPLE", 100)
+    s = clv.summary(generate(Profile(customers=1000, end=D(2026, 6, 30))))
+    assert 50 <= clv._sample(s, 100).sum() <= 200
+    fits = {clv.fit(t) for t in (s, s.reverse(), s.sample(fraction=1.0, shuffle=True, seed=1))}
+    assert len({(f.r, f.alpha, f.a, f.b, f.p, f.q, f.v) for f in fits}) == 1
