@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from decimal import Decimal
 from pathlib import Path
 
@@ -59,8 +60,19 @@ def test_validate_rejects_a_plugin_wholesale_and_keeps_others() -> None:
         ("q", "it returned the field 'seg', which it did not declare"),
         ("r", "raised KeyError: 'x'"),
     ]
-    unknown = PluginOutput("p", pl.DataFrame({"customer_id": ["9"], "seg": ["a"]}), None, 0)
-    assert "unknown customer" in validate([unknown], FIELDS, known)[1][0].reason
+    # Ids of the output and of the snapshot, text or dictionary-encoded, in any mix.
+    for ours, theirs in itertools.product((pl.String, pl.Categorical), repeat=2):
+
+        def reason(ids: list[str | None], ours: type = ours, theirs: type = theirs) -> str | None:
+            frame = pl.DataFrame({"customer_id": ids, "seg": ["a"] * len(ids)})
+            out = PluginOutput("p", frame.cast({"customer_id": ours}), None, 0)
+            rejected = validate([out], FIELDS, pl.Series(["1", "2"], dtype=theirs))[1]
+            return rejected[0].reason if rejected else None
+
+        assert reason(["2", "1"]) is None
+        assert reason(["1", "9", "8"]) == "its output names 2 unknown customer(s), e.g. '8'"
+        assert reason(["1", None]) == "its output names 1 unknown customer(s), e.g. None"
+        assert reason(["1", "1"]) == "its output has several rows for one customer"
     for column, values, problem in [
         ("seg", ["c"], "field 'seg' for customer '1': 'c' is not one of its choices"),
         ("amt", [-2.0], "field 'amt' for customer '1': -2.0 is below the minimum 0"),
