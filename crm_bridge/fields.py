@@ -118,11 +118,14 @@ class Field:
 
     def normalize(self, value: Any) -> Any:
         """The value as it is stored and compared: numerics as rounded Decimals."""
-        if value is None:
-            return None
-        if self.type == "numeric":
-            return Decimal(str(value)).quantize(Decimal(1).scaleb(-self.digits))
-        return value
+        return self.normalize_all([value])[0]
+
+    def normalize_all(self, values: list[Any]) -> list[Any]:
+        """:meth:`normalize` over a column's values (a million cells a plugin: one call)."""
+        if self.type != "numeric":
+            return values
+        quantum = Decimal(1).scaleb(-self.digits)
+        return [None if v is None else Decimal(str(v)).quantize(quantum) for v in values]
 
 
 def decode(text: str) -> Any:
