@@ -6,7 +6,8 @@ it in - then fresh processes compute from it, each timed from an open (lazy)
 snapshot to its results, so reading the columns a run needs is part of its time:
 
 - ``plugins``: every built-in plugin's ``compute`` exactly as a sync runs it
-  (plus the core's vectorised output checks, reported separately);
+  (plus, reported separately, the core's vectorised output checks and the whole
+  validation a sync does next: checks and every value normalised for the plan);
 - ``same``: only the plugin code that computes what the baseline computes
   (RFM, ABC, XYZ, value and payment KPIs) - the overhead of the plugin API;
 - ``baseline``: one hand-written lazy Polars query computing RFM, ABC, XYZ and
@@ -61,7 +62,7 @@ def load(folder: Path):
 def run_plugins(folder: Path) -> dict[str, float]:
     from crm_bridge.compute import compute
     from crm_bridge.plugin_manager import load_plugins
-    from crm_bridge.validate import check_output
+    from crm_bridge.validate import check_output, validate
 
     snap = load(folder)
     plugins = load_plugins()
@@ -75,9 +76,17 @@ def run_plugins(folder: Path) -> dict[str, float]:
     problems = [check_output(o, fields, snap.customers["customer_id"]) for o in outputs]
     assert not any(problems), problems
     check_seconds = time.perf_counter() - started
+    peak = peak_rss_mb()  # the plugins' peak, before validation builds its Python values
+    started = time.perf_counter()
+    desired, rejections = validate(outputs, fields, snap.customers["customer_id"])
+    assert desired and not rejections, rejections
+    validate_seconds = time.perf_counter() - started
     return {
         "seconds": seconds,
         "check_seconds": check_seconds,
+        "validate_seconds": validate_seconds,
+        "peak_rss_mb": peak,
+        "validate_peak_rss_mb": peak_rss_mb(),
         "per_plugin": {o.plugin: round(o.seconds, 2) for o in outputs},  # type: ignore[dict-item]
         "cells": sum(o.frame.height * (o.frame.width - 1) for o in outputs if o.frame is not None),
     }
@@ -215,7 +224,7 @@ def child(kind: str, folder: str) -> None:
         "clv": run_clv_fit,
     }[kind]
     result = runner(Path(folder))
-    result["peak_rss_mb"] = peak_rss_mb()
+    result.setdefault("peak_rss_mb", peak_rss_mb())
     print(json.dumps(result))
 
 
@@ -265,6 +274,7 @@ def main() -> None:
         rows.append((size, lines, customers, runs))
         print(
             f"{size}: {lines:,} lines, {customers:,} customers, generated in {gen:.1f}s; "
+            f"peak RSS with validation {runs['plugins']['validate_peak_rss_mb']:.0f}MB; "
             f"per plugin {runs['plugins']['per_plugin']}; rounds: all plugins "
             f"{runs['plugins']['all_seconds']}, baseline {runs['baseline']['all_seconds']}",
             flush=True,
@@ -273,7 +283,7 @@ def main() -> None:
     print(
         f"{'size':>5} {'lines':>11} {'customers':>10} {'all plugins':>11} {'lines/s':>10} "
         f"{'peak RSS':>9} {'same':>7} {'baseline':>8} {'base RSS':>8} {'all/base':>8} "
-        f"{'same/base':>9} {'checks':>7} {'CLV fit':>7}"
+        f"{'same/base':>9} {'checks':>7} {'validate':>8} {'CLV fit':>7}"
     )
     for size, lines, customers, r in rows:
         p, same, base = r["plugins"], r["same"]["seconds"], r["baseline"]["seconds"]
@@ -282,7 +292,8 @@ def main() -> None:
             f"{lines / p['seconds']:>10,.0f} {p['peak_rss_mb']:>7.0f}MB {same:>6.2f}s "
             f"{base:>7.2f}s {r['baseline']['peak_rss_mb']:>6.0f}MB "
             f"{p['seconds'] / base:>7.2f}x {same / base:>8.2f}x "
-            f"{p['check_seconds']:>6.2f}s {r['clv']['seconds']:>6.2f}s"
+            f"{p['check_seconds']:>6.2f}s {p['validate_seconds']:>7.2f}s "
+            f"{r['clv']['seconds']:>6.2f}s"
         )
     print(
         "\nall/base: every built-in plugin against one hand-written query computing "
