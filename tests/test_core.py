@@ -230,6 +230,19 @@ def test_plan_reports_drift_and_keeps_it_where_the_policy_says_so() -> None:
     assert [c.field for c in overwrite.changes] == ["amt", "seg"]
 
 
+def test_plan_compares_values_as_stored() -> None:
+    desired = {"1": {"seg": "a", "amt": Decimal("5.00")}}
+    # Read back as the ERP gives it (5, 5.0): the same stored value, nothing to write.
+    for erp in (Decimal("5"), 5.0, "5.000"):
+        assert not make_plan(desired, {"1": {"seg": "a", "amt": erp}}, FIELDS).changes
+    # Written with other decimals before (the field's digits changed): not a hand edit.
+    assert not make_plan(desired, desired, FIELDS, {"1": {"amt": Decimal("5.0")}}).drift
+    # A value of another type is another value, even when Python calls them equal.
+    flag = Field("flag", "char", "Flag", owner="p")
+    changed = make_plan({"1": {"flag": "1"}}, {"1": {"flag": 1}}, {"flag": flag}).changes
+    assert [(c.old, c.new) for c in changed] == [(1, "1")]
+
+
 def test_state_store_retention_keeps_recent_runs_and_pending_calls(tmp_path: Path) -> None:
     import time as time_mod
 
