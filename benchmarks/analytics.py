@@ -59,19 +59,26 @@ def load(folder: Path):
     return Snapshot.from_parquet(END, folder)
 
 
-def run_plugins(folder: Path) -> dict[str, float]:
+def _computed(folder: Path):
+    """(snapshot, declared fields, plugin outputs, seconds): every built-in plugin's
+    ``compute`` exactly as a sync runs it, from an open lazy snapshot."""
     from crm_bridge.compute import compute
     from crm_bridge.plugin_manager import load_plugins
-    from crm_bridge.validate import check_output
 
     snap = load(folder)
     plugins = load_plugins()
-    fields = plugins.fields()
     started = time.perf_counter()
     outputs = compute(plugins, snap, lambda name: {})
     seconds = time.perf_counter() - started
     errors = [o.error for o in outputs if o.error]
     assert not errors, errors
+    return snap, plugins.fields(), outputs, seconds
+
+
+def run_plugins(folder: Path) -> dict[str, float]:
+    from crm_bridge.validate import check_output
+
+    snap, fields, outputs, seconds = _computed(folder)
     started = time.perf_counter()
     problems = [check_output(o, fields, snap.customers["customer_id"]) for o in outputs]
     assert not any(problems), problems
@@ -87,23 +94,18 @@ def run_plugins(folder: Path) -> dict[str, float]:
 def run_sync(folder: Path) -> dict[str, float]:
     """What a sync does after compute, on a nightly re-run that changes nothing:
     validate (checks, every value normalised) and plan against the values read back."""
-    from crm_bridge.compute import compute
+    from crm_bridge.extract import read_back
     from crm_bridge.plan import make_plan
-    from crm_bridge.plugin_manager import load_plugins
     from crm_bridge.validate import validate
 
-    snap = load(folder)
-    plugins = load_plugins()
-    fields = plugins.fields()
-    outputs = compute(plugins, snap, lambda name: {})
+    snap, fields, outputs, _ = _computed(folder)
     compute_peak = peak_rss_mb()
     started = time.perf_counter()
     desired, rejections = validate(outputs, fields, snap.customers["customer_id"])
     validate_seconds = time.perf_counter() - started
     assert desired and not rejections, rejections
     del outputs
-    # What the read-back of an up-to-date ERP gives (extract.read_back drops empty values).
-    current = {c: {k: v for k, v in row.items() if v is not None} for c, row in desired.items()}
+    current = read_back(desired, fields)  # an ERP holding exactly what was computed
     started = time.perf_counter()
     plan = make_plan(desired, current, fields, current)
     plan_seconds = time.perf_counter() - started
