@@ -327,7 +327,7 @@ def runs(ctx: click.Context, as_json: bool, limit: int) -> None:
         click.echo(
             f"{run['id']:>5}  {_when(run['started_at'])}  {run['status']:<8} "
             f"{c.get('read', {}).get('customers', '-'):>6} {c.get('planned_customers', '-'):>8} "
-            f"{c.get('written', '-'):>8} {c.get('rejected_records', '-'):>8} "
+            f"{run['written_customers']:>8} {c.get('rejected_records', '-'):>8} "
             f"{c.get('seconds', '-'):>8}"
         )
 
@@ -348,6 +348,10 @@ def runs_show(app: App, run_id: int, changes: bool, as_json: bool) -> None:
             {"customer_id": c, "field": f, "old": o, "new": n}
             for c, f, o, n in store.changes(run_id)
         ]
+        run["edited_in_erp"] = [
+            {"customer_id": c, "field": f, "crm_bridge_wrote": e, "found": v, "seen": seen}
+            for c, f, e, v, seen in store.edits(run_id)
+        ]
     if as_json:
         emit_json(run)
         return
@@ -356,14 +360,34 @@ def runs_show(app: App, run_id: int, changes: bool, as_json: bool) -> None:
         f"run {run['id']}: {run['status']}, started {_when(run['started_at'])}, "
         f"{counts.get('seconds', '?')}s" + (f" - {run['message']}" if run["message"] else "")
     )
+    click.echo(
+        f"  wrote {run['written_customers']} customer(s), {run['written_cells']} cell(s)"
+        + (
+            f", of which resent from an interrupted run: {counts['resumed_customers']} "
+            f"customer(s) in {counts['resumed_calls']} call(s)"
+            if counts.get("resumed_calls")
+            else ""
+        )
+    )
     for name, n in counts.get("per_field", {}).items():
         click.echo(f"  {name:<28} {n:>8} changed")
+    if counts.get("cleared_cells"):
+        click.echo(f"  {counts['cleared_cells']} value(s) cleared: they no longer apply")
+    for name, n in counts.get("drift", {}).items():
+        click.echo(f"  {name:<28} {n:>8} edited in the ERP since crm-bridge wrote it")
+    for name, n in counts.get("conflicts", {}).items():
+        click.echo(f"  {name:<28} {n:>8} edited in the ERP during the run: left as found")
     for cid, reason in run["rejected"].items():
         click.echo(f"  rejected customer {cid}: {reason}")
     for change in run.get("changes", []):
         click.echo(
             f"  {change['customer_id']:>10} {change['field']:<28} "
             f"{change['old']} -> {change['new']}"
+        )
+    for edit in run.get("edited_in_erp", []):
+        click.echo(
+            f"  {edit['customer_id']:>10} {edit['field']:<28} edited in the ERP: "
+            f"crm-bridge wrote {edit['crm_bridge_wrote']}, found {edit['found']}"
         )
 
 

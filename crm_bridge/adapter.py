@@ -44,6 +44,9 @@ class Capabilities:
     concurrent_writes: int = 1
     # Tables it can read as "changed since a time" (lines: those of changed parents).
     incremental: tuple[str, ...] = ()
+    # Applies a key only where the ERP still holds the value the plan saw
+    # (``Batch.expected``), atomically, and reports the others as conflicts.
+    conditional_writes: bool = False
 
     def describe(self) -> str:
         return ", ".join(
@@ -51,6 +54,7 @@ class Capabilities:
                 "multi-record writes" if self.multi_record_write else "one record per call",
                 "provisions fields" if self.provisioning else "fields added by the admin",
                 f"{self.concurrent_writes} parallel writes",
+                "conditional writes" if self.conditional_writes else "unconditional writes",
                 f"incremental reads of {', '.join(self.incremental)}"
                 if self.incremental
                 else "full reads",
@@ -70,18 +74,33 @@ class Check:
 
 @dataclass(frozen=True)
 class Batch:
-    """Customers that get the same full set of crm-bridge values in one write."""
+    """Customers whose crm-bridge values change the same way, in one write.
+
+    ``values`` holds only the keys that change; ``None`` removes a key.  Every
+    other key the customer holds, crm-bridge's or not, stays as it is.
+    ``expected`` holds, for the keys to check, the value the plan saw in the ERP
+    (``None``: no value).  An adapter with ``conditional_writes`` changes a key
+    only where the ERP still holds that value, atomically, and reports the other
+    keys in ``WriteResult.conflicts``; a key the ERP already holds at its new
+    value (a resent call that had landed) is neither written nor a conflict.
+    """
 
     customer_ids: tuple[str, ...]
     values: Mapping[str, Any]
+    expected: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class WriteResult:
-    """The ERP's answer to one write call: which customers were written."""
+    """The ERP's answer to one write call: which customers were written.
+
+    A customer in ``written`` got every key of its batch except those listed
+    for it in ``conflicts`` ({customer: {field: value found in the ERP}}).
+    """
 
     written: list[str] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)
+    conflicts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class Adapter(Protocol):
@@ -124,7 +143,7 @@ class Adapter(Protocol):
         ...
 
     def write(self, batches: Sequence[Batch]) -> WriteResult:
-        """Write the batches (full crm-bridge value sets) in as few calls as it can."""
+        """Change the keys of each batch (see :class:`Batch`) in as few calls as it can."""
         ...
 
     def close(self) -> None: ...

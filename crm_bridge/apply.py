@@ -5,8 +5,10 @@ Before the first write every call (its batches and the cells it carries) is
 journaled in the state store.  A call is marked confirmed, and its cells
 recorded as applied, in one transaction once the ERP has answered it.  After a
 crash, ``resume`` resends the unconfirmed calls before anything new is
-planned; confirmed calls are never resent, and since writes carry full value
-sets, resending is harmless.
+planned; confirmed calls are never resent.  A write changes only the keys that
+change and carries the values the plan saw, so a resend is checked the same way
+as the first send: a key the ERP already holds at its new value is settled, a
+key a person edited in between is left as found and reported.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from crm_bridge.adapter import Adapter, Batch, WriteResult
 from crm_bridge.errors import ErpError
@@ -31,6 +34,15 @@ class ApplyResult:
     written: int = 0
     calls: int = 0
     rejected: dict[str, str] = field(default_factory=dict)
+    # customer -> field -> value found: keys left alone because they were edited
+    conflicts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # what the ERP holds after each call, per cell (customer, field, old, new as
+    # canonical JSON): the confirmed writes, and the values found in conflict
+    cells: list[Cell] = field(default_factory=list)
+
+    @property
+    def conflicted_cells(self) -> int:
+        return sum(len(v) for v in self.conflicts.values())
 
 
 def _cells(plan: Plan) -> dict[str, list[Cell]]:
@@ -50,16 +62,24 @@ def _record(
     journal: tuple[int, int],
     result: ApplyResult,
 ) -> None:
-    """Count the ERP's answer and mark the call confirmed with its cells applied."""
+    """Count the ERP's answer and mark the call confirmed with its cells applied
+    (but for the keys the ERP reported in conflict)."""
     result.calls += 1
     result.written += len(answer.written)
     result.rejected.update(answer.rejected)
-    state.record_applied(
-        (cell for cid in answer.written for cell in cells.get(cid, [])),
-        run_id,
-        answer.rejected,
-        journal,
-    )
+    for cid, found in answer.conflicts.items():
+        result.conflicts.setdefault(cid, {}).update(found)
+    applied, conflicts = [], []
+    for cid in answer.written:
+        found = answer.conflicts.get(cid, {})
+        for cell in cells.get(cid, []):
+            if cell[1] in found:
+                conflicts.append((*cell, encode(found[cell[1]])))
+            else:
+                applied.append(cell)
+    state.record_applied(applied, run_id, answer.rejected, journal, conflicts)
+    result.cells.extend(applied)
+    result.cells.extend((cid, name, old, found) for cid, name, old, _, found in conflicts)
 
 
 def _send(
@@ -79,8 +99,12 @@ def resume(adapter: Adapter, state: StateStore, run_id: int) -> ApplyResult:
     result = ApplyResult()
     for old_run, call_no, batches_json, cells_json in state.pending_calls():
         call = [
-            Batch(tuple(ids), {k: decode(v) for k, v in values.items()})
-            for ids, values in json.loads(batches_json)
+            Batch(
+                tuple(ids),
+                {k: decode(v) for k, v in values.items()},
+                {k: decode(v) for k, v in (expected[0] if expected else {}).items()},
+            )
+            for ids, values, *expected in json.loads(batches_json)
         ]
         cells: dict[str, list[Cell]] = {}
         for cid, name, old, new in json.loads(cells_json):
@@ -97,10 +121,12 @@ def apply(
     batch_size: int,
     on_call: Callable[[int], None] | None = None,
     max_error_rate: float = 0.5,
+    result: ApplyResult | None = None,
 ) -> ApplyResult:
     """Journal the write calls, then send them one by one; stop early when the ERP
-    refuses more than ``max_error_rate`` of the customers sent (after ``MIN_SAMPLE``)."""
-    result = ApplyResult()
+    refuses more than ``max_error_rate`` of the customers sent (after ``MIN_SAMPLE``).
+    ``result`` is filled as calls are confirmed, so a caller sees them if it fails."""
+    result = result if result is not None else ApplyResult()
     cells = _cells(plan)
     calls = chunk(plan.batches, batch_size)
     state.journal_plan(
@@ -108,7 +134,14 @@ def apply(
         (
             (
                 json.dumps(
-                    [[b.customer_ids, {k: encode(v) for k, v in b.values.items()}] for b in call]
+                    [
+                        [
+                            b.customer_ids,
+                            {k: encode(v) for k, v in b.values.items()},
+                            {k: encode(v) for k, v in b.expected.items()},
+                        ]
+                        for b in call
+                    ]
                 ),
                 json.dumps([c for b in call for cid in b.customer_ids for c in cells[cid]]),
             )

@@ -5,7 +5,10 @@ A plugin may return its frame lazily (a Polars LazyFrame over ``snapshot.scan``,
 limit, so the query reads only the columns it uses.
 
 Plugins are called separately so that each gets its own settings and a
-failing plugin is reported by name while the others go on.
+failing plugin is reported by name while the others go on.  Whatever a plugin
+raises (``SystemExit`` and ``KeyboardInterrupt`` included) or a result that is
+not a frame (``None`` included) rejects that plugin: it cannot end the run nor
+pass for a plugin with nothing to say.
 """
 
 from __future__ import annotations
@@ -82,14 +85,15 @@ def compute(
         try:
             result = _within(timeout, functools.partial(_collected, call))
             error = None
-            if result is not None and not isinstance(result, pl.DataFrame):
+            if not isinstance(result, pl.DataFrame):
                 error = (
                     f"returned {type(result).__name__}, expected a polars DataFrame or LazyFrame"
+                    " (return an empty frame for no values)"
                 )
                 result = None
         except PluginTimeout as exc:
             result, error = None, str(exc)
-        except Exception as exc:
-            result, error = None, f"raised {type(exc).__name__}: {exc}"
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt: a plugin's, not ours
+            result, error = None, f"raised {type(exc).__name__}" + (f": {exc}" if str(exc) else "")
         outputs.append(PluginOutput(name, result, error, time.perf_counter() - started))
     return outputs

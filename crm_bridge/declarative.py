@@ -28,7 +28,7 @@ from crm_bridge.adapter import (
     WriteResult,
 )
 from crm_bridge.errors import ConfigError, ErpError, RefusedError
-from crm_bridge.fields import Field
+from crm_bridge.fields import Field, encode
 from crm_bridge.snapshot import TABLES
 
 
@@ -451,9 +451,13 @@ class DeclarativeAdapter:
                     self._write_records(batch, result)
             else:
                 self._each(batches, self._replace_one, result)
-        elif "multi" in spec:
+        elif "multi" in spec:  # customers with the same new values share one call
+            groups: dict[str, tuple[list[str], Mapping[str, Any]]] = {}
             for batch in batches:
-                self._write_multi(batch.customer_ids, self.encode(batch.values), result)
+                key = "\x1f".join(f"{k}={encode(v)}" for k, v in sorted(batch.values.items()))
+                groups.setdefault(key, ([], batch.values))[0].extend(batch.customer_ids)
+            for ids, values in groups.values():
+                self._write_multi(ids, self.encode(values), result)
         else:
             self._each(batches, self._merge_one, result)
         return result

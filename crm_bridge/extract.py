@@ -57,6 +57,7 @@ def extract(
         still = set(fresh.tables["customers"]["customer_id"].cast(pl.String).to_list())
         reread = set(changed["customers"].cast(pl.String).to_list())
         current = {c: v for c, v in cached.current.items() if c in still and c not in reread}
+        fresh.reread = reread
     for values in adapter.current_values():
         current.update(values)
     fresh.current = current

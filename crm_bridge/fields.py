@@ -28,10 +28,13 @@ class Field:
 
     ``choices`` (selection only) maps stored keys to labels; ``minimum`` and
     ``maximum`` bound integer and numeric values; ``digits`` is the number of
-    decimals a numeric value is rounded to; ``clear_when_empty`` lets a null
-    output remove the value the ERP holds (otherwise nulls never blank it).
-    ``owner`` is filled in by the core with the name of the plugin that
-    declared the field.
+    decimals a numeric value is rounded to; ``tolerance`` and
+    ``relative_tolerance`` say how far a number may move before it is worth
+    writing (a material change).  When the plugin ran and has no
+    value for a customer (a null, or no row), the value the ERP holds no longer
+    applies and is cleared; ``keep_last_value`` keeps it instead (for a field
+    that means "the last one seen").  ``owner`` is filled in by the core with
+    the name of the plugin that declared the field.
     """
 
     name: str
@@ -42,9 +45,15 @@ class Field:
     minimum: float | None = None
     maximum: float | None = None
     digits: int = 2
-    # By default a null never blanks what the ERP holds; a field whose emptiness
-    # means something (loyalty_below_since) sets this to have it cleared.
-    clear_when_empty: bool = False
+    keep_last_value: bool = False
+    # A numeric or integer value that moved by no more than this (absolute), or
+    # by no more than this share of the value held (relative), is not a change:
+    # a model refit moving every prediction in its fourth digit rewrites nobody.
+    tolerance: float = 0
+    relative_tolerance: float = 0
+    # Accepted for plugins written when nulls were not cleared by default;
+    # clearing is now what every field does, so it changes nothing.
+    clear_when_empty: bool = field(default=False, compare=False)
     owner: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -116,6 +125,22 @@ class Field:
         except (ArithmeticError, ValueError, OverflowError, OSError):
             return raw
         return raw
+
+    def within_tolerance(self, new: Any, held: Any) -> bool:
+        """Whether ``new`` is too close to the ``held`` number to be worth writing."""
+        if not (self.tolerance or self.relative_tolerance) or self.type not in (
+            "integer",
+            "numeric",
+        ):
+            return False
+        if not isinstance(held, int | float | Decimal) or isinstance(held, bool):
+            return False
+        moved = abs(Decimal(str(new)) - Decimal(str(held)))
+        allowed = max(
+            Decimal(str(self.tolerance)),
+            Decimal(str(self.relative_tolerance)) * abs(Decimal(str(held))),
+        )
+        return moved <= allowed
 
     def normalize(self, value: Any) -> Any:
         """The value as it is stored and compared: numerics as rounded Decimals."""

@@ -48,12 +48,14 @@ def config_schema() -> Mapping[str, Any] | None:
 
 
 @hookspec
-def compute(snapshot: Snapshot, settings: Mapping[str, Any]) -> pl.DataFrame | None:
+def compute(snapshot: Snapshot, settings: Mapping[str, Any]) -> pl.DataFrame | pl.LazyFrame:
     """Compute this plugin's field values from the snapshot.
 
     Return one frame with a ``customer_id`` column and one column per declared
-    field (null means "no value": nothing is written for that cell).  The core
-    calls each plugin separately, so one failing plugin does not stop others.
+    field.  A null, or no row, means "no value": the value the ERP holds for
+    that cell is cleared (unless the field is ``keep_last_value``).  The core
+    calls each plugin separately, so one failing plugin does not stop others;
+    a plugin that raises anything or returns no frame is rejected.
     """
 
 

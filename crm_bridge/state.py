@@ -1,9 +1,10 @@
 """The embedded state store: one SQLite file beside the config, nothing to install.
 
 It keeps the run records, the audit trail (every
-cell changed, old and new value, and every record the ERP refused, per run)
-and, per customer and field, the value last confirmed written.  It never holds
-a secret.  A lock file beside it keeps two syncs from running at once.
+cell changed, old and new value, every record the ERP refused, and every value
+found edited in the ERP, per run) and, per customer and field, the value last
+confirmed written.  It never holds a secret.  A lock file beside it keeps two
+syncs from running at once.
 """
 
 from __future__ import annotations
@@ -53,6 +54,15 @@ CREATE TABLE IF NOT EXISTS journal (
     confirmed_by INTEGER,
     PRIMARY KEY (run_id, call_no)
 );
+CREATE TABLE IF NOT EXISTS edits (
+    run_id INTEGER NOT NULL,
+    customer_id TEXT NOT NULL,
+    field TEXT NOT NULL,
+    expected TEXT NOT NULL,
+    found TEXT NOT NULL,
+    seen TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS edits_run ON edits (run_id);
 CREATE TABLE IF NOT EXISTS applied (
     customer_id TEXT NOT NULL,
     field TEXT NOT NULL,
@@ -126,11 +136,23 @@ class StateStore:
 
     # -- runs ---------------------------------------------------------------
     def start_run(self, dry_run: bool) -> int:
-        cur = self.db.execute(
-            "INSERT INTO runs (started_at, dry_run, status) VALUES (?, ?, 'running')",
-            (time.time(), int(dry_run)),
-        )
-        return int(cur.lastrowid or 0)
+        """Record a new run; called under the run lock, so a run still marked
+        running died (killed, power cut): it is marked interrupted."""
+        with self._transaction():
+            cur = self.db.execute(
+                "INSERT INTO runs (started_at, dry_run, status) VALUES (?, ?, 'running')",
+                (time.time(), int(dry_run)),
+            )
+            run_id = int(cur.lastrowid or 0)
+            self.db.execute(
+                "UPDATE runs SET status = 'interrupted', message = ? "
+                "WHERE status = 'running' AND id < ?",
+                (
+                    f"stopped before it finished; run {run_id} resent its unconfirmed writes",
+                    run_id,
+                ),
+            )
+        return run_id
 
     def finish_run(
         self, run_id: int, status: str, counts: Mapping[str, Any], message: str | None = None
@@ -152,7 +174,7 @@ class StateStore:
                     "SELECT id FROM runs WHERE started_at < ? AND status != 'running'", (cutoff,)
                 )
             ]
-            for table in ("changes", "rejections"):
+            for table in ("changes", "rejections", "edits"):
                 self.db.executemany(f"DELETE FROM {table} WHERE run_id = ?", [(r,) for r in old])
             self.db.executemany(
                 "DELETE FROM journal WHERE run_id = ? AND confirmed_at IS NOT NULL",
@@ -203,23 +225,27 @@ class StateStore:
         run_id: int,
         rejected: Mapping[str, str] | None = None,
         call: tuple[int, int] | None = None,
+        conflicts: Iterable[tuple[str, str, str, str, str]] = (),
     ) -> None:
         """Remember confirmed cells (customer, field, old, new as canonical JSON),
-        in the audit trail and as the last applied values, and refused records;
-        mark the journal's ``call`` (run, call number) confirmed, all at once."""
+        in the audit trail and as the last applied values (a cleared cell is
+        forgotten), refused records and ``conflicts`` (customer, field, old, new,
+        found: a key the ERP left as a person had edited it); mark the journal's
+        ``call`` (run, call number) confirmed, all at once.  A conflicting key is
+        remembered at crm-bridge's new value, so the next run sees the person's
+        value as drift (kept under the "keep" policy, else put back)."""
         rows = list(cells)
+        edited = list(conflicts)
         with self._transaction():
+            self._edits(run_id, [(c, f, old, found) for c, f, old, _, found in edited], "write")
+            self._set_applied([(c, f, new) for c, f, _, new, _ in edited], run_id)
             if call is not None:
                 self.db.execute(
                     "UPDATE journal SET confirmed_at = ?, confirmed_by = ? "
                     "WHERE run_id = ? AND call_no = ? AND confirmed_at IS NULL",
                     (time.time(), run_id, *call),
                 )
-            self.db.executemany(
-                "INSERT OR REPLACE INTO applied (customer_id, field, value, run_id) "
-                "VALUES (?, ?, ?, ?)",
-                [(c, f, new, run_id) for c, f, _, new in rows],
-            )
+            self._set_applied([(c, f, new) for c, f, _, new in rows], run_id)
             self.db.executemany(
                 "INSERT INTO changes (run_id, customer_id, field, old, new) VALUES (?, ?, ?, ?, ?)",
                 [(run_id, c, f, old, new) for c, f, old, new in rows],
@@ -237,14 +263,49 @@ class StateStore:
     def remember(self, cells: Iterable[tuple[str, str, str]], run_id: int) -> None:
         """Record (customer, field, value) as applied without a change: the ERP
         already held it (see ``sync._already_there``)."""
-        rows = [(c, f, v, run_id) for c, f, v in cells]
+        rows = list(cells)
         if rows:
             with self._transaction():
-                self.db.executemany(
-                    "INSERT OR REPLACE INTO applied (customer_id, field, value, run_id) "
-                    "VALUES (?, ?, ?, ?)",
-                    rows,
-                )
+                self._set_applied(rows, run_id)
+
+    def record_edits(self, cells: Iterable[tuple[str, str, str, str]], run_id: int) -> None:
+        """Values the plan found edited in the ERP: (customer, field, value
+        crm-bridge wrote, value found), as canonical JSON."""
+        rows = list(cells)
+        if rows:
+            with self._transaction():
+                self._edits(run_id, rows, "plan")
+
+    def edits(self, run_id: int) -> list[tuple[str, str, Any, Any, str]]:
+        """(customer, field, expected, found, where seen: plan or write) of one run."""
+        try:
+            rows = self.db.execute(
+                "SELECT customer_id, field, expected, found, seen FROM edits WHERE run_id = ? "
+                "ORDER BY customer_id, field",
+                (run_id,),
+            ).fetchall()
+        except sqlite3.OperationalError:  # a store written before edits were kept, read only
+            return []
+        return [(c, f, decode(e), decode(v), seen) for c, f, e, v, seen in rows]
+
+    def _edits(self, run_id: int, rows: Iterable[tuple[str, str, str, str]], seen: str) -> None:
+        self.db.executemany(
+            "INSERT INTO edits (run_id, customer_id, field, expected, found, seen) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(run_id, c, f, e, v, seen) for c, f, e, v in rows],
+        )
+
+    def _set_applied(self, cells: list[tuple[str, str, str]], run_id: int) -> None:
+        """Cells (customer, field, value) as the last applied; a null forgets the cell."""
+        self.db.executemany(
+            "DELETE FROM applied WHERE customer_id = ? AND field = ?",
+            [(c, f) for c, f, v in cells if v == "null"],
+        )
+        self.db.executemany(
+            "INSERT OR REPLACE INTO applied (customer_id, field, value, run_id) "
+            "VALUES (?, ?, ?, ?)",
+            [(c, f, v, run_id) for c, f, v in cells if v != "null"],
+        )
 
     def run(self, run_id: int) -> dict[str, Any] | None:
         """One run record with its rejected records; None if there is no such run."""
@@ -264,6 +325,13 @@ class StateStore:
                 "SELECT customer_id, reason FROM rejections WHERE run_id = ?", (run_id,)
             ).fetchall()
         )
+        # What the ERP confirmed, from the audit trail: true however the run ended.
+        customers, cells = self.db.execute(
+            "SELECT COUNT(DISTINCT customer_id), COUNT(*) FROM changes WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        run["written_customers"], run["written_cells"] = customers, cells
+        run["edits"] = len(self.edits(run_id))
         return run
 
     def changes(self, run_id: int) -> list[tuple[str, str, Any, Any]]:

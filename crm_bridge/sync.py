@@ -13,15 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from crm_bridge import config as config_mod
 from crm_bridge import mapping
 from crm_bridge.adapter import Adapter, AdapterSpec
 from crm_bridge.apply import ApplyResult, apply, resume
-from crm_bridge.compute import compute
+from crm_bridge.compute import PluginOutput, compute
 from crm_bridge.config import Config
 from crm_bridge.errors import ConfigError
 from crm_bridge.extract import extract, read_back
-from crm_bridge.fields import Field, encode
+from crm_bridge.fields import Field, decode, encode
 from crm_bridge.plan import Plan, make_plan
 from crm_bridge.plugin_manager import Plugins, check_known
 from crm_bridge.snapshot import Snapshot
@@ -92,6 +94,41 @@ def _previous(cfg: Config, state: StateStore | None) -> dict[str, dict[str, Any]
         store.close()
 
 
+def _count_writes(counts: dict[str, Any], applied: ApplyResult) -> None:
+    """What the ERP confirmed of this run's own calls (resent ones counted apart)."""
+    counts.update(
+        written=applied.written,
+        write_calls=applied.calls,
+        rejected_records=len(applied.rejected),
+        conflicts=dict(
+            sorted(Counter(f for found in applied.conflicts.values() for f in found).items())
+        ),
+    )
+
+
+def _overlay(current: dict[str, dict[str, Any]], cells: list[tuple[str, str, str, str]]) -> None:
+    """Put confirmed cells (customer, field, old, new as JSON) into ``current``:
+    what the ERP holds now for customers the next run may not read back."""
+    for cid, name, _, new in cells:
+        held = current.setdefault(cid, {})
+        if new == "null":
+            held.pop(name, None)
+        else:
+            held[name] = decode(new)
+
+
+def _ran(outputs: list[PluginOutput], rejections: list[Rejection]) -> set[str]:
+    """The fields of the plugins whose output was accepted: the columns they returned."""
+    rejected = {r.plugin for r in rejections}
+    return {
+        column
+        for out in outputs
+        if out.frame is not None and out.plugin not in rejected
+        for column in out.frame.columns
+        if column != "customer_id"
+    }
+
+
 def _already_there(desired: Desired, snapshot: Snapshot, plan: Plan) -> list[tuple[str, str, str]]:
     """Cells the ERP already holds but the store does not know as applied.
 
@@ -141,11 +178,17 @@ def _sync(
     adapter, fields = connect(cfg, plugins)
     state = None if dry_run else StateStore(cfg.state_path)
     run_id = state.start_run(dry_run) if state else None
+    counts: dict[str, Any] = {}
+    applied = ApplyResult()
     try:
         resumed = resume(adapter, state, run_id) if state and run_id is not None else None
+        if resumed and resumed.calls:
+            counts.update(resumed_calls=resumed.calls, resumed_customers=resumed.written)
         cache = TableCache.of(cfg)
         now = utc_now()
         cached = None if full else cache.load(cfg.full_refresh_days, now)
+        if cached and resumed:
+            _overlay(cached.current, resumed.cells)
         fetched: Counter[str] = Counter()
 
         def counting(table: str, rows: int) -> None:
@@ -157,46 +200,67 @@ def _sync(
         snapshot.current = read_back(snapshot.current, fields)
         snapshot.previous = _previous(cfg, state)
         outputs = compute(plugins, snapshot, cfg.plugin_settings, cfg.plugin_timeout)
-        desired, rejections = validate(outputs, fields, snapshot.customers["customer_id"])
+        known = snapshot.customers["customer_id"]
+        desired, rejections = validate(outputs, fields, known)
         plan = make_plan(
-            desired, snapshot.current, fields, snapshot.previous, cfg.keep_edited_fields
+            desired,
+            snapshot.current,
+            fields,
+            snapshot.previous,
+            cfg.keep_edited_fields,
+            ran=_ran(outputs, rejections),
+            customers=set(known.cast(pl.String).to_list()),
+            reread=tables.reread,
         )
         if state and run_id is not None:
             state.remember(_already_there(desired, snapshot, plan), run_id)
-        counts: dict[str, Any] = {
-            "read": snapshot.counts(),
-            "fetched": dict(fetched),
-            "incremental": sorted(tables.read_since),
-            "planned_customers": plan.customers,
-            "planned_cells": len(plan.changes),
-            "per_field": plan.per_field(),
-            "rejected_plugins": len(rejections),
-            "quarantined": snapshot.quarantined,
-            "resumed_customers": resumed.written if resumed else 0,
-            "drift": dict(sorted(Counter(f for _, f, _, _ in plan.drift).items())),
-        }
+            state.record_edits(
+                ((c, f, encode(was), encode(found)) for c, f, was, found in plan.drift), run_id
+            )
+        counts.update(
+            {
+                "read": snapshot.counts(),
+                "fetched": dict(fetched),
+                "incremental": sorted(tables.read_since),
+                "planned_customers": plan.customers,
+                "planned_cells": len(plan.changes),
+                "cleared_cells": plan.cleared,
+                "held_back_cells": plan.held_back,
+                "per_field": plan.per_field(),
+                "rejected_plugins": len(rejections),
+                "quarantined": snapshot.quarantined,
+                "drift": dict(sorted(Counter(f for _, f, _, _ in plan.drift).items())),
+            }
+        )
         plugins.pm.hook.before_apply(plan=plan, dry_run=dry_run)
         result = RunResult(run_id, dry_run, "ok", counts, plan, rejections)
         if state and run_id is not None:
             result.applied = apply(
-                plan, adapter, state, run_id, cfg.batch_size, on_call, cfg.max_error_rate
-            )
-            counts.update(
-                written=result.applied.written,
-                write_calls=result.applied.calls,
-                rejected_records=len(result.applied.rejected),
+                plan,
+                adapter,
+                state,
+                run_id,
+                cfg.batch_size,
+                on_call,
+                cfg.max_error_rate,
+                applied,
             )
         if rejections or any(a and a.rejected for a in (result.applied, resumed)):
             result.status = "partial"
         result.seconds = time.perf_counter() - started
         counts["seconds"] = round(result.seconds, 3)
         if state and run_id is not None:
+            _count_writes(counts, applied)
+            for done in (resumed, applied):
+                _overlay(tables.current, done.cells if done else [])
             cache.save(tables)  # the next run reads only what changes
             state.finish_run(run_id, result.status, counts)
             state.prune(cfg.retention_days)
     except BaseException as exc:
         if state and run_id is not None:
-            state.finish_run(run_id, "failed", {}, cfg.redact(str(exc))[:500])
+            _count_writes(counts, applied)
+            counts["seconds"] = round(time.perf_counter() - started, 3)
+            state.finish_run(run_id, "failed", counts, cfg.redact(str(exc))[:500])
         raise
     finally:
         adapter.close()

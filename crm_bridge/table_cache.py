@@ -46,6 +46,9 @@ class Cached:
     full_at: dt.datetime | None = None
     # Tables this run read as "changed since" (not kept: a fact about one run).
     read_since: list[str] = field(default_factory=list)
+    # Customers whose values were read back from the ERP this run (None: all);
+    # the others' values are the cached ones, as crm-bridge last knew them.
+    reread: set[str] | None = None
 
 
 def utc_now() -> dt.datetime:

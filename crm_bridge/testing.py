@@ -18,7 +18,10 @@ from crm_bridge.snapshot import Snapshot
 
 
 class MemoryAdapter:
-    capabilities = Capabilities(multi_record_write=True)
+    """An ERP in memory: the snapshot's tables, and crm-bridge's values per customer,
+    changed key by key where they still hold the values expected."""
+
+    capabilities = Capabilities(multi_record_write=True, conditional_writes=True)
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
@@ -55,7 +58,17 @@ class MemoryAdapter:
         result = WriteResult()
         for batch in batches:
             for cid in batch.customer_ids:
-                self.values[cid] = dict(batch.values)
+                held = self.values.setdefault(cid, {})
+                for key, new in batch.values.items():
+                    found = held.get(key)
+                    if found == new:
+                        continue
+                    if key in batch.expected and found != batch.expected[key]:
+                        result.conflicts.setdefault(cid, {})[key] = found
+                    elif new is None:
+                        del held[key]
+                    else:
+                        held[key] = new
                 result.written.append(cid)
         return result
 
@@ -231,6 +244,44 @@ class AdapterConformance:
         assert back[customers[0]] == gold and back[customers[1]] == gold
         assert back[customers[2]] == iron
         assert {cid: self.foreign(cid) for cid in customers} == before
+
+    def test_writes_change_only_the_keys_sent(self) -> None:
+        adapter = self._provisioned()
+        customers = [r["customer_id"] for r in self._read(adapter)["customers"]][:2]
+        first = {"conf_score": 7, "conf_note": "keep me", "conf_segment": "gold"}
+        assert sorted(adapter.write([Batch(tuple(customers), first)]).written) == sorted(customers)
+        # One key changed, one cleared (None); the third is not sent and stays.
+        change = Batch((customers[0],), {"conf_score": 8, "conf_note": None})
+        result = self.make_adapter().write([change])
+        assert result.written == [customers[0]] and not result.rejected
+        back = self._values(self.make_adapter())
+        keys = sorted(first)  # (an ERP may read a boolean never written as false)
+        assert {k: back[customers[0]].get(k) for k in keys} == {
+            "conf_note": None,
+            "conf_score": 8,
+            "conf_segment": "gold",
+        }
+        assert {k: back[customers[1]].get(k) for k in keys} == first
+
+    def test_a_write_checks_the_values_it_expects_where_it_can(self) -> None:
+        adapter = self._provisioned()
+        (cid,) = [r["customer_id"] for r in self._read(adapter)["customers"]][:1]
+        adapter.write([Batch((cid,), {"conf_score": 5, "conf_segment": "iron"})])
+        # The plan saw 4 and gold, but the ERP holds 5 and iron (edited since).
+        stale = Batch((cid,), {"conf_score": 6, "conf_segment": "gold"}, {"conf_score": 4})
+        result = self.make_adapter().write([stale])
+        back = self._values(self.make_adapter())[cid]
+        assert back["conf_segment"] == "gold"  # no expectation: written
+        if adapter.capabilities.conditional_writes:
+            assert result.conflicts == {cid: {"conf_score": 5}}
+            assert back["conf_score"] == 5  # left as found
+            # A key that already holds its new value is settled: no conflict.
+            again = self.make_adapter().write(
+                [Batch((cid,), {"conf_segment": "gold"}, {"conf_segment": "iron"})]
+            )
+            assert again.written == [cid] and not again.conflicts
+        else:  # documented: this ERP cannot check, the write wins
+            assert not result.conflicts and back["conf_score"] == 6
 
     def test_refused_record_is_reported_and_the_rest_written(self) -> None:
         adapter = self._provisioned()

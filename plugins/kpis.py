@@ -83,8 +83,11 @@ def declare_fields() -> list[Field]:
         _n(
             "kpi_clv_12m",
             "Predicted CLV (12m)",
-            "BG/NBD expected purchases in the next 52 weeks x Gamma-Gamma expected purchase value.",
+            "BG/NBD expected purchases in the next 52 weeks x Gamma-Gamma expected purchase "
+            "value; rewritten when it moves by more than 1 %.",
             minimum=0,
+            # The model is refitted on every run: a move under 1 % is the refit, not news.
+            relative_tolerance=0.01,
         ),
         _n(
             "kpi_avg_days_late",

@@ -134,7 +134,6 @@ def declare_fields() -> list[Field]:
             "Below tier since",
             "First day the customer was below the current tier's thresholds "
             "(the grace period runs from here); empty when not below.",
-            clear_when_empty=True,
         ),
     ]
 

@@ -84,28 +84,55 @@ def test_validate_rejects_a_plugin_wholesale_and_keeps_others() -> None:
         assert problem in reason
 
 
-def test_plan_diffs_groups_and_never_blanks() -> None:
+def test_plan_sends_only_changed_keys_with_the_values_it_saw() -> None:
     desired = {
         "1": {"seg": "a", "amt": Decimal("5.00")},
         "2": {"seg": "a", "amt": Decimal("5.00")},
-        "3": {"seg": "b", "amt": None},
+        "3": {"seg": "b", "amt": Decimal("9.00")},
         "4": {"seg": "a", "amt": Decimal("1.00")},
+        "5": {"seg": "a", "amt": Decimal("5.00")},
     }
     current = {
         "1": {"seg": "b", "amt": Decimal("5.00"), "old_plugin_field": 7},
         "3": {"seg": "b", "amt": Decimal("9.00")},
         "4": {"seg": "a", "amt": Decimal("1.000")},
+        "5": {"seg": "b", "amt": Decimal("5.00")},
     }
     plan = make_plan(desired, current, FIELDS)
     assert [(c.customer_id, c.field, c.old, c.new) for c in plan.changes] == [
         ("1", "seg", "b", "a"),
         ("2", "amt", None, Decimal("5.00")),
         ("2", "seg", None, "a"),
+        ("5", "seg", "b", "a"),
     ]
-    assert {b.customer_ids: dict(b.values) for b in plan.batches} == {
-        ("1",): {"seg": "a", "amt": Decimal("5.00"), "old_plugin_field": 7},
-        ("2",): {"seg": "a", "amt": Decimal("5.00")},
+    # Only the keys that change travel (a disabled plugin's key is not even sent),
+    # each with the value the plan saw; the same change is one batch.
+    assert {b.customer_ids: (dict(b.values), dict(b.expected)) for b in plan.batches} == {
+        ("1", "5"): ({"seg": "a"}, {"seg": "b"}),
+        ("2",): ({"amt": Decimal("5.00"), "seg": "a"}, {"amt": None, "seg": None}),
     }
+
+
+def test_plan_clears_what_no_longer_applies_and_only_for_plugins_that_ran() -> None:
+    last = Field("last", "date", "Last seen", keep_last_value=True, owner="q")
+    fields = {**FIELDS, "last": last}
+    current = {
+        "1": {"seg": "a", "amt": Decimal("1.00"), "last": dt.date(2026, 1, 1)},
+        "2": {"seg": "b", "amt": Decimal("2.00")},  # no row in the output at all
+        "3": {"seg": "b", "amt": Decimal("3.00")},  # a customer not read this run
+    }
+    desired = {"1": {"seg": "a", "amt": None, "last": None}}
+    plan = make_plan(desired, current, fields, ran={"seg", "amt", "last"}, customers={"1", "2"})
+    assert [(c.customer_id, c.field, c.old, c.new) for c in plan.changes] == [
+        ("1", "amt", Decimal("1.00"), None),
+        ("2", "amt", Decimal("2.00"), None),
+        ("2", "seg", "b", None),
+    ]
+    assert plan.cleared == 3
+    # A plugin that did not run (or was rejected): its fields are left alone.
+    assert not make_plan({}, current, fields, ran=set(), customers={"1", "2"}).changes
+    only_seg = make_plan({}, current, fields, ran={"seg"}, customers={"1", "2"})
+    assert {(c.customer_id, c.field) for c in only_seg.changes} == {("1", "seg"), ("2", "seg")}
 
 
 def test_chunk_caps_customers_per_call() -> None:
@@ -186,16 +213,6 @@ def test_rpc_gives_up_after_bounded_attempts() -> None:
         assert len(rsps.calls) == 5
 
 
-def test_plan_clears_only_fields_declared_clear_when_empty() -> None:
-    since = Field("since", "date", "Since", clear_when_empty=True, owner="p")
-    fields = {**FIELDS, "since": since}
-    current = {"1": {"seg": "a", "amt": Decimal("1.00"), "since": dt.date(2026, 1, 1)}}
-    desired = {"1": {"seg": "a", "amt": None, "since": None}}
-    plan = make_plan(desired, current, fields)
-    assert [(c.field, c.old, c.new) for c in plan.changes] == [("since", dt.date(2026, 1, 1), None)]
-    assert [dict(b.values) for b in plan.batches] == [{"seg": "a", "amt": Decimal("1.00")}]
-
-
 def test_secret_files_must_be_private(tmp_path: Path) -> None:
     secret = tmp_path / "erp-password"
     secret.write_text("file-s3cret\n")
@@ -225,9 +242,22 @@ def test_plan_reports_drift_and_keeps_it_where_the_policy_says_so() -> None:
     assert [(c.field, c.old, c.new) for c in plan.changes] == [
         ("amt", Decimal("7.00"), Decimal("5.00"))
     ]
-    assert [dict(b.values) for b in plan.batches] == [{"seg": "b", "amt": Decimal("5.00")}]
+    assert [dict(b.values) for b in plan.batches] == [{"amt": Decimal("5.00")}]
     overwrite = make_plan(desired, current, FIELDS, previous)
     assert [c.field for c in overwrite.changes] == ["amt", "seg"]
+    # Drift is claimed only for values read back this run.
+    assert not make_plan(desired, current, FIELDS, previous, reread=set()).drift
+
+
+def test_a_value_cleared_by_hand_is_drift_and_kept_under_keep() -> None:
+    desired = {"1": {"seg": "a", "amt": Decimal("5.00")}}
+    previous = {"1": {"seg": "a", "amt": Decimal("5.00")}}
+    current: dict[str, dict[str, object]] = {"1": {}}  # the person emptied the field
+    kept = make_plan(desired, current, FIELDS, previous, keep=frozenset({"seg", "amt"}))
+    assert sorted(kept.drift) == [("1", "amt", Decimal("5.00"), None), ("1", "seg", "a", None)]
+    assert not kept.changes
+    put_back = make_plan(desired, current, FIELDS, previous)
+    assert len(put_back.drift) == 2 and [c.field for c in put_back.changes] == ["amt", "seg"]
 
 
 def test_plan_compares_values_as_stored() -> None:

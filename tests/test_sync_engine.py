@@ -117,11 +117,19 @@ def test_sync_killed_during_apply_loses_nothing_and_the_next_run_finishes(
     assert [no for no, _ in calls] == list(range(len(calls)))
     assert all(by in (1, 2) for _, by in calls)
     assert sum(by == 1 for _, by in calls) == confirmed
-    # The run history shows the killed run as never finished, then the good one.
+    # The run history shows the killed run as interrupted, with what the ERP confirmed
+    # of it, then the good one with what it resent.
     listed = run("runs", "--json", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     history = json.loads(listed.stdout)
-    assert [r["status"] for r in history] == ["ok", "running"]
+    assert [r["status"] for r in history] == ["ok", "interrupted"]
+    assert history[1]["written_customers"] == done_before
+    assert history[0]["written_customers"] == len(expected) - done_before
+    assert history[0]["counts"]["resumed_calls"] == pending
+    shown = run("runs", "show", str(report["run_id"]), cwd=tmp_path)
+    assert f"resent from an interrupted run: {len(expected) - done_before} customer(s)" in (
+        shown.stdout
+    )
 
 
 def test_runs_and_runs_show_with_changes(tryton: Tryton, tmp_path: Path) -> None:

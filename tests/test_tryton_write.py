@@ -1,4 +1,4 @@
-"""The Tryton adapter's write path: grouped pairs, refused records isolated."""
+"""The Tryton adapter's write path: one conditional call, refused records isolated."""
 
 from __future__ import annotations
 
@@ -24,22 +24,32 @@ def test_one_call_for_many_batches_and_refused_records_are_isolated() -> None:
             return 200, {}, json.dumps({"id": 1, "result": [1, "key"]})
         if method == "model.res.user.get_preferences":
             return 200, {}, json.dumps({"id": 1, "result": {"company": 1}})
-        assert method == "model.party.party.write"
-        args = body["params"][:-1]
-        writes.append(args)
-        ids = [i for pair in zip(args[::2], args[1::2], strict=True) for i in pair[0]]
-        if 13 in ids:
+        assert method == "model.party.party.crm_apply"
+        (changes,) = body["params"][:-1]
+        writes.append(changes)
+        if 13 in [party for party, _, _ in changes]:
             error = ["UserError", ['CRM field "x" on party "13" does not allow the value.']]
             return 200, {}, json.dumps({"id": 1, "error": error})
-        return 200, {}, json.dumps({"id": 1, "result": None})
+        return 200, {}, json.dumps({"id": 1, "result": [[12, "x", "edited"]]})
 
     with responses.RequestsMock() as rsps:
         rsps.add_callback(responses.POST, RPC, callback=server)
         adapter = TrytonAdapter(SETTINGS, sleep=lambda s: None)
-        batches = [Batch(("11", "12", "13", "14"), {"x": "a"}), Batch(("15",), {"x": "b"})]
+        batches = [
+            Batch(("11", "12", "13", "14"), {"x": "a"}, {"x": None}),
+            Batch(("15",), {"x": None}, {"x": "b"}),
+        ]
         result = adapter.write(batches)
-    assert writes[0] == [[11, 12, 13, 14], {"crm": {"x": "a"}}, [15], {"crm": {"x": "b"}}]
+    assert writes[0] == [
+        [11, {"x": "a"}, {"x": None}],
+        [12, {"x": "a"}, {"x": None}],
+        [13, {"x": "a"}, {"x": None}],
+        [14, {"x": "a"}, {"x": None}],
+        [15, {"x": None}, {"x": "b"}],
+    ]
     assert sorted(result.written) == ["11", "12", "14", "15"]
     assert list(result.rejected) == ["13"]
     assert "does not allow the value" in result.rejected["13"]
+    # The server's conflicts come back per customer (from each call that had one).
+    assert result.conflicts == {"12": {"x": "edited"}}
     assert len(writes) < 10

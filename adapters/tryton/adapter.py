@@ -6,10 +6,12 @@ and only stored fields: computed amounts are derived from stored columns
 computed fields read ~50x slower.  Due and payment dates come from the
 receivable move lines and their reconciliations.
 
-Writes send the full crm-bridge dict of each customer; customers with the same
-dict go in one ``write(ids, values)`` pair and up to ``batch_size`` customers
-share one call.  A call the server refuses is split until the refused records
-are isolated, so one bad record does not fail its neighbours.
+Writes go through the companion module's ``party.party.crm_apply``: only the
+keys that change, each applied only where the party still holds the value the
+plan saw, in one server transaction per call of up to ``batch_size``
+customers; the keys found edited come back as conflicts.  A call the server
+refuses is split until the refused records are isolated, so one bad record
+does not fail its neighbours.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .rpc import TrytonRPC
 MODULE = "crm_bridge"
 FIELD_MODEL = "crm_bridge.field"
 DICT_FIELD = "crm"
+APPLY = "crm_apply"  # the module's conditional key-level write
 TYPES = {
     "char": "char",
     "integer": "integer",
@@ -140,7 +143,9 @@ def _f(value: Any) -> float | None:
 
 class TrytonAdapter:
     capabilities = Capabilities(
-        multi_record_write=True, incremental=("customers", "invoices", "invoice_lines")
+        multi_record_write=True,
+        incremental=("customers", "invoices", "invoice_lines"),
+        conditional_writes=True,
     )
 
     def __init__(self, settings: Mapping[str, Any], sleep: Any = None) -> None:
@@ -515,17 +520,10 @@ class TrytonAdapter:
         return changes
 
     def retire(self, name: str) -> int:
-        """Remove the key from every party's dict (grouped writes), then its definition."""
-        groups: dict[str, tuple[list[str], dict[str, Any]]] = {}
-        for page in self.current_values():
-            for cid, values in page:
-                if name in values:
-                    rest = {k: v for k, v in values.items() if k != name}
-                    key = repr(sorted(rest.items()))
-                    groups.setdefault(key, ([], rest))[0].append(cid)
-        batches = [Batch(tuple(ids), rest) for ids, rest in groups.values()]
-        for start in range(0, len(batches), 500):
-            result = self.write(batches[start : start + 500])
+        """Remove the key from every party's dict, then its definition."""
+        held = [cid for page in self.current_values() for cid, values in page if name in values]
+        for start in range(0, len(held), 500):
+            result = self.write([Batch(tuple(held[start : start + 500]), {name: None})])
             if result.rejected:
                 cid, reason = next(iter(result.rejected.items()))
                 raise ErpError(f"Tryton refused to clear {name!r} on party {cid}: {reason}")
@@ -538,7 +536,7 @@ class TrytonAdapter:
         if ids:
             self.rpc.call(f"model.{FIELD_MODEL}.delete", ids)
         self._current = None
-        return sum(len(b.customer_ids) for b in batches)
+        return len(held)
 
     def check(self, fields: Sequence[Field]) -> list[Check]:
         out = []
@@ -561,6 +559,20 @@ class TrytonAdapter:
                     f"the Tryton module {MODULE!r} is not activated",
                     f"pip install trytond-crm-bridge on the Tryton server, then "
                     f"trytond-admin -d {self.rpc.database} -u {MODULE} --activate-dependencies",
+                ),
+            ]
+        try:
+            self.rpc.call(f"model.party.party.{APPLY}", [])
+        except ErpError:
+            return [
+                *out,
+                Check(
+                    "module",
+                    False,
+                    f"the Tryton module {MODULE!r} is older than this crm-bridge "
+                    f"(it has no conditional write, party.party.{APPLY})",
+                    f"upgrade trytond-crm-bridge on the Tryton server, then "
+                    f"trytond-admin -d {self.rpc.database} -u {MODULE}",
                 ),
             ]
         out.append(Check("module", True, f"module {MODULE} activated"))
@@ -600,22 +612,26 @@ class TrytonAdapter:
         return result
 
     def _write(self, batches: list[Batch], result: WriteResult) -> None:
-        args: list[Any] = []
-        for batch in batches:
-            args += [[int(c) for c in batch.customer_ids], {DICT_FIELD: dict(batch.values)}]
+        changes = [
+            [int(c), dict(batch.values), dict(batch.expected)]
+            for batch in batches
+            for c in batch.customer_ids
+        ]
         try:
-            self.rpc.call("model.party.party.write", *args)
+            conflicts = self.rpc.call(f"model.party.party.{APPLY}", changes)
         except ErpError as exc:
             if "refused" not in str(exc):
                 raise
             ids = [c for b in batches for c in b.customer_ids]
             if len(ids) == 1:
-                result.rejected[ids[0]] = str(exc).split("refused model.party.party.write: ")[-1]
+                result.rejected[ids[0]] = str(exc).split(f"refused model.party.party.{APPLY}: ")[-1]
                 return
             for half in _halves(batches):
                 self._write(half, result)
             return
         result.written.extend(c for b in batches for c in b.customer_ids)
+        for party, key, found in conflicts or []:
+            result.conflicts.setdefault(str(party), {})[key] = found
 
 
 def _halves(batches: list[Batch]) -> list[list[Batch]]:

@@ -5,6 +5,7 @@ from trytond.i18n import gettext
 from trytond.model import DictSchemaMixin, ModelSQL, ModelView, fields
 from trytond.model.exceptions import ValidationError
 from trytond.pool import Pool, PoolMeta
+from trytond.rpc import RPC
 
 # Accepted Python types per Dict key type.  bool is an int subclass, so
 # integer and float keys reject it explicitly.
@@ -33,11 +34,65 @@ class CrmField(DictSchemaMixin, ModelSQL, ModelView):
         cls.__access__ = set()
 
 
+def _same(a, b):
+    "Equal as CRM values: numbers by value, anything else by type and value."
+    if a is None or b is None:
+        return a is None and b is None
+    numbers = (int, float, Decimal)
+    if (isinstance(a, numbers) and isinstance(b, numbers)
+            and not isinstance(a, bool) and not isinstance(b, bool)):
+        return Decimal(str(a)) == Decimal(str(b))
+    return type(a) is type(b) and a == b
+
+
 class Party(metaclass=PoolMeta):
     __name__ = 'party.party'
     crm = fields.Dict(
         'crm_bridge.field', "CRM", readonly=True,
         help="Values computed and written by crm-bridge.")
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls.__rpc__.update({
+                'crm_apply': RPC(readonly=False),
+                })
+
+    @classmethod
+    def crm_apply(cls, changes):
+        """Change CRM keys only where they still hold the values expected.
+
+        ``changes``: ``[[party id, {key: new value or None}, {key: expected
+        value or None}], ...]``; ``None`` as a new value removes the key, a key
+        missing from the expected values is changed whatever it holds.  Other
+        keys are left as they are.  Returns the conflicts, ``[[party id, key,
+        value found], ...]``: keys not changed because they held another value.
+        A key that already holds its new value is neither written nor a
+        conflict.  All in one transaction, the parties locked.
+        """
+        parties = cls.browse([int(c[0]) for c in changes])
+        cls.lock(parties)
+        conflicts, args = [], []
+        for party, (_, values, expected) in zip(parties, changes):
+            crm = dict(party.crm or {})
+            changed = False
+            for key, new in values.items():
+                held = crm.get(key)
+                if _same(held, new):
+                    continue
+                if key in expected and not _same(held, expected[key]):
+                    conflicts.append([party.id, key, held])
+                    continue
+                if new is None:
+                    crm.pop(key, None)
+                else:
+                    crm[key] = new
+                changed = True
+            if changed:
+                args.extend([[party], {'crm': crm}])
+        if args:
+            cls.write(*args)
+        return conflicts
 
     @classmethod
     def validate_fields(cls, parties, field_names):
