@@ -486,3 +486,49 @@ def test_the_generic_adapters_need_a_mapping_of_their_protocol() -> None:
     with pytest.raises(ConfigError, match="nav is a soap mapping, not rest"):
         specs["rest"].factory({"url": "https://x.example", "mapping": "nav"})
     assert specs["nav"].secret_keys == ("password",)
+
+
+@pytest.mark.parametrize("case", [TestDolibarr, TestERPNext, TestOdoo, TestOdooJsonRpc])
+def test_a_re_run_writes_nothing_per_profile(
+    case: type[RestConformance], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three syncs in a row: the second and third (incremental, with customers whose
+    modification stamp the write did not move) plan nothing, and the ERP holds the
+    values of the first."""
+    import json
+
+    from click.testing import CliRunner
+    from crm_bridge.cli import cli
+
+    from crm_bridge.plugin_manager import load_plugins
+
+    erp = case.fake_class()
+    settings = {"url": erp.base, **case.settings}
+    lines = [f'adapter = "{case.profile}"']
+    for key, value in settings.items():
+        monkeypatch.setenv(f"CRM_TEST_{key.upper()}", str(value))
+        lines.append(f'{key} = "${{CRM_TEST_{key.upper()}}}"')
+    config = tmp_path / "crm-bridge.toml"
+    config.write_text(
+        "[erp]\n" + "\n".join(lines) + '\n[sync]\nas_of = "2024-04-30"\n[state]\npath = "s.db"\n'
+    )
+
+    def run(*args: str) -> Any:
+        return CliRunner().invoke(cli, ["--config", str(config), *args], obj=load_plugins())
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        erp.install(rsps)
+        assert run("fields", "provision").exit_code == 0
+        first = run("sync", "--json")
+        assert first.exit_code == 0, first.output
+        assert json.loads(first.stdout)["counts"]["planned_cells"] > 0
+        held = RestAdapter(mapping.load(case.profile), settings)
+        before = {cid: v for page in held.current_values() for cid, v in page}
+        for _ in range(2):
+            again = run("sync", "--json")
+            assert again.exit_code == 0, again.output
+            counts = json.loads(again.stdout)["counts"]
+            assert counts["planned_cells"] == 0, counts["per_field"]
+            assert counts["drift"] == {}
+        after = {cid: v for page in held.current_values() for cid, v in page}
+        assert after == before
