@@ -3,16 +3,20 @@
 BG/NBD (Fader, Hardie & Lee, 2005) models each customer as buying at a
 Poisson rate while "alive" and possibly dropping out after each purchase; it
 is fitted by maximum likelihood on (repeat purchases x, time of last purchase
-t_x, age T), in weeks, with purchases on the same day counted as one.  The
-likelihood depends only on (x, t_x, T), so customers are grouped on those
-three numbers (in whole weeks) first; past 30,000 customers the fit uses a
-sample of about 30,000 picked by a hash of each customer's own numbers
-(deterministic and order-free), which keeps the fit time flat (~0.2 s)
-whatever the size of the customer base.
-Gamma-Gamma (Fader, Hardie & Lee, 2005b) shrinks each customer's average
-purchase value towards the population's.  ``clv_12m`` is the expected number
-of purchases in the next 52 weeks times the expected purchase value
-(undiscounted: one year).
+t_x, age T), in weeks (exact: days / 7), with purchases on the same day counted
+as one.  The likelihood depends only on (x, t_x, T), so customers are grouped
+on those three numbers first; past 30,000 customers the fit uses a sample of
+about 30,000 picked by a hash of each customer's own numbers (deterministic
+and order-free), which keeps the fit time flat whatever the size of the
+customer base.
+Gamma-Gamma (Fader, Hardie & Lee, 2005b; Fader & Hardie, "The Gamma-Gamma
+Model of Monetary Value", 2013) shrinks each customer's average purchase
+value towards the population's.  As in that note (and in lifetimes and
+PyMC-Marketing) it is fitted on repeat purchases only — n = x, and m the mean
+value of the repeat purchase days, the first purchase left out — and a
+one-time buyer gets the population mean p·v / (q - 1).  ``clv_12m`` is the
+expected number of purchases in the next 52 weeks times the expected purchase
+value (undiscounted: one year).
 """
 
 from __future__ import annotations
@@ -49,7 +53,8 @@ FIT_SAMPLE = 30_000
 
 
 def purchase_days(snapshot: Snapshot) -> pl.DataFrame:
-    """customer_id, first, last, days (distinct invoice dates), cents (their total).
+    """customer_id, first, last, days (distinct invoice dates), cents (their total),
+    first_cents (the total of the first day).
 
     One row per customer with an invoice (credit notes are not purchases).
     Amounts are summed in integer cents per day so that the fit sees
@@ -68,13 +73,15 @@ def purchase_days(snapshot: Snapshot) -> pl.DataFrame:
             last=pl.col("date").max(),
             days=pl.len(),
             cents=pl.col("cents").sum(),
+            first_cents=pl.col("cents").sort_by("date").first(),
         )
         .collect()
     )
 
 
 def summary(snapshot: Snapshot, days: pl.DataFrame | None = None) -> pl.DataFrame:
-    """customer_id, x (repeat purchases), t_x and T in weeks, mean purchase value,
+    """customer_id, x (repeat purchases), t_x and T in weeks, m (mean value of the
+    repeat purchases, 0 for a one-time buyer), mean (mean value of every purchase),
     from :func:`purchase_days` (computed when not given)."""
     days = purchase_days(snapshot) if days is None else days
     return days.select(
@@ -82,7 +89,10 @@ def summary(snapshot: Snapshot, days: pl.DataFrame | None = None) -> pl.DataFram
         x=(pl.col("days") - 1).cast(pl.Float64),
         t_x=(pl.col("last") - pl.col("first")).dt.total_days() / 7.0,
         T=(pl.lit(snapshot.as_of) - pl.col("first")).dt.total_days() / 7.0,
-        m=pl.col("cents") / pl.col("days") / 100,
+        m=pl.when(pl.col("days") > 1)
+        .then((pl.col("cents") - pl.col("first_cents")) / (pl.col("days") - 1) / 100)
+        .otherwise(0.0),
+        mean=pl.col("cents") / pl.col("days") / 100,
     ).filter(pl.col("T") > 0)
 
 
@@ -143,11 +153,7 @@ def fit(s: pl.DataFrame) -> Fit:
     started = time.perf_counter()
     if s.height > FIT_SAMPLE:
         s = s.filter(_sample(s, FIT_SAMPLE))
-    grouped = (
-        s.group_by(pl.col("x"), pl.col("t_x").round(0), pl.col("T").round(0))
-        .len()
-        .sort("x", "t_x", "T")
-    )
+    grouped = s.group_by("x", "t_x", "T").len().sort("x", "t_x", "T")
     x, tx, T, w = (grouped[c].to_numpy() for c in ("x", "t_x", "T", "len"))
     bg = optimize.minimize(
         _bgnbd_nll,
@@ -157,7 +163,7 @@ def fit(s: pl.DataFrame) -> Fit:
         bounds=[(-8, 8)] * 4,
     )
     rep = s.filter((pl.col("x") > 0) & (pl.col("m") > 0)).sort("x", "m")
-    n = rep["x"].to_numpy() + 1
+    n = rep["x"].to_numpy()  # repeat purchases only: the first one is left out
     m = rep["m"].to_numpy()
     if len(m) >= 3:
         gg = optimize.minimize(
@@ -171,7 +177,8 @@ def fit(s: pl.DataFrame) -> Fit:
         p, q, v = np.exp(gg.x)
         gg_ok = bool(gg.success)
     else:
-        p, q, v, gg_ok = 1.0, 2.0, float(np.nanmean(s["m"].to_numpy())) if s.height else 0.0, False
+        p, q, gg_ok = 1.0, 2.0, False  # population mean p * v / (q - 1) = v: the plain mean
+        v = float(np.nanmean(s["mean"].to_numpy())) if s.height else 0.0
     r, alpha, a, b = np.exp(bg.x)
     return Fit(r, alpha, a, b, p, q, v, time.perf_counter() - started, bool(bg.success) and gg_ok)
 
@@ -191,9 +198,11 @@ def predict(s: pl.DataFrame, f: Fit, weeks: float = 52.0) -> pl.DataFrame:
         x > 0, a / np.maximum(b + x - 1, 1e-12) * ((alpha + T) / (alpha + tx)) ** (r + x), 0.0
     )
     purchases = np.clip(np.nan_to_num(num / den, nan=0.0, posinf=0.0), 0, None)
-    n = x + 1
-    spend = (f.p * (f.v + n * m)) / (f.p * n + f.q - 1)
-    spend = np.where(np.isfinite(spend) & (spend > 0), spend, m)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        population = f.p * f.v / (f.q - 1) if f.q > 1 else np.nan
+        spend = np.where(x > 0, (f.p * (f.v + x * m)) / (f.p * x + f.q - 1), population)
+    # No finite model value (q <= 1): the customer's own mean purchase value.
+    spend = np.where(np.isfinite(spend) & (spend > 0), spend, s["mean"].to_numpy())
     return pl.DataFrame(
         {
             "customer_id": s["customer_id"],
