@@ -40,10 +40,6 @@ class ApplyResult:
     # canonical JSON): the confirmed writes, and the values found in conflict
     cells: list[Cell] = field(default_factory=list)
 
-    @property
-    def conflicted_cells(self) -> int:
-        return sum(len(v) for v in self.conflicts.values())
-
 
 def _cells(plan: Plan) -> dict[str, list[Cell]]:
     by_customer: dict[str, list[Cell]] = {}

@@ -182,8 +182,10 @@ def _sync(
     applied = ApplyResult()
     try:
         resumed = resume(adapter, state, run_id) if state and run_id is not None else None
-        if resumed and resumed.calls:
-            counts.update(resumed_calls=resumed.calls, resumed_customers=resumed.written)
+        counts.update(
+            resumed_calls=resumed.calls if resumed else 0,
+            resumed_customers=resumed.written if resumed else 0,
+        )
         cache = TableCache.of(cfg)
         now = utc_now()
         cached = None if full else cache.load(cfg.full_refresh_days, now)
@@ -251,8 +253,7 @@ def _sync(
         counts["seconds"] = round(result.seconds, 3)
         if state and run_id is not None:
             _count_writes(counts, applied)
-            for done in (resumed, applied):
-                _overlay(tables.current, done.cells if done else [])
+            _overlay(tables.current, applied.cells)  # read back before these writes
             cache.save(tables)  # the next run reads only what changes
             state.finish_run(run_id, result.status, counts)
             state.prune(cfg.retention_days)
