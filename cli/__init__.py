@@ -25,6 +25,8 @@ from crm_bridge.plugin_manager import Plugins, check_known, load_plugins
 from crm_bridge.state import RunLock, StateStore
 from crm_bridge.sync import connect, sync
 
+from .starters import STARTERS
+
 
 class App:
     """What every command shares: the plugins and, on demand, the config."""
@@ -191,6 +193,10 @@ def init(
     target.write_text(tomlkit.dumps(doc), "utf-8")
     envs = ", ".join(str(erp[k])[2:-1] for k in secrets)
     click.echo(f"wrote {target}; set {envs} in the environment, then: crm-bridge doctor")
+    starter = target.parent / mapping_file
+    if profile in STARTERS and not starter.exists():
+        starter.write_text(STARTERS[profile], "utf-8")
+        click.echo(f"wrote {starter}: a starter mapping to fill in (docs/adapters.md)")
 
 
 @cli.command()

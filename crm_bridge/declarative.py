@@ -238,6 +238,13 @@ class DeclarativeAdapter:
             if keep:
                 self._remember_values(records, spec)
             page = rows.rows(records, spec.get("explode"))
+            if page and all(r.get(key) is None for r in page):
+                raise ConfigError(
+                    f"the mapping finds no {key} in any of the {len(page)} {table} records "
+                    f"{self.where} returned: it maps nothing",
+                    hint=f"compare [tables.{table}] (records, fields.{key}) with one answer "
+                    "of the ERP",
+                )
             if remember:
                 self._rows_by_id.setdefault(table, {}).update((r[key], r) for r in page)
             yield page

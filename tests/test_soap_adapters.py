@@ -213,3 +213,84 @@ def test_a_wrong_nav_password_is_an_authentication_error_at_the_wsdl() -> None:
         with pytest.raises(AuthenticationError, match="HTTP 401") as caught:
             list(adapter.extract("customers"))
     assert "not-the-password" not in str(caught.value) and caught.value.hint
+
+
+RPC_ENCODED_WSDL = """<?xml version="1.0"?>
+<definitions xmlns="http://schemas.xmlsoap.org/wsdl/"
+    xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/"
+    xmlns:xsd="http://www.w3.org/2001/XMLSchema"
+    xmlns:tns="urn:shop" targetNamespace="urn:shop">
+  <message name="ListIn"><part name="page" type="xsd:int"/></message>
+  <message name="ListOut"><part name="result" type="xsd:string"/></message>
+  <portType name="ShopPort">
+    <operation name="ListCustomers">
+      <input message="tns:ListIn"/><output message="tns:ListOut"/>
+    </operation>
+  </portType>
+  <binding name="ShopBinding" type="tns:ShopPort">
+    <soap:binding style="rpc" transport="http://schemas.xmlsoap.org/soap/http"/>
+    <operation name="ListCustomers">
+      <soap:operation soapAction="urn:shop#ListCustomers" style="rpc"/>
+      <input><soap:body use="encoded" namespace="urn:shop"
+        encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"/></input>
+      <output><soap:body use="encoded" namespace="urn:shop"
+        encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"/></output>
+    </operation>
+  </binding>
+  <service name="Shop"><port name="ShopPort" binding="tns:ShopBinding">
+    <soap:address location="http://127.0.0.1:9/soap"/></port></service>
+</definitions>
+"""
+
+
+def test_an_rpc_encoded_service_is_refused_in_one_sentence(tmp_path: Path) -> None:
+    from crm_bridge.errors import ConfigError
+
+    (tmp_path / "shop.wsdl").write_text(RPC_ENCODED_WSDL)
+    text = MAPPING.read_text().replace('erp = "{url}/?wsdl"', 'erp = "shop.wsdl"')
+    (tmp_path / "m.toml").write_text(text)
+    settings = {"url": "http://127.0.0.1:9", "username": "u", "password": "p"}
+    adapter = SoapAdapter(mapping.load(str(tmp_path / "m.toml")), settings)
+    with pytest.raises(ConfigError, match="is rpc/encoded") as e:
+        list(adapter.extract("customers"))
+    assert "init --profile dolibarr" in (e.value.hint or "")
+
+
+def test_a_remote_wsdl_with_a_schema_cache_loads(tmp_path: Path) -> None:
+    (tmp_path / "xsd").mkdir()
+    (tmp_path / "m.toml").write_text('schema_cache = "xsd"\n' + MAPPING.read_text())
+    with soap_service.running() as url:
+        settings = {"url": url, "username": soap_service.USER, "password": soap_service.PASSWORD}
+        adapter = SoapAdapter(mapping.load(str(tmp_path / "m.toml")), settings)
+        customers = [r for page in adapter.extract("customers") for r in page]
+    assert len(customers) == len(soap_service.STORE.customers) > 0
+
+
+def test_a_mapping_that_maps_nothing_is_an_error_not_an_empty_erp(tmp_path: Path) -> None:
+    from crm_bridge.errors import ConfigError
+
+    text = MAPPING.read_text().replace('customer_id = "id"', 'customer_id = "identifier"', 1)
+    (tmp_path / "m.toml").write_text(text)
+    with soap_service.running() as url:
+        settings = {"url": url, "username": soap_service.USER, "password": soap_service.PASSWORD}
+        adapter = SoapAdapter(mapping.load(str(tmp_path / "m.toml")), settings)
+        with pytest.raises(ConfigError, match=r"finds no customer_id in any of the .*: it maps"):
+            list(adapter.extract("customers"))
+
+
+@pytest.mark.parametrize("profile", ["soap", "rest"])
+def test_init_writes_a_starter_mapping_that_loads(tmp_path: Path, profile: str) -> None:
+    from click.testing import CliRunner
+    from crm_bridge.cli import cli
+
+    from crm_bridge.plugin_manager import load_plugins
+
+    config = tmp_path / "crm-bridge.toml"
+    out = CliRunner().invoke(
+        cli, ["init", "--profile", profile, "--path", str(config)], obj=load_plugins()
+    )
+    assert out.exit_code == 0, out.output
+    starter = mapping.load(str(tmp_path / "mapping.toml"))
+    assert starter.data["protocol"] == profile
+    assert {"customers", "invoices"} <= set(starter.data["tables"])
+    assert "mapping.toml: a starter mapping" in out.output

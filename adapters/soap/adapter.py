@@ -42,19 +42,33 @@ TRANSIENT_FAULTS = ("busy", "timeout", "deadlock", "temporarily", "try again")
 AUTH_FAULTS = ("password", "authenticat", "unauthori", "credentials")
 
 
+SOAP_ENCODING = "http://schemas.xmlsoap.org/soap/encoding/"
+
+
+def _encoded(url: str) -> ConfigError:
+    return ConfigError(
+        f"the web service at {url} is rpc/encoded (SOAP section 5 encoding), which "
+        "crm-bridge cannot use (zeep reads document/literal and rpc/literal services only)",
+        hint="use the ERP's REST API instead: for Dolibarr, crm-bridge init --profile dolibarr",
+    )
+
+
 class OfflineTransport(zeep.Transport):
     """Loads WSDL and XSD documents from local files, the schema cache, or the
-    ERP's own address; refuses anything else (no internet at run time)."""
+    ERP's own address; refuses anything else (no internet at run time), and
+    refuses an rpc/encoded service in one sentence instead of a missing schema."""
 
-    def __init__(self, cache: Path | None, erp_host: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.cache, self.erp_host = cache, erp_host
+    def __init__(self, schema_cache: Path | None, erp_host: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # (zeep's own ``cache`` attribute stays zeep's)
+        self.schema_cache, self.erp_host = schema_cache, erp_host
 
     def load(self, url: str) -> bytes:
         parsed = urlparse(url)
+        if url.rstrip("/") == SOAP_ENCODING.rstrip("/"):
+            raise _encoded(self.erp_host or url)
         if parsed.scheme in ("http", "https") and parsed.netloc != self.erp_host:
             name = Path(parsed.path).name
-            cached = self.cache / name if self.cache else None
+            cached = self.schema_cache / name if self.schema_cache else None
             if cached is None or not cached.is_file():
                 raise ConfigError(
                     f"the WSDL imports {url}, which is not in the schema cache",
@@ -62,6 +76,8 @@ class OfflineTransport(zeep.Transport):
                 )
             return cached.read_bytes()
         data: bytes = super().load(url)
+        if b'use="encoded"' in data or b"use='encoded'" in data:
+            raise _encoded(url)
         return data
 
 
