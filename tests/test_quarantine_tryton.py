@@ -13,6 +13,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+from crm_bridge.adapters.tryton.adapter import TrytonAdapter
+
+from crm_bridge.errors import ErpError, RefusedError
+
 from .conftest import RawRPC, Tryton
 from .test_cli_errors import assert_clear, run
 from .test_faults import provision
@@ -150,3 +155,49 @@ def test_a_user_who_cannot_read_the_customers_stops_the_run(tryton: Tryton, tmp_
     allowed = run("sync", "--full", "--allow-shrink", "--json", cwd=tmp_path)
     assert allowed.returncode == 0, allowed.stderr
     assert json.loads(allowed.stdout)["counts"]["read"]["customers"] < customers / 2
+
+
+class FailingServer:
+    """Stands in for TrytonRPC: a search that meets one of ``bad`` fails, as
+    Tryton's does on an unparseable stored date."""
+
+    def __init__(self, ids: range, bad: set[int]) -> None:
+        self.ids, self.bad, self.calls = ids, bad, 0
+
+    def call(self, method: str, domain: list[Any], offset: int, limit: Any, *_: Any) -> Any:
+        self.calls += 1
+        low = max([v for f, op, v in domain if f == "id" and op == ">"], default=0)
+        high = min([v for f, op, v in domain if f == "id" and op == "<="], default=10**9)
+        found = [i for i in self.ids if low < i <= high][: limit or None]
+        if self.bad & set(found):
+            raise RefusedError(f"Tryton refused {method}: Invalid isoformat string: '31/12/2025'")
+        return [{"id": i, "name": f"n{i}"} for i in found]
+
+
+def adapter_over(server: FailingServer) -> TrytonAdapter:
+    adapter = TrytonAdapter(
+        {"url": "http://127.0.0.1:9", "database": "x", "username": "u", "password": "p"}
+    )
+    adapter.rpc = server  # type: ignore[assignment]
+    adapter._models = {"party.party"}
+    adapter.page_size = 1000
+    return adapter
+
+
+def test_a_page_that_fails_is_bisected_down_to_the_records_that_fail() -> None:
+    server = FailingServer(range(1, 4501, 2), bad={7, 2501})  # odd ids: sparse
+    adapter = adapter_over(server)
+    rows = [r["id"] for page in adapter.pages("party.party", [], ["name"]) for r in page]
+    assert rows == [i for i in range(1, 4501, 2) if i not in (7, 2501)]
+    assert set(adapter.unreadable["party.party"]) == {7, 2501}
+    assert "Invalid isoformat string" in adapter.unreadable["party.party"][7]
+    assert server.calls < 60  # two bisections of 1000 ids, not a call per record
+
+
+def test_when_everything_fails_it_is_not_bad_records_and_the_read_stops() -> None:
+    server = FailingServer(range(1, 5000), bad=set(range(1, 5000)))
+    adapter = adapter_over(server)
+    with pytest.raises(ErpError, match=r"fails to read more than 50 records of party\.party") as e:
+        list(adapter.pages("party.party", [], ["name"]))
+    assert e.value.hint and "access rights" in e.value.hint
+    assert server.calls < 200

@@ -241,7 +241,6 @@ class TrytonAdapter:
         """The records with ``low < id <= high`` the server can read; the others are
         noted in ``unreadable``."""
         failed = self.unreadable.setdefault(model, {})
-        before = len(failed)
 
         def read(low: int, high: int) -> list[dict[str, Any]]:
             try:
@@ -257,7 +256,7 @@ class TrytonAdapter:
             except RefusedError as exc:
                 if high - low == 1:
                     failed[high] = str(exc).split("search_read: ", 1)[-1]
-                    if len(failed) - before > MAX_UNREADABLE:  # the read itself fails
+                    if len(failed) > MAX_UNREADABLE:  # the read itself fails
                         raise ErpError(
                             f"{error}; Tryton fails to read more than {MAX_UNREADABLE} "
                             f"records of {model} this way (ids {', '.join(map(str, failed))})",
