@@ -576,7 +576,7 @@ def diagnose(app: App, as_json: bool) -> None:
     now = utc_now()
     cached = TableCache.of(cfg).load(cfg.full_refresh_days, now)
     try:  # reads like a dry run: through the table cache, never into it
-        snapshot, _tables = extract(adapter, cfg.as_of, None, cached, now)
+        snapshot, _tables = extract(adapter, cfg.as_of, None, cached, now, cfg.quality)
     finally:
         adapter.close()
     findings = diagnose_mod.diagnose(snapshot)
