@@ -19,8 +19,9 @@ The rules, configured in the ``[quality]`` table (defaults in brackets):
   least 20 non-zero amounts; the percentile of a base with fewer than 1 % of
   absurd values ignores them), or beyond ``quality.max_amount`` when set; an
   amount that is not a number (NaN);
-- an invoice whose number was already seen for the same customer, kind and
-  calendar year of its date (the first one read is kept).  Numbering restarts
+- a posted or paid invoice whose number was already seen on a posted or paid
+  invoice of the same customer, kind and calendar year of its date (the first one
+  read is kept).  Numbering restarts
   at most once a year in the ERPs we know (Tryton: per fiscal year), so the same
   number in another year is another invoice.
 """
@@ -109,13 +110,14 @@ class Plausibility:
             if bound is not None:
                 limit, why = bound
                 out.append((f"{column} beyond ±{limit:,.2f} ({why})", amount.abs() > limit))
-        if table == "invoices":
+        if table == "invoices":  # among the invoices that count (drafts may share "/")
             year = pl.col("date").dt.year()
-            again = pl.int_range(pl.len()).over("customer_id", "kind", "number", year) > 0
+            counts = pl.col("state").is_in(["posted", "paid"])
+            again = pl.int_range(pl.len()).over("customer_id", "kind", "number", year, counts) > 0
             out.append(
                 (
                     "duplicate number for the same customer and year",
-                    pl.col("number").is_not_null() & again,
+                    pl.col("number").is_not_null() & counts & again,
                 )
             )
         return out
