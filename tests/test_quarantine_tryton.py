@@ -32,7 +32,7 @@ def tamper(tryton: Tryton, *statements: str) -> dict[str, Any]:
             r[0]
             for r in db.execute(
                 "SELECT id FROM account_invoice WHERE type = 'out' AND state = 'paid' "
-                "AND move IS NOT NULL ORDER BY id LIMIT 6"
+                "AND move IS NOT NULL ORDER BY id LIMIT 7"
             )
         ]
         for statement in statements:
@@ -43,12 +43,15 @@ def tamper(tryton: Tryton, *statements: str) -> dict[str, Any]:
                 f"WHERE invoice IN ({','.join(map(str, ids))}) GROUP BY invoice"
             ).fetchall()
         )
+        (first_line,) = db.execute(
+            "SELECT min(id) FROM account_invoice_line WHERE invoice = ?", (ids[-1],)
+        ).fetchone()
         db.commit()
     finally:
         db.close()
     tryton.server.start()
     tryton.rpc = RawRPC(tryton.server.url, "test")
-    return {"ids": [str(i) for i in ids], "lines": lines}
+    return {"ids": [str(i) for i in ids], "lines": lines, "first_line": str(first_line)}
 
 
 def test_absurd_and_unreadable_tryton_records_are_set_aside_by_id(
@@ -66,6 +69,9 @@ def test_absurd_and_unreadable_tryton_records_are_set_aside_by_id(
         "UPDATE account_invoice SET untaxed_amount_cache = NULL WHERE id = {3}",
         "UPDATE account_invoice SET untaxed_amount_cache = -999999999999.99 WHERE id = {4}",
         "UPDATE account_invoice SET untaxed_amount_cache = 1e15 WHERE id = {5}",
+        # A line on a product that is gone (deleted behind Tryton's back).
+        "UPDATE account_invoice_line SET product = 999999 WHERE id = "
+        "(SELECT min(id) FROM account_invoice_line WHERE invoice = {6})",
     )
     ids = facts["ids"]
     proc = run("sync", "--json", cwd=tmp_path)
@@ -87,8 +93,12 @@ def test_absurd_and_unreadable_tryton_records_are_set_aside_by_id(
     assert aside == {}
     # Their lines say why; the payments are the same as on the clean database (the
     # unreadable invoice's receivable line is not taken for a payment).
-    lines = counts["quarantined"]["invoice_lines"]["invoice set aside"]["count"]
-    assert lines == sum(facts["lines"].values())
+    lines = counts["quarantined"]["invoice_lines"]
+    assert lines.pop("unknown product") == {"count": 1, "example": facts["first_line"]}
+    assert lines.pop("invoice set aside")["count"] == sum(
+        n for i, n in facts["lines"].items() if str(i) in ids[:6]
+    )
+    assert lines == {}
     assert counts["read"]["invoices"] == clean["read"]["invoices"] - 6
     assert counts["read"]["payments"] == clean["read"]["payments"]
     assert counts["written"] > 250
