@@ -101,7 +101,8 @@ class Plausibility:
             out.append(
                 (f"date before {self.earliest} ({self.earliest_source})", date < self.earliest)
             )
-            out.append((f"date after {self.latest} (the analysis date)", date > self.latest))
+            late = f"date after {self.latest} (later than the analysis date and today)"
+            out.append((late, date > self.latest))
         if table in AMOUNTS:
             column = AMOUNTS[table]
             amount = pl.col(column)

@@ -90,7 +90,7 @@ def test_dates_before_the_earliest_or_after_the_analysis_date_are_set_aside(
     latest = max(AS_OF, dt.date.today()) + dt.timedelta(days=1)
     assert got == {
         "date before 1990-01-01 (default earliest date)": (1, "i-1900"),
-        f"date after {latest} (the analysis date)": (1, "i-2999"),
+        f"date after {latest} (later than the analysis date and today)": (1, "i-2999"),
     }
     # The 2999 invoice was silently dropped from the sales before; now it is counted,
     # and so is its line.
