@@ -1,7 +1,9 @@
 """The ``crm-bridge`` command.
 
-Exit codes: 0 ok, 1 error, 2 bad usage or config, 3 partial (some values or
-plugins were rejected; the rest was written).
+Exit codes: 0 ok (ERP records may have been set aside: see the run's counts), 1
+error, 2 bad usage or config, 3 partial (some values or plugins were rejected; the
+rest was written), 4 stopped before planning: the ERP served no customers or far
+fewer records than the last successful run (README's table).
 """
 
 from __future__ import annotations
@@ -263,12 +265,26 @@ def fields_provision(app: App, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--full", is_flag=True, help="Read every table in full, not what changed.")
+@click.option(
+    "--allow-shrink",
+    is_flag=True,
+    help="Go on although the ERP served no customers, or far fewer customers or "
+    "invoices than the last successful run (exit 4 otherwise).",
+)
 @pass_app
-def sync_command(app: App, dry_run: bool, as_json: bool, quiet: bool, full: bool) -> None:
+def sync_command(
+    app: App, dry_run: bool, as_json: bool, quiet: bool, full: bool, allow_shrink: bool
+) -> None:
     """Read the ERP, compute every field, write back what changed."""
     with sync_progress(not (quiet or as_json)) as (on_page, on_call):
         result = sync(
-            app.config, app.plugins, dry_run=dry_run, on_page=on_page, on_call=on_call, full=full
+            app.config,
+            app.plugins,
+            dry_run=dry_run,
+            on_page=on_page,
+            on_call=on_call,
+            full=full,
+            allow_shrink=allow_shrink,
         )
     if as_json:
         emit_json(result_dict(result))
@@ -590,7 +606,7 @@ def diagnose(app: App, as_json: bool) -> None:
     now = utc_now()
     cached = TableCache.of(cfg).load(cfg.full_refresh_days, now)
     try:  # reads like a dry run: through the table cache, never into it
-        snapshot, _tables = extract(adapter, cfg.as_of, None, cached, now)
+        snapshot, _tables = extract(adapter, cfg.as_of, None, cached, now, cfg.quality)
     finally:
         adapter.close()
     findings = diagnose_mod.diagnose(snapshot)

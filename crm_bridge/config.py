@@ -71,6 +71,15 @@ class Config:
         return dt.date.fromisoformat(fixed) if fixed else dt.date.today()
 
     @property
+    def quality(self) -> dict[str, Any]:
+        """The ``[quality]`` table: plausibility bounds (see crm_bridge.plausibility)."""
+        return dict(self.data.get("quality", {}))
+
+    @property
+    def min_read_share(self) -> float:
+        return float(self.data.get("quality", {}).get("min_read_share", 0.5))
+
+    @property
     def state_path(self) -> Path:
         raw = self.data.get("state", {}).get("path", ".crm-bridge/state.db")
         return (self.path.parent / raw).resolve()

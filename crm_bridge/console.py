@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -99,8 +100,9 @@ def print_result(result: RunResult, sample: int = 10) -> None:
         err.print(f"[yellow]{n} value(s) of {name} were edited in the ERP since the last run[/]")
     for table, reasons in counts.get("quarantined", {}).items():
         for reason, info in reasons.items():
+            error = f": {escape(info['error'])}" if info.get("error") else ""
             err.print(
-                f"[yellow]set aside {info['count']} {table}:[/] {reason} "
+                f"[yellow]set aside {info['count']} {table}:[/] {reason}{error} "
                 f"(e.g. {info['example']}); fix them in the ERP, the next run picks them up"
             )
     for r in result.rejections:

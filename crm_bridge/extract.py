@@ -1,5 +1,6 @@
 """Extract: read every canonical table, and crm-bridge's current values, from the ERP;
-set aside the records that cannot be analysed (see ``quarantine``).
+set aside the records that cannot be analysed or cannot be true (see ``quarantine``
+and ``plausibility``).
 
 With the previous run's tables (``crm_bridge.table_cache``), the tables the adapter
 reads incrementally are asked only for what changed since their watermark and
@@ -16,7 +17,8 @@ import polars as pl
 
 from crm_bridge.adapter import Adapter
 from crm_bridge.fields import Field
-from crm_bridge.quarantine import quarantine
+from crm_bridge.plausibility import Plausibility
+from crm_bridge.quarantine import UNREADABLE, quarantine
 from crm_bridge.snapshot import TABLES, Snapshot, frame
 from crm_bridge.table_cache import PARENTS, Cached, merge, utc_now, watermark
 
@@ -29,24 +31,38 @@ def extract(
     on_page: OnPage | None = None,
     cached: Cached | None = None,
     started: dt.datetime | None = None,
+    quality: Mapping[str, Any] | None = None,
 ) -> tuple[Snapshot, Cached]:
-    """The snapshot, and the tables as the next incremental run starts from them."""
+    """The snapshot, and the tables as the next incremental run starts from them.
+
+    ``quality`` is the ``[quality]`` table of the config (plausibility bounds;
+    defaults when None).
+    """
     started = started or utc_now()
     incremental = set(adapter.capabilities.incremental) if cached else set()
     fresh = Cached(full_at=cached.full_at if cached and incremental else started)
     changed: dict[str, pl.Series] = {}
+    unreadable: dict[str, dict[str, str]] = {}
     for table in TABLES:
         since = _since(table, cached) if table in incremental and cached else None
         rows: list[dict[str, Any]] = []
+        key = next(iter(TABLES[table]))
         for page in adapter.extract(table, since) if since else adapter.extract(table):
+            if page and UNREADABLE in page[0]:  # a page of records the ERP failed to serve
+                failed = unreadable.setdefault(table, {})
+                failed.update((str(r[key]), str(r[UNREADABLE])) for r in page)
+                continue
             rows.extend(page)
             if on_page:
                 on_page(table, len(page))
         read = frame(table, rows)
         if since and cached:
             fresh.read_since.append(table)
-            changed[table] = read[next(iter(TABLES[table]))]
+            changed[table] = read[key]
             read = merge(table, cached.tables[table], read, changed)
+            _carry_unreadable(table, cached, changed[table], unreadable)
+        if table in unreadable:  # a record read before that the ERP now fails to serve
+            read = read.filter(~pl.col(key).cast(pl.String).is_in(list(unreadable[table])))
         fresh.tables[table] = read
         previous = cached.watermarks.get(table) if since and cached else None
         mark = watermark(read, previous, started)
@@ -61,11 +77,26 @@ def extract(
     for values in adapter.current_values():
         current.update(values)
     fresh.current = current
+    fresh.unreadable = unreadable
     tables: dict[str, Any] = fresh.tables
     snapshot = Snapshot(as_of=as_of, **tables)
-    snapshot.quarantined = quarantine(snapshot)
+    first_fiscal = getattr(adapter, "first_fiscal_date", None)
+    rules = Plausibility.of(quality, as_of, first_fiscal() if first_fiscal else None)
+    snapshot.quarantined = quarantine(snapshot, rules, unreadable)
     snapshot.current = dict(current)
     return snapshot, fresh
+
+
+def _carry_unreadable(
+    table: str, cached: Cached, reread: pl.Series, unreadable: dict[str, dict[str, str]]
+) -> None:
+    """Keep the records the ERP failed to serve on an earlier run and that were not
+    read again (unchanged since): they are still set aside, and still counted."""
+    before = cached.unreadable.get(table, {})
+    if before:
+        again = set(reread.cast(pl.String).to_list())
+        kept = {i: e for i, e in before.items() if i not in again}
+        unreadable[table] = {**kept, **unreadable.get(table, {})}
 
 
 def _since(table: str, cached: Cached) -> dt.datetime | None:

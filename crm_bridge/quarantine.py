@@ -1,26 +1,42 @@
 """Quarantine: set aside ERP records that cannot be analysed, and say why.
 
-A record with a missing id, a missing or unreadable required value (a null or
-impossible date, a non-numeric amount), a value outside its allowed set, a
-duplicate id, or a reference to a customer, invoice or order that was not read
-is removed from the snapshot before any plugin sees it.  The run record counts
-them per table and reason, with an example id, and the run goes on.
+A record the ERP could not even serve (an adapter yields ``{key: id,
+UNREADABLE: error}`` for it), a record with a missing id, a missing or
+unreadable required value (a null or impossible date, a non-numeric amount), a
+value outside its allowed set, a duplicate id, an implausible value (see
+``crm_bridge.plausibility``), or a reference to a customer, invoice, order or
+product that was not read or was set aside is removed from the snapshot before
+any plugin sees it.  The run record counts them per table and reason, with an
+example id, and the run goes on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import polars as pl
 
 from crm_bridge import jsonschemas
+from crm_bridge.plausibility import Plausibility
 from crm_bridge.snapshot import RECORDS, Snapshot
 
-# table -> (column, parent table, parent key)
+# table -> (column, parent table, parent key); a product reference is checked
+# only when the adapter reads products (the table is not empty).
 REFERENCES = {
-    "invoice_lines": [("invoice_id", "invoices", "invoice_id")],
-    "sale_order_lines": [("order_id", "sale_orders", "order_id")],
+    "invoice_lines": [
+        ("invoice_id", "invoices", "invoice_id"),
+        ("product_id", "products", "product_id"),
+    ],
+    "sale_order_lines": [
+        ("order_id", "sale_orders", "order_id"),
+        ("product_id", "products", "product_id"),
+    ],
 }
+# The key of a row an adapter yields for a record the ERP failed to serve:
+# {primary key: id, UNREADABLE: the ERP's error}, in a page of such rows only.
+UNREADABLE = "__unreadable__"
+UNREADABLE_REASON = "the ERP cannot read it"
 
 
 def _rules(record: str) -> tuple[str, str, list[tuple[str, pl.Expr]]]:
@@ -44,9 +60,30 @@ def _rules(record: str) -> tuple[str, str, list[tuple[str, pl.Expr]]]:
     return doc["x-table"], key, rules
 
 
-def quarantine(snapshot: Snapshot) -> dict[str, dict[str, Any]]:
-    """Remove unusable rows from ``snapshot`` in place; return {table: {reason: info}}."""
+def quarantine(
+    snapshot: Snapshot,
+    plausibility: Plausibility | None = None,
+    unreadable: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Remove unusable rows from ``snapshot`` in place; return {table: {reason: info}}.
+
+    ``info`` is ``{"count": n, "example": an id}`` (plus ``"error"``, the ERP's
+    message, for records it could not serve).  ``unreadable`` is {table: {id:
+    error}}: the records the adapter could not read.  Without ``plausibility``
+    only broken records are set aside.
+    """
     report: dict[str, dict[str, Any]] = {}
+    set_aside: dict[str, set[str]] = {}
+
+    for table, failed in (unreadable or {}).items():
+        if failed:
+            example = min(failed, key=_id_order)
+            report.setdefault(table, {})[UNREADABLE_REASON] = {
+                "count": len(failed),
+                "example": example,
+                "error": failed[example],
+            }
+            set_aside.setdefault(table, set()).update(failed)
 
     def drop(table: str, key: str, reason: str, bad: pl.Expr) -> None:
         df = getattr(snapshot, table)
@@ -58,31 +95,38 @@ def quarantine(snapshot: Snapshot) -> dict[str, dict[str, Any]]:
                 "count": rejected.height,
                 "example": str(example[0]) if example else None,
             }
+            ids = rejected[key].drop_nulls().cast(pl.String).to_list()
+            set_aside.setdefault(table, set()).update(ids)
             setattr(snapshot, table, flagged.filter(~pl.col("_bad")).drop("_bad"))
 
-    keys = {}
     for record in RECORDS:
         table, key, rules = _rules(record)
-        keys[table] = key
+        refs = list(REFERENCES.get(table, []))
+        if table != "customers" and "customer_id" in getattr(snapshot, table).columns:
+            refs.insert(0, ("customer_id", "customers", "customer_id"))
+        known = {
+            parent: getattr(snapshot, parent)[k].cast(pl.String).implode() for _, parent, k in refs
+        }
+        # Parents come first in RECORDS: a row of a record set aside says so first.
+        for column, parent, _ in refs:
+            if set_aside.get(parent):
+                aside = pl.Series(sorted(set_aside[parent]), dtype=pl.String).implode()
+                value = pl.col(column).cast(pl.String)
+                bad = value.is_in(aside) & ~value.is_in(known[parent])
+                drop(table, key, f"{column.removesuffix('_id')} set aside", bad)
         for reason, bad in rules:
             drop(table, key, reason, bad)
-    customers = snapshot.customers["customer_id"].cast(pl.String).implode()
-    for table, key in keys.items():
-        if table != "customers" and "customer_id" in getattr(snapshot, table).columns:
-            drop(
-                table,
-                key,
-                "unknown customer",
-                ~pl.col("customer_id").cast(pl.String).is_in(customers),
-            )
-    for table, refs in REFERENCES.items():
-        key = keys[table]
-        for column, parent, parent_key in refs:
-            known = getattr(snapshot, parent)[parent_key].cast(pl.String).implode()
-            drop(
-                table,
-                key,
-                f"unknown {column.removesuffix('_id')}",
-                ~pl.col(column).cast(pl.String).is_in(known),
-            )
+        if plausibility is not None:
+            for reason, bad in plausibility.checks(table, getattr(snapshot, table)):
+                drop(table, key, reason, bad)
+        for column, parent, _ in refs:
+            if parent == "products" and getattr(snapshot, parent).is_empty():
+                continue  # an adapter that does not read products
+            missing = ~pl.col(column).cast(pl.String).is_in(known[parent])
+            drop(table, key, f"unknown {column.removesuffix('_id')}", missing)
     return report
+
+
+def _id_order(value: str) -> tuple[int, str]:
+    """Numeric ids in numeric order (ERP keys are text), then the others."""
+    return (int(value), "") if value.isdigit() else (2**63, value)

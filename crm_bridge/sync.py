@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from crm_bridge import config as config_mod
-from crm_bridge import mapping
+from crm_bridge import mapping, shrink_guard
 from crm_bridge.adapter import Adapter, AdapterSpec
 from crm_bridge.apply import ApplyResult, apply, resume
 from crm_bridge.compute import PluginOutput, compute
@@ -155,15 +155,17 @@ def sync(
     on_page: Callable[[str, int], None] | None = None,
     on_call: Callable[[int], None] | None = None,
     full: bool = False,
+    allow_shrink: bool = False,
 ) -> RunResult:
     """One run; a real run holds the state store's lock from start to end.
 
-    ``full`` reads every table in full instead of what changed since the last run.
+    ``full`` reads every table in full instead of what changed since the last run;
+    ``allow_shrink`` lets a run through that reads far fewer records than the last.
     """
     if dry_run:
-        return _sync(cfg, plugins, True, on_page, on_call, full)
+        return _sync(cfg, plugins, True, on_page, on_call, full, allow_shrink)
     with RunLock(cfg.state_path):
-        return _sync(cfg, plugins, False, on_page, on_call, full)
+        return _sync(cfg, plugins, False, on_page, on_call, full, allow_shrink)
 
 
 def _sync(
@@ -173,6 +175,7 @@ def _sync(
     on_page: Callable[[str, int], None] | None,
     on_call: Callable[[int], None] | None,
     full: bool,
+    allow_shrink: bool = False,
 ) -> RunResult:
     started = time.perf_counter()
     adapter, fields = connect(cfg, plugins)
@@ -198,7 +201,8 @@ def _sync(
             if on_page:
                 on_page(table, rows)
 
-        snapshot, tables = extract(adapter, cfg.as_of, counting, cached, now)
+        snapshot, tables = extract(adapter, cfg.as_of, counting, cached, now, cfg.quality)
+        shrink_guard.guard(cfg, state, snapshot, allow_shrink)
         snapshot.current = read_back(snapshot.current, fields)
         snapshot.previous = _previous(cfg, state)
         outputs = compute(plugins, snapshot, cfg.plugin_settings, cfg.plugin_timeout)

@@ -44,6 +44,9 @@ class Cached:
     watermarks: dict[str, dt.datetime] = field(default_factory=dict)
     current: dict[str, dict[str, Any]] = field(default_factory=dict)
     full_at: dt.datetime | None = None
+    # Records the ERP failed to serve: {table: {id: error}} (still set aside while
+    # incremental reads do not read them again).
+    unreadable: dict[str, dict[str, str]] = field(default_factory=dict)
     # Tables this run read as "changed since" (not kept: a fact about one run).
     read_since: list[str] = field(default_factory=list)
     # Customers whose values were read back from the ERP this run (None: all);
@@ -95,6 +98,7 @@ class TableCache:
             {t: dt.datetime.fromisoformat(v) for t, v in meta["watermarks"].items()},
             current,
             full_at,
+            {t: dict(ids) for t, ids in meta.get("unreadable", {}).items()},
         )
 
     def save(self, cached: Cached) -> None:
@@ -112,6 +116,7 @@ class TableCache:
             "current": {
                 cid: {k: encode(v) for k, v in vals.items()} for cid, vals in cached.current.items()
             },
+            "unreadable": cached.unreadable,
         }
         tmp = self.folder / ".manifest.json.tmp"
         tmp.write_text(json.dumps(meta), "utf-8")

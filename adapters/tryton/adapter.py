@@ -23,8 +23,10 @@ from typing import Any
 
 from crm_bridge import retry
 from crm_bridge.adapter import CONNECTION_SETTINGS, Batch, Capabilities, Check, WriteResult
-from crm_bridge.errors import ErpError
+from crm_bridge.errors import ErpError, RefusedError
 from crm_bridge.fields import Field
+from crm_bridge.quarantine import UNREADABLE
+from crm_bridge.snapshot import TABLES
 
 from .rpc import TrytonRPC
 
@@ -55,6 +57,21 @@ CONFIG_SCHEMA: dict[str, Any] = {
         **CONNECTION_SETTINGS,
     },
 }
+# The model whose ids are each table's keys (records the server fails to serve
+# are reported under their table).
+MODELS = {
+    "customers": "party.party",
+    "products": "product.product",
+    "invoices": "account.invoice",
+    "invoice_lines": "account.invoice.line",
+    "payments": "account.move.line",
+    "sale_orders": "sale.sale",
+    "sale_order_lines": "sale.line",
+    "opportunities": "sale.opportunity",
+    "complaints": "sale.complaint",
+}
+# More records of one model than this failing to read is not a few broken records.
+MAX_UNREADABLE = 50
 SALE_STATES = {
     "draft": "draft",
     "quotation": "quotation",
@@ -118,16 +135,19 @@ def _invoice_row(
     line = by_move.get(r["move"]) if r["move"] else None
     amount = r["untaxed_amount_cache"]
     paid = reconciled.get(line["reconciliation"]) if line and line["reconciliation"] else None
+    state = r["state"] if r["state"] != "validated" else "draft"
+    if amount is None and state not in ("posted", "paid"):
+        amount = 0  # Tryton stores the amount on posting; a draft's does not count
     return {
         "invoice_id": str(r["id"]),
         "customer_id": _id(r["party"]),
         "number": r["number"],
         "kind": "credit_note" if amount is not None and amount < 0 else "invoice",
-        "state": r["state"] if r["state"] != "validated" else "draft",
+        "state": state,
         "date": r["invoice_date"],
         "due_date": line["maturity_date"] if line else None,
         "currency": (r.get("currency.") or {}).get("code") or "",
-        "amount": _f(amount) if amount is not None else 0.0,
+        "amount": _f(amount),  # None on a posted invoice: set aside, never counted as 0
         "paid_date": paid,
         "updated_at": r["write_date"] or r["create_date"],
     }
@@ -165,6 +185,8 @@ class TrytonAdapter:
         # Lookups one table's reader builds and a later one needs (invoice -> party
         # for the lines, move -> invoice for the payments...): read once per run.
         self._lookups: dict[str, Any] = {}
+        # Records the server failed to read: {model: {id: the server's error}}.
+        self.unreadable: dict[str, dict[int, str]] = {}
 
     def close(self) -> None:
         self.rpc.close()
@@ -179,26 +201,78 @@ class TrytonAdapter:
     def pages(
         self, model: str, domain: list[Any], fields: list[str]
     ) -> Iterator[list[dict[str, Any]]]:
-        """Keyset paging on id: stable under concurrent inserts, constant cost per page."""
+        """Keyset paging on id: stable under concurrent inserts, constant cost per page.
+
+        A page the server fails to read (a value stored in the database that Tryton
+        cannot parse, e.g. a date written as '31/12/2025', fails every search that
+        meets it) is read again by id ranges, halved until the records it cannot
+        serve are isolated; they are left out and kept in ``unreadable`` with the
+        server's error, and the rest is read.
+        """
         if model not in self.models():
             return
         last = 0
         fields = ["id", *fields]
+        order = [("id", "ASC")]
         while True:
-            params: list[Any] = [
-                [*domain, ("id", ">", last)],
-                0,
-                self.page_size,
-                [("id", "ASC")],
-                fields,
-            ]
-            rows = self.rpc.call(f"model.{model}.search_read", *params)
+            page = [*domain, ("id", ">", last)]
+            try:
+                rows = self.rpc.call(
+                    f"model.{model}.search_read", page, 0, self.page_size, order, fields
+                )
+            except RefusedError as exc:
+                # At most a page of records lies in the next page_size ids.
+                rows = self._isolate(model, domain, fields, last, last + self.page_size, exc)
+                if rows:
+                    yield rows
+                last += self.page_size
+                continue
             if not rows:
                 return
             yield rows
             if len(rows) < self.page_size:
                 return
             last = rows[-1]["id"]
+
+    def _isolate(
+        self,
+        model: str,
+        domain: list[Any],
+        fields: list[str],
+        low: int,
+        high: int,
+        error: RefusedError,
+    ) -> list[dict[str, Any]]:
+        """The records with ``low < id <= high`` the server can read; the others are
+        noted in ``unreadable``."""
+        failed = self.unreadable.setdefault(model, {})
+
+        def read(low: int, high: int) -> list[dict[str, Any]]:
+            try:
+                rows: list[dict[str, Any]] = self.rpc.call(
+                    f"model.{model}.search_read",
+                    [*domain, ("id", ">", low), ("id", "<=", high)],
+                    0,
+                    None,
+                    [("id", "ASC")],
+                    fields,
+                )
+                return rows
+            except RefusedError as exc:
+                if high - low == 1:
+                    failed[high] = str(exc).split("search_read: ", 1)[-1]
+                    if len(failed) > MAX_UNREADABLE:  # the read itself fails
+                        raise ErpError(
+                            f"{error}; Tryton fails to read more than {MAX_UNREADABLE} "
+                            f"records of {model} this way (ids {', '.join(map(str, failed))})",
+                            hint="not a few broken records: check the server's log and the "
+                            "user's access rights",
+                        ) from None
+                    return []
+                middle = (low + high) // 2
+                return read(low, middle) + read(middle, high)
+
+        return read(low, high)
 
     def _lookup(self, key: str, load: Callable[[], Any]) -> Any:
         """The lookup ``key``, as an earlier reader left it or loaded now."""
@@ -214,6 +288,24 @@ class TrytonAdapter:
     ) -> Iterator[list[dict[str, Any]]]:
         reader = getattr(self, f"_read_{table}")
         yield from reader(since) if since and table in self.capabilities.incremental else reader()
+        failed = self.unreadable.pop(MODELS[table], {})
+        if failed:  # a page of its own: the records the server could not serve
+            key = next(iter(TABLES[table]))
+            yield [{key: str(i), UNREADABLE: e} for i, e in sorted(failed.items())]
+
+    def first_fiscal_date(self) -> dt.date | None:
+        """The start of the company's first fiscal year: earlier dates are implausible."""
+        if "account.fiscalyear" not in self.models():
+            return None
+        rows = self.rpc.call(
+            "model.account.fiscalyear.search_read",
+            [],
+            0,
+            1,
+            [("start_date", "ASC")],
+            ["start_date"],
+        )
+        return rows[0]["start_date"] if rows else None
 
     def _read_customers(self, since: dt.datetime | None = None) -> Iterator[list[dict[str, Any]]]:
         categories = {r["id"]: r["name"] for r in self._all("party.category", [], ["name"])}
@@ -379,6 +471,10 @@ class TrytonAdapter:
     def _read_payments(self) -> Iterator[list[dict[str, Any]]]:
         lines = self._lookup("receivables", self._receivable_lines)
         moves = self._invoice_lookup("invoice_of_move")
+        # The moves of every invoice, also of one the server failed to read: its
+        # receivable line is not a payment.
+        origin = [("origin", "like", "account.invoice,%")]
+        invoice_moves = set(moves) | {r["id"] for r in self._all("account.move", origin, [])}
         invoice_of_reconciliation = {
             line["reconciliation"]: moves[line["move"]]
             for line in lines
@@ -393,7 +489,7 @@ class TrytonAdapter:
                 "amount": float(line["credit"] - line["debit"]),
             }
             for line in lines
-            if line["move"] not in moves and line["party"]
+            if line["move"] not in invoice_moves and line["party"]
         ]
 
     def _sale_lines(self) -> list[dict[str, Any]]:

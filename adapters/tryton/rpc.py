@@ -19,7 +19,7 @@ from typing import Any
 import requests
 
 from crm_bridge import retry
-from crm_bridge.errors import AuthenticationError, ErpError, RetriableErpError
+from crm_bridge.errors import AuthenticationError, ErpError, RefusedError, RetriableErpError
 
 
 def _default(value: Any) -> Any:
@@ -148,7 +148,7 @@ class TrytonRPC:
         if not isinstance(payload, dict):
             raise RetriableErpError(f"{where} sent an unexpected answer to {method}")
         if payload.get("error"):
-            raise ErpError(f"{where} refused {method}: {_error_text(payload['error'])}")
+            raise RefusedError(f"{where} refused {method}: {_error_text(payload['error'])}")
         return payload.get("result")
 
     def _with_retry(self, method: str, params: list[Any]) -> Any:
