@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 import tomlkit
+from rich.markup import escape
 
 from crm_bridge import __version__
 from crm_bridge import config as config_mod
@@ -60,9 +61,9 @@ class Group(click.Group):
             with plain_warnings(redact):
                 return super().invoke(ctx)
         except CrmBridgeError as exc:
-            err.print(f"[red]Error:[/] {redact(str(exc))}", markup=True)
+            err.print(f"[red]Error:[/] {escape(redact(str(exc)))}")
             if exc.hint:
-                err.print(f"Hint: {redact(exc.hint)}")
+                err.print(f"Hint: {redact(exc.hint)}", markup=False)
             ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -74,10 +75,8 @@ class Group(click.Group):
         except Exception as exc:
             if os.environ.get("CRM_BRIDGE_TRACEBACK"):
                 traceback.print_exc()
-            app = ctx.find_object(App)
-            secrets = app._config.secrets if app and app._config else set()
-            message = config_mod.redact(f"{type(exc).__name__}: {exc}", secrets)
-            err.print(f"[red]Error:[/] unexpected {message}")
+            message = redact(f"{type(exc).__name__}: {exc}")
+            err.print(f"[red]Error:[/] unexpected {escape(message)}")
             err.print("Hint: rerun with CRM_BRIDGE_TRACEBACK=1 for details and report it.")
             ctx.exit(1)
         finally:
