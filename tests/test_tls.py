@@ -212,3 +212,15 @@ def test_rest_secret_keys_in_plain_text_are_warned_about_too(tmp_path: Path) -> 
         '"${CRM_BRIDGE_ERP_API_KEY}"'
     )
     assert "plain-api-key-42" not in proc.stdout + proc.stderr
+
+
+def test_proxies_still_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify_tls wins over the environment's CA bundles, not over its proxies."""
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with json_server() as port:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+        settings = {"url": "http://erp.invalid/api/index.php", "api_key": "k-123"}
+        adapter = RestAdapter(mapping.load("dolibarr"), settings)
+        # erp.invalid resolves nowhere: only the proxy can answer.
+        assert list(adapter.extract("customers")) == []
