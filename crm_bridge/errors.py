@@ -91,13 +91,19 @@ def from_status(
     return RefusedError(f"{where} refused {action} (HTTP {status}){detail}")
 
 
-def from_tls(where: str, error: BaseException) -> TlsError:
+def from_tls(where: str, error: BaseException) -> ErpError:
     """The error for a failed TLS handshake (``requests.exceptions.SSLError``): the
     host and the reason OpenSSL gave (``self-signed certificate``, ``Hostname
-    mismatch...``, ``certificate has expired``...)."""
+    mismatch...``, ``certificate has expired``, ``wrong version number``...), not
+    retried; a connection that broke during the handshake is retried."""
     request = getattr(error, "request", None)
     host = urlsplit(str(getattr(request, "url", "") or "")).netloc or where
     cause = _ssl_cause(error)
+    if isinstance(cause, ssl.SSLEOFError | ssl.SSLZeroReturnError | ssl.SSLSyscallError):
+        return RetriableErpError(
+            f"{where}: the TLS connection to {host} broke: {cause.reason or cause}",
+            hint="check the network and any proxy in front of the ERP; crm-bridge retried",
+        )
     if isinstance(cause, ssl.SSLCertVerificationError):
         reason = cause.verify_message or cause.reason or str(cause)
         return TlsError(

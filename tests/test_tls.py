@@ -20,7 +20,7 @@ from crm_bridge.adapters.rest import RestAdapter
 from crm_bridge.adapters.soap import SoapAdapter
 
 from crm_bridge import mapping
-from crm_bridge.errors import CrmBridgeWarning, TlsError
+from crm_bridge.errors import CrmBridgeWarning, RetriableErpError, TlsError
 
 from . import soap_service
 from .conftest import Tryton
@@ -117,6 +117,18 @@ def test_rest_true_refuses_a_self_signed_certificate_once(
         f"127.0.0.1:{https_json.port} was not accepted: self-signed certificate"
     )
     assert https_json.handshakes == 1
+
+
+def test_rest_a_link_broken_during_the_handshake_is_retried(
+    https_json: TlsProxy, certs: tuple[SelfSigned, SelfSigned]
+) -> None:
+    """Only a refused certificate goes unretried; a hang-up mid-handshake is transient."""
+    https_json.hang_up = True
+    settings = {"url": f"{https_json.url}/api/index.php", "api_key": "k-123"}
+    adapter = RestAdapter(mapping.load("dolibarr"), settings, sleep=lambda _s: None)
+    with pytest.raises(RetriableErpError, match=r"the TLS connection to 127\.0\.0\.1:\d+ broke"):
+        list(adapter.extract("customers"))
+    assert https_json.handshakes == 5
 
 
 @pytest.mark.parametrize("verify", ["ca-file", False])

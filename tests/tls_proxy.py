@@ -68,6 +68,7 @@ class TlsProxy:
         self.url = f"https://127.0.0.1:{self.port}"
         self.handshakes = 0  # TCP connections that started a TLS handshake
         self.refused = 0  # ...that the client broke off (certificate not accepted)
+        self.hang_up = False  # True: read the client's hello, then close (a broken link)
         self._lock = threading.Lock()
 
     def __enter__(self) -> TlsProxy:
@@ -89,6 +90,11 @@ class TlsProxy:
         conn.settimeout(60)
         with self._lock:
             self.handshakes += 1
+        if self.hang_up:
+            conn.recv(65536)
+            conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+            return
         try:
             tls = self.context.wrap_socket(conn, server_side=True)
         except (ssl.SSLError, OSError):
