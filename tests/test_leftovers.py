@@ -3,6 +3,7 @@ process) running fails, says which, and stops it; a clean run passes."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,12 +36,17 @@ def test_cleans_up_after_itself():
 
 
 def _pytest(folder: Path) -> subprocess.CompletedProcess[str]:
+    # Its own --basetemp: a new numbered /tmp/pytest-of-USER/pytest-N would make pytest
+    # prune the oldest one, which may be the outer session's, still in use.
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
     return subprocess.run(
         [
             *(sys.executable, "-m", "pytest", "-p", "tests.leftovers", "-p", "no:cacheprovider"),
+            *("--basetemp", str(folder.parent / f"{folder.name}-tmp")),
             *("--rootdir", str(folder), str(folder)),
         ],
         cwd=ROOT,  # where `tests.leftovers` imports from
+        env=env,
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
