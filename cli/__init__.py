@@ -18,10 +18,18 @@ from typing import Any
 
 import click
 import tomlkit
+from rich.markup import escape
 
 from crm_bridge import __version__
 from crm_bridge import config as config_mod
-from crm_bridge.console import emit_json, err, print_result, result_dict, sync_progress
+from crm_bridge.console import (
+    emit_json,
+    err,
+    plain_warnings,
+    print_result,
+    result_dict,
+    sync_progress,
+)
 from crm_bridge.errors import ConfigError, CrmBridgeError
 from crm_bridge.plugin_manager import Plugins, check_known, load_plugins
 from crm_bridge.state import RunLock, StateStore
@@ -49,29 +57,36 @@ class Group(click.Group):
     """Turns crm-bridge errors into one clear message and an exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except CrmBridgeError as exc:
+        def redact(text: str) -> str:
             app = ctx.find_object(App)
-            secrets = app._config.secrets if app and app._config else set()
-            err.print(f"[red]Error:[/] {config_mod.redact(str(exc), secrets)}", markup=True)
+            return config_mod.redact(text, app._config.secrets if app and app._config else ())
+
+        try:
+            with plain_warnings(redact):
+                return super().invoke(ctx)
+        except CrmBridgeError as exc:
+            err.print(f"[red]Error:[/] {escape(redact(str(exc)))}")
             if exc.hint:
-                err.print(f"Hint: {config_mod.redact(exc.hint, secrets)}")
+                err.print(f"Hint: {redact(exc.hint)}", markup=False)
             ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except BrokenPipeError:
+            raise  # the reader went away (| head): click exits quietly
         except KeyboardInterrupt:
             err.print("Interrupted; the next run resumes from what the ERP holds.")
             ctx.exit(130)
         except Exception as exc:
             if os.environ.get("CRM_BRIDGE_TRACEBACK"):
                 traceback.print_exc()
-            app = ctx.find_object(App)
-            secrets = app._config.secrets if app and app._config else set()
-            message = config_mod.redact(f"{type(exc).__name__}: {exc}", secrets)
-            err.print(f"[red]Error:[/] unexpected {message}")
+            message = redact(f"{type(exc).__name__}: {exc}")
+            err.print(f"[red]Error:[/] unexpected {escape(message)}")
             err.print("Hint: rerun with CRM_BRIDGE_TRACEBACK=1 for details and report it.")
             ctx.exit(1)
+        finally:
+            # A reader that went away (| head -c1) shows here, where click turns it into
+            # a quiet exit, not at interpreter exit as "Exception ignored ...".
+            sys.stdout.flush()
 
 
 def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -276,6 +291,8 @@ def sync_command(
     app: App, dry_run: bool, as_json: bool, quiet: bool, full: bool, allow_shrink: bool
 ) -> None:
     """Read the ERP, compute every field, write back what changed."""
+    if not dry_run:
+        app.config.ensure_state_folder()
     with sync_progress(not (quiet or as_json)) as (on_page, on_call):
         result = sync(
             app.config,
@@ -314,6 +331,7 @@ def fields_retire(app: App, name: str, yes: bool) -> None:
             click.confirm(
                 f"Clear {name!r} on every customer and delete its definition?", abort=True
             )
+        app.config.ensure_state_folder()
         with RunLock(app.config.state_path):
             cleared = adapter.retire(name)
             store = StateStore(app.config.state_path)

@@ -26,8 +26,10 @@ CONNECTION_SETTINGS: dict[str, Any] = {
     },
     "verify_tls": {
         "type": ["boolean", "string"],
+        "minLength": 1,
         "default": True,
-        "description": "false to skip TLS verification, or a CA bundle path",
+        "description": "true (requests' CA bundle, not REQUESTS_CA_BUNDLE), false to skip "
+        "TLS verification (warns), or an existing PEM CA bundle file",
     },
 }
 

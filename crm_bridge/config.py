@@ -4,7 +4,8 @@ Secrets never live in the file: ``${NAME}`` is replaced by the environment
 variable NAME and ``${file:PATH}`` by the content of a file that only its owner
 may read (a group- or world-readable one is refused).  Every value that came
 from either is remembered as a secret, so that it is redacted wherever
-crm-bridge prints anything.
+crm-bridge prints anything; a secret written in the file itself is accepted
+with a warning.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import datetime as dt
 import os
 import re
 import tomllib
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,7 @@ from typing import Any
 import jsonschema
 
 from crm_bridge import jsonschemas
-from crm_bridge.errors import ConfigError
+from crm_bridge.errors import ConfigError, CrmBridgeWarning
 
 DEFAULT_PATH = Path("crm-bridge.toml")
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -33,6 +35,8 @@ class Config:
     path: Path
     data: dict[str, Any]
     secrets: set[str] = field(default_factory=set)
+    # Key paths whose value came from ${NAME} or ${file:PATH}, not from the file.
+    references: set[tuple[str, ...]] = field(default_factory=set)
 
     @property
     def erp(self) -> dict[str, Any]:
@@ -94,6 +98,44 @@ class Config:
     def redact(self, text: str) -> str:
         return redact(text, self.secrets)
 
+    def warn_plaintext_secrets(self, keys: Iterable[str]) -> None:
+        """Warn about each ``[erp]`` secret (the adapter's ``secret_keys``) written in
+        the file itself instead of ``${NAME}`` or ``${file:PATH}``."""
+        erp = self.data.get("erp", {})
+        for key in keys:
+            if isinstance(erp.get(key), str) and erp[key] and ("erp", key) not in self.references:
+                warnings.warn(
+                    f"config key erp.{key} is written in plain text in {self.path}: use "
+                    f'{key} = "${{CRM_BRIDGE_ERP_{key.upper()}}}" (an environment variable) '
+                    f'or "${{file:PATH}}" (a file only its owner may read)',
+                    CrmBridgeWarning,
+                    stacklevel=2,
+                )
+
+    def ensure_state_folder(self) -> None:
+        """Create the state store's folder, or raise a ConfigError naming ``[state] path``
+        and why it cannot be used (a file in the way, no permission...)."""
+        path = self.state_path
+        hint = "set [state] path to a file in a folder crm-bridge's user may write"
+        problem = None
+        existing = next(p for p in path.parents if p.exists())
+        if path.is_dir():
+            problem = "is a folder, not a file"
+        elif not existing.is_dir():
+            problem = f"cannot be created: {existing} is a file, not a folder"
+        else:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                problem = f"cannot be created: {exc.strerror or exc}"
+        if problem is None and not (
+            os.access(path.parent, os.W_OK | os.X_OK)
+            and (not path.exists() or os.access(path, os.R_OK | os.W_OK))
+        ):
+            problem = "is not writable by this user"
+        if problem:
+            raise ConfigError(f"config key state.path: the state store {path} {problem}", hint)
+
 
 def redact(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every secret replaced by ``***``.
@@ -113,12 +155,15 @@ def _where(path: Iterable[Any]) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
 
-def _interpolate(value: Any, path: tuple[Any, ...], secrets: set[str]) -> Any:
+def _interpolate(
+    value: Any, path: tuple[Any, ...], secrets: set[str], references: set[tuple[Any, ...]]
+) -> Any:
     if isinstance(value, dict):
-        return {k: _interpolate(v, (*path, k), secrets) for k, v in value.items()}
+        return {k: _interpolate(v, (*path, k), secrets, references) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(v, (*path, i), secrets) for i, v in enumerate(value)]
+        return [_interpolate(v, (*path, i), secrets, references) for i, v in enumerate(value)]
     if isinstance(value, str) and "${" in value:
+        references.add(path)
 
         def env(match: re.Match[str]) -> str:
             name = match.group(1)
@@ -181,11 +226,59 @@ def load(path: Path | str | None = None) -> Config:
             f"config file {path} not found",
             hint="create one with: crm-bridge init (or pass --config PATH)",
         )
+    if path.is_dir():
+        raise ConfigError(
+            f"config file {path} is a folder, not a file",
+            hint=f"pass --config {path / DEFAULT_PATH}, or the path of your config file",
+        )
     try:
         raw = tomllib.loads(path.read_text("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}", hint="fix the syntax") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(
+            f"config file {path} cannot be read: {reason}",
+            hint="check the path, that it is a UTF-8 text file and that you may read it",
+        ) from None
     secrets: set[str] = set()
-    data = _interpolate(raw, (), secrets)
+    references: set[tuple[Any, ...]] = set()
+    data = _interpolate(raw, (), secrets, references)
     validate(data, jsonschemas.load("config"))
-    return Config(path.resolve(), data, secrets)
+    _check_verify_tls(data["erp"], path.resolve().parent)
+    return Config(path.resolve(), data, secrets, references)
+
+
+def _check_verify_tls(erp: dict[str, Any], folder: Path) -> None:
+    """``erp.verify_tls``: true, false, or an existing PEM file (made absolute; a
+    relative path is relative to the config file)."""
+    value = erp.get("verify_tls")
+    if not isinstance(value, str):
+        return  # true, false, or a type the schema already refused
+    hint = (
+        "verify_tls = true (the default: requests' CA bundle), false (no verification), "
+        "or the path of a PEM file with the CA certificate(s) of the ERP's certificate"
+    )
+    if value.strip().lower() in ("true", "false", "yes", "no", "on", "off", "0", "1"):
+        hint = f"write true or false without quotes; {hint}"
+    bundle = Path(value).expanduser()
+    bundle = bundle if bundle.is_absolute() else folder / bundle
+    if not bundle.is_file():
+        raise ConfigError(
+            f"config key erp.verify_tls: {value!r} is neither true, false nor an existing "
+            f"CA bundle file (no file {bundle})",
+            hint=hint,
+        )
+    try:
+        pem = bundle.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"config key erp.verify_tls: the CA bundle {bundle} cannot be read: {exc.strerror}",
+            hint="check that crm-bridge's user may read it",
+        ) from None
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise ConfigError(
+            f"config key erp.verify_tls: {bundle} holds no PEM certificate",
+            hint=hint,
+        )
+    erp["verify_tls"] = str(bundle)

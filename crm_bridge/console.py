@@ -1,10 +1,11 @@
 """Terminal output shared by the CLI and the commands plugins contribute:
-progress bars for long steps, the plan summary, JSON output."""
+progress bars for long steps, the plan summary, JSON output, warnings."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -13,6 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from crm_bridge.errors import CrmBridgeWarning
 from crm_bridge.sync import RunResult
 
 console = Console(highlight=False)
@@ -21,6 +23,29 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def emit_json(data: Any) -> None:
     print(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+@contextmanager
+def plain_warnings(redact: Callable[[str], str] = str) -> Iterator[None]:
+    """Show crm-bridge's own warnings as one ``Warning: ...`` line on stderr (no
+    Python source line), each once, redacted; drop urllib3's per-request
+    ``InsecureRequestWarning``: ``verify_tls = false`` has already been said once.
+    Other warnings are shown as Python shows them."""
+    from urllib3.exceptions import InsecureRequestWarning
+
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+            if issubclass(category, CrmBridgeWarning):
+                err.print(f"[yellow]Warning:[/] {escape(redact(str(message)))}")
+            else:
+                shown(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        warnings.simplefilter("default", CrmBridgeWarning)
+        warnings.simplefilter("ignore", InsecureRequestWarning)
+        yield
 
 
 @contextmanager

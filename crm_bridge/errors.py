@@ -6,6 +6,9 @@ The CLI prints ``str(error)`` and the hint on one line each, and exits with
 
 from __future__ import annotations
 
+import ssl
+from urllib.parse import urlsplit
+
 
 class CrmBridgeError(Exception):
     """Base class: a message, an optional hint, and the process exit code."""
@@ -41,12 +44,22 @@ class RetriableErpError(ErpError):
         self.retry_after = retry_after
 
 
+class TlsError(ErpError):
+    """The ERP's TLS certificate was not accepted (or TLS failed): not retried, since
+    it fails the same way every time until the certificate or erp.verify_tls changes."""
+
+
 class AuthenticationError(ErpError):
     """The ERP rejected the credentials."""
 
 
 class StateError(CrmBridgeError):
     """The local state store is unusable (locked by another run, corrupt...)."""
+
+
+class CrmBridgeWarning(UserWarning):
+    """Something works but deserves attention (TLS verification off, a secret written
+    in the config file); the CLI prints it as one ``Warning:`` line."""
 
 
 class RefusedError(ErpError):
@@ -76,3 +89,45 @@ def from_status(
             hint="give the API user the rights listed on the profile's docs page",
         )
     return RefusedError(f"{where} refused {action} (HTTP {status}){detail}")
+
+
+def from_tls(where: str, error: BaseException) -> ErpError:
+    """The error for a failed TLS handshake (``requests.exceptions.SSLError``): the
+    host and the reason OpenSSL gave (``self-signed certificate``, ``Hostname
+    mismatch...``, ``certificate has expired``, ``wrong version number``...), not
+    retried; a connection that broke during the handshake is retried."""
+    request = getattr(error, "request", None)
+    host = urlsplit(str(getattr(request, "url", "") or "")).netloc or where
+    cause = _ssl_cause(error)
+    if isinstance(cause, ssl.SSLEOFError | ssl.SSLZeroReturnError | ssl.SSLSyscallError):
+        return RetriableErpError(
+            f"{where}: the TLS connection to {host} broke: {cause.reason or cause}",
+            hint="check the network and any proxy in front of the ERP; crm-bridge retried",
+        )
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        reason = cause.verify_message or cause.reason or str(cause)
+        return TlsError(
+            f"{where}: the TLS certificate of {host} was not accepted: {reason}",
+            hint="if the ERP's certificate is signed by your own CA, set erp.verify_tls to "
+            "that CA's PEM file; check that erp.url names the host the certificate is for",
+        )
+    reason = (cause.reason or str(cause)) if cause else str(error)
+    return TlsError(
+        f"{where}: TLS with {host} failed: {reason}",
+        hint="check that erp.url uses the right scheme (https://) and port, and erp.verify_tls",
+    )
+
+
+def _ssl_cause(error: BaseException) -> ssl.SSLError | None:
+    """The ``ssl.SSLError`` somewhere inside requests' and urllib3's wrappers."""
+    seen: set[int] = set()
+    todo: list[object] = [error]
+    while todo:
+        item = todo.pop(0)
+        if id(item) in seen or not isinstance(item, BaseException):
+            continue
+        seen.add(id(item))
+        if isinstance(item, ssl.SSLError):
+            return item
+        todo.extend([*item.args, getattr(item, "reason", None), item.__cause__, item.__context__])
+    return None

@@ -1,6 +1,7 @@
 """The one retry and rate policy for ERP calls (tenacity, requests-ratelimiter).
 
-Connection errors, timeouts, 429 and 5xx are retried with exponential backoff
+Connection errors, timeouts, 429 and 5xx are retried (a refused TLS certificate
+is not: it fails the same way every time) with exponential backoff
 and jitter, honouring ``Retry-After``, at most 5 attempts and 2 minutes; after
 the last attempt the error is re-raised as it is, so the user sees the ERP's
 own failure.  ``[erp] requests_per_second`` caps the request rate of every
@@ -17,7 +18,7 @@ import requests
 import tenacity
 from requests_ratelimiter import LimiterAdapter
 
-from crm_bridge.errors import RetriableErpError
+from crm_bridge.errors import RetriableErpError, from_tls
 
 T = TypeVar("T")
 ATTEMPTS = 5
@@ -64,7 +65,8 @@ def limit_rate(session: requests.Session, per_second: float | None) -> None:
 
 @contextmanager
 def transport_errors(where: str, action: str, timeout: float) -> Iterator[None]:
-    """A request's broken connection, timeout or truncated answer as a retriable error."""
+    """A request's broken connection, timeout or truncated answer as a retriable
+    error; a TLS failure (certificate refused) as a :class:`TlsError`, not retried."""
     try:
         yield
     except requests.Timeout:
@@ -72,6 +74,8 @@ def transport_errors(where: str, action: str, timeout: float) -> Iterator[None]:
             f"{where} did not answer {action} in {timeout:.0f}s",
             hint="check the ERP's load or raise erp.timeout",
         ) from None
+    except requests.exceptions.SSLError as exc:  # a refused certificate: never retried
+        raise from_tls(where, exc) from None
     except requests.ConnectionError:
         raise RetriableErpError(
             f"cannot reach {where} ({action})",

@@ -60,6 +60,7 @@ def adapter_spec(cfg: Config, plugins: Plugins) -> AdapterSpec:
     spec = specs[name]
     config_mod.validate(cfg.erp, {**spec.config_schema}, prefix=("erp",))
     cfg.secrets.update(str(cfg.erp[k]) for k in spec.secret_keys if cfg.erp.get(k))
+    cfg.warn_plaintext_secrets(spec.secret_keys)
     return spec
 
 

@@ -4,7 +4,9 @@ The template (modules activated, company, chart of accounts, the demo's
 generated customers and documents) is built once per machine and cached under
 a key of the Tryton and module versions, the companion module, the data
 profile and the year; each test that needs Tryton gets its own copy and its
-own server process, stopped by process group at the end.
+own server process, stopped by process group at the end — including a server
+a test started in its place (``tryton.server``); ``tests/leftovers.py`` fails the
+run if any server is left.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from crm_bridge.adapters.tryton.sandbox import (
 )
 
 from crm_bridge.sample_data import Profile
+
+# At session end: a server (or any process) the tests left running fails the run.
+pytest_plugins = ["tests.leftovers"]
 
 # The demo's own profile: the tests check what the demo shows.
 PROFILE = Profile()
@@ -101,10 +106,14 @@ def tryton(
     shutil.copyfile(tryton_template, directory / "test.sqlite")
     monkeypatch.setenv(PASSWORD_ENV, ADMIN_PASSWORD)
     server = TrytonServer(directory, "test").start()
+    erp: Tryton | None = None
     try:
-        yield Tryton(server, RawRPC(server.url, "test"), template_end(tryton_template), directory)
+        erp = Tryton(server, RawRPC(server.url, "test"), template_end(tryton_template), directory)
+        yield erp
     finally:
         server.stop()
+        if erp:  # a test may serve the database again in its place (test_browser.py does)
+            erp.server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -167,3 +167,63 @@ def test_init_knows_every_shipped_profile(tmp_path: Path) -> None:
         finally:
             for name in ("PASSWORD", "API_KEY", "API_SECRET"):
                 del os.environ[f"CRM_BRIDGE_ERP_{name}"]
+
+
+def test_config_pointing_at_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    proc = run("--config", "conf", "sync", cwd=tmp_path)
+    assert_clear(proc, 2, "config file conf is a folder, not a file", "conf/crm-bridge.toml")
+
+
+@pytest.mark.parametrize(
+    ("state", "command", "phrase"),
+    [
+        ("blocker/state.db", ("sync",), "blocker is a file, not a folder"),
+        ("blocker/deeper/state.db", ("sync",), "blocker is a file, not a folder"),
+        ("a-folder", ("sync",), "a-folder is a folder, not a file"),
+        ("blocker/state.db", ("fields", "retire", "old_field", "--yes"), "blocker is a file"),
+    ],
+)
+def test_an_impossible_state_path_is_named(
+    tmp_path: Path, state: str, command: tuple[str, ...], phrase: str
+) -> None:
+    (tmp_path / "blocker").write_text("a file where a folder should be\n")
+    (tmp_path / "a-folder").mkdir()
+    (tmp_path / "crm-bridge.toml").write_text(
+        '[erp]\nadapter = "tryton"\nurl = "http://127.0.0.1:1"\ndatabase = "d"\n'
+        f'username = "u"\npassword = "${{ERP_PW}}"\n[state]\npath = "{state}"\n'
+    )
+    proc = run(*command, cwd=tmp_path, env={"ERP_PW": "pw-secret-1"})
+    assert_clear(proc, 2, "config key state.path: the state store", phrase, "[state] path")
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> None:
+    """`crm-bridge runs --json | head -c1`: the pipe closes before crm-bridge writes."""
+    from crm_bridge.state import StateStore
+
+    (tmp_path / "crm-bridge.toml").write_text(
+        '[erp]\nadapter = "tryton"\n[state]\npath = "state.db"\n'
+    )
+    StateStore(tmp_path / "state.db").close()
+    for args in (("runs", "--json"), ("runs",), ("adapters", "list", "--json")):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "crm_bridge", *args],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # the reader is gone before the first byte
+        stderr = proc.stderr.read().decode()
+        assert proc.wait(60) == 1, stderr
+        assert stderr == "", f"crm-bridge {' '.join(args)}: {stderr}"
+
+    shell = subprocess.run(
+        ["bash", "-c", f"{sys.executable} -m crm_bridge runs --json | head -c1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert shell.stdout == "[" and shell.stderr == ""

@@ -67,3 +67,43 @@ def test_demo_keep_running_serves_the_web_client(tryton_template: Path, tmp_path
         proc.send_signal(signal.SIGINT)
         proc.wait(30)
     assert proc.returncode == 0
+
+
+def test_demo_keep_running_stops_its_tryton_on_sigterm(
+    tryton_template: Path, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from .leftovers import children, group_alive
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crm_bridge", "demo", "--dir", str(tmp_path), "--keep-running"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    trytond: list[int] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("Tryton keeps running"):
+                break
+        trytond = [pid for pid, cmd in children(proc.pid).items() if "trytond" in cmd]
+        assert len(trytond) == 1, "the demo runs one trytond, its child"
+        assert os.getpgid(trytond[0]) == trytond[0]  # in its own process group
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+        left = [pid for pid in trytond if group_alive(pid)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in trytond:  # whatever the outcome, leave nothing behind
+            if group_alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+    assert left == [], "SIGTERM to the demo left its trytond running"
+    assert code == 128 + signal.SIGTERM

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import threading
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import requests
 
-from crm_bridge import mapping, retry
+from crm_bridge import mapping, retry, transport
 from crm_bridge.declarative import DeclarativeAdapter, settings_schema
 from crm_bridge.errors import AuthenticationError, RefusedError, RetriableErpError, from_status
 
@@ -31,16 +30,8 @@ class RestAdapter(DeclarativeAdapter):
         super().__init__(spec, settings)
         self.base = str(settings["url"]).rstrip("/")
         self.timeout = float(settings.get("timeout", 120))
-        self.http = requests.Session()
-        self.http.verify = settings.get("verify_tls", True)
-        if self.http.verify is False:
-            warnings.warn(
-                f"TLS certificate verification is OFF for {self.base} (erp.verify_tls = false): "
-                "anyone on the network path can read the credentials and the data",
-                stacklevel=2,
-            )
+        self.http: requests.Session = transport.from_settings(self.base, settings)
         self.http.headers["Accept"] = "application/json"
-        retry.limit_rate(self.http, settings.get("requests_per_second"))
         self.auth: dict[str, Any] = spec.data.get("auth", {"type": "none"})
         self.errors: dict[str, Any] = spec.data.get("errors", {})
         self._sleep = sleep

@@ -11,7 +11,6 @@ transport errors are classified like HTTP errors and retried by the one policy.
 from __future__ import annotations
 
 import threading
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import zeep.helpers
 import zeep.xsd
 from zeep.wsse.username import UsernameToken
 
-from crm_bridge import mapping, retry
+from crm_bridge import mapping, retry, transport
 from crm_bridge.declarative import DeclarativeAdapter, settings_schema
 from crm_bridge.errors import (
     AuthenticationError,
@@ -33,6 +32,7 @@ from crm_bridge.errors import (
     RefusedError,
     RetriableErpError,
     from_status,
+    from_tls,
 )
 
 CONFIG_SCHEMA = settings_schema("company", "username", "password")
@@ -86,14 +86,7 @@ class SoapAdapter(DeclarativeAdapter):
         super().__init__(spec, settings)
         self.base = str(settings["url"]).rstrip("/")
         self.vars["url"] = self.base
-        session = requests.Session()
-        session.verify = settings.get("verify_tls", True)
-        if session.verify is False:
-            warnings.warn(
-                f"TLS certificate verification is OFF for {self.base} (erp.verify_tls = false)",
-                stacklevel=2,
-            )
-        retry.limit_rate(session, settings.get("requests_per_second"))
+        session = transport.from_settings(self.base, settings)
         # zeep's TransportError has no headers: keep Retry-After from the answer itself
         # (per thread: writes run in parallel).
         self._answer = threading.local()
@@ -158,6 +151,8 @@ class SoapAdapter(DeclarativeAdapter):
             return zeep.Client(location, transport=self.transport, wsse=self._wsse)
         except requests.HTTPError as exc:
             raise from_status(exc.response.status_code, self.where, action) from None
+        except requests.exceptions.SSLError as exc:
+            raise from_tls(self.where, exc) from None
         except requests.RequestException:
             raise RetriableErpError(
                 f"cannot load the WSDL of {name} from {location}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,6 +22,7 @@ from crm_bridge.sync import connect, sync
 from .sandbox import ADMIN_PASSWORD, sandbox, web_client
 
 PASSWORD_ENV = "CRM_BRIDGE_DEMO_PASSWORD"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 @click.command()
@@ -52,8 +54,11 @@ def demo(directory: str, customers: int, keep_running: bool, port: int | None) -
                 f"[yellow]no web client ({str(exc).splitlines()[0]}); use the Tryton "
                 "desktop client to connect[/]"
             )
-    server.start()
+    # SIGTERM (kill, systemd, a container stop) and SIGHUP (the terminal closed) stop
+    # Tryton too: it runs in its own process group, which no signal to us reaches.
+    handlers = {sig: signal.signal(sig, _exit_on_signal) for sig in STOP_SIGNALS}
     try:
+        server.start()
         os.environ[PASSWORD_ENV] = ADMIN_PASSWORD
         cfg_path = root / "crm-bridge.toml"
         cfg_path.write_text(
@@ -103,6 +108,13 @@ def demo(directory: str, customers: int, keep_running: bool, port: int | None) -
         pass
     finally:
         server.stop()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    err.print(f"{signal.Signals(signum).name}: stopping Tryton")
+    raise SystemExit(128 + signum)
 
 
 def _summary(plan: Plan, field: Field) -> None:

@@ -12,14 +12,19 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import warnings
 from decimal import Decimal
 from typing import Any
 
 import requests
 
-from crm_bridge import retry
-from crm_bridge.errors import AuthenticationError, ErpError, RefusedError, RetriableErpError
+from crm_bridge import retry, transport
+from crm_bridge.errors import (
+    AuthenticationError,
+    ErpError,
+    RefusedError,
+    RetriableErpError,
+    from_tls,
+)
 
 
 def _default(value: Any) -> Any:
@@ -85,14 +90,7 @@ class TrytonRPC:
         self.username = username
         self._password = password
         self.timeout = timeout
-        self.http = requests.Session()
-        self.http.verify = verify
-        if verify is False:
-            warnings.warn(
-                f"TLS certificate verification is OFF for {url} (erp.verify_tls = false): "
-                "anyone on the network path can read the password and the data",
-                stacklevel=2,
-            )
+        self.http: requests.Session = transport.session(url, verify)
         self.http.headers["Content-Type"] = "application/json"
         self.context: dict[str, Any] = {}
         self._sleep = sleep
@@ -111,6 +109,8 @@ class TrytonRPC:
                 f"{where} did not answer {method} in {self.timeout:.0f}s",
                 hint="check the server load or raise erp.timeout",
             ) from None
+        except requests.exceptions.SSLError as exc:
+            raise from_tls(where, exc) from None
         except requests.ConnectionError as exc:
             if "NewConnectionError" in repr(exc) or "refused" in str(exc).lower():
                 raise RetriableErpError(

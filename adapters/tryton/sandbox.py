@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from importlib import metadata, resources
 from pathlib import Path
+from typing import ClassVar
 
 import requests
 
@@ -176,7 +177,13 @@ def free_port() -> int:
 
 
 class TrytonServer:
-    """A trytond process serving ``directory/<database>.sqlite`` on loopback."""
+    """A trytond process serving ``directory/<database>.sqlite`` on loopback.
+
+    ``running`` holds the pid (= process group) and URL of every server this
+    process started and has not stopped: the test suite fails a run that leaves one.
+    """
+
+    running: ClassVar[dict[int, str]] = {}
 
     def __init__(
         self, directory: Path, database: str, port: int | None = None, web_root: Path | None = None
@@ -201,10 +208,12 @@ class TrytonServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        TrytonServer.running[self.proc.pid] = self.url
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                TrytonServer.running.pop(self.proc.pid, None)
                 raise RuntimeError(
                     f"trytond exited with {self.proc.returncode}; see "
                     f"{self.directory}/trytond-{self.port}.log"
@@ -231,6 +240,8 @@ class TrytonServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        if self.proc:
+            TrytonServer.running.pop(self.proc.pid, None)
         self.proc = None
 
     def __enter__(self) -> TrytonServer:
