@@ -38,7 +38,7 @@ class Plan:
     changes: list[Change] = field(default_factory=list)
     batches: list[Batch] = field(default_factory=list)
     # Cells a person changed in the ERP since crm-bridge last wrote them:
-    # (customer, field, value crm-bridge wrote, value found, None if cleared);
+    # (customer, field, value crm-bridge wrote, value found: None if emptied);
     # kept when the field's policy is "keep", overwritten (and listed in
     # changes) otherwise.  Only values read back this run are compared.
     drift: list[tuple[str, str, Any, Any]] = field(default_factory=list)

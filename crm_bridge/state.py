@@ -148,7 +148,8 @@ class StateStore:
                 "UPDATE runs SET status = 'interrupted', message = ? "
                 "WHERE status = 'running' AND id < ?",
                 (
-                    f"stopped before it finished; run {run_id} resent its unconfirmed writes",
+                    f"stopped before it finished (found by run {run_id}, which resends "
+                    "any write it left unconfirmed)",
                     run_id,
                 ),
             )

@@ -268,7 +268,7 @@ def test_a_killed_run_is_marked_interrupted_by_the_next(tmp_path: Path) -> None:
     try:
         record = store.run(dead)
         assert record is not None and record["status"] == "interrupted"
-        assert f"run {result.run_id} resent its unconfirmed writes" in record["message"]
+        assert f"found by run {result.run_id}" in record["message"]
         assert store.run(result.run_id or 0)["status"] == "ok"  # type: ignore[index]
     finally:
         store.close()
