@@ -57,10 +57,12 @@ def _record(
     cells: Mapping[str, list[Cell]],
     journal: tuple[int, int],
     result: ApplyResult,
+    rest: tuple[str, str] | None = None,
 ) -> None:
     """Count the ERP's answer and mark the call confirmed with its cells applied
-    (but for the keys the ERP reported in conflict)."""
-    result.calls += 1
+    (but for the keys the ERP reported in conflict).  ``rest``: the call failed
+    part-way; the journal keeps it unconfirmed with only these (batches, cells)."""
+    result.calls += rest is None
     result.written += len(answer.written)
     result.rejected.update(answer.rejected)
     for cid, found in answer.conflicts.items():
@@ -73,9 +75,52 @@ def _record(
                 conflicts.append((*cell, encode(found[cell[1]])))
             else:
                 applied.append(cell)
-    state.record_applied(applied, run_id, answer.rejected, journal, conflicts)
+    state.record_applied(applied, run_id, answer.rejected, journal, conflicts, rest)
     result.cells.extend(applied)
     result.cells.extend((cid, name, old, found) for cid, name, old, _, found in conflicts)
+
+
+def _entry(call: list[Batch], cells: Mapping[str, list[Cell]]) -> tuple[str, str]:
+    """A call as the journal keeps it: its batches and its cells, as JSON."""
+    return (
+        json.dumps(
+            [
+                [
+                    b.customer_ids,
+                    {k: encode(v) for k, v in b.values.items()},
+                    {k: encode(v) for k, v in b.expected.items()},
+                ]
+                for b in call
+            ]
+        ),
+        json.dumps([c for b in call for cid in b.customer_ids for c in cells[cid]]),
+    )
+
+
+def _answer(
+    sent: Callable[[], WriteResult],
+    state: StateStore,
+    run_id: int,
+    call: list[Batch],
+    cells: Mapping[str, list[Cell]],
+    journal: tuple[int, int],
+    result: ApplyResult,
+) -> WriteResult:
+    """The ERP's answer to a call; if it failed part-way, what it confirmed is
+    recorded and the journal narrowed to the rest before the error goes on."""
+    try:
+        return sent()
+    except ErpError as exc:
+        done = exc.partial
+        if done is not None and (done.written or done.rejected):
+            settled = {*done.written, *done.rejected}
+            rest = [
+                Batch(ids, b.values, b.expected)
+                for b in call
+                if (ids := tuple(c for c in b.customer_ids if c not in settled))
+            ]
+            _record(state, run_id, done, cells, journal, result, _entry(rest, cells))
+        raise
 
 
 def _send(
@@ -87,7 +132,8 @@ def _send(
     journal: tuple[int, int],
     result: ApplyResult,
 ) -> None:
-    _record(state, run_id, adapter.write(call), cells, journal, result)
+    answer = _answer(lambda: adapter.write(call), state, run_id, call, cells, journal, result)
+    _record(state, run_id, answer, cells, journal, result)
 
 
 def resume(adapter: Adapter, state: StateStore, run_id: int) -> ApplyResult:
@@ -125,25 +171,7 @@ def apply(
     result = result if result is not None else ApplyResult()
     cells = _cells(plan)
     calls = chunk(plan.batches, batch_size)
-    state.journal_plan(
-        run_id,
-        (
-            (
-                json.dumps(
-                    [
-                        [
-                            b.customer_ids,
-                            {k: encode(v) for k, v in b.values.items()},
-                            {k: encode(v) for k, v in b.expected.items()},
-                        ]
-                        for b in call
-                    ]
-                ),
-                json.dumps([c for b in call for cid in b.customer_ids for c in cells[cid]]),
-            )
-            for call in calls
-        ),
-    )
+    state.journal_plan(run_id, (_entry(call, cells) for call in calls))
     # One call in flight while the previous answer is recorded: the ERP never waits
     # for the state store.  Calls still go one at a time, in order; a call the ERP
     # confirmed but the store did not record yet is resent by ``resume`` after a crash.
@@ -153,7 +181,7 @@ def apply(
         )
         for no, call in enumerate(calls):
             assert pending is not None
-            answer = pending.result()
+            answer = _answer(pending.result, state, run_id, call, cells, (run_id, no), result)
             pending = sender.submit(adapter.write, calls[no + 1]) if no + 1 < len(calls) else None
             _record(state, run_id, answer, cells, (run_id, no), result)
             if on_call:
@@ -161,7 +189,11 @@ def apply(
             sent = result.written + len(result.rejected)
             if sent >= MIN_SAMPLE and len(result.rejected) > max_error_rate * sent:
                 if pending is not None:  # let the call in flight land, and record it
-                    _record(state, run_id, pending.result(), cells, (run_id, no + 1), result)
+                    late = (run_id, no + 1)
+                    landed = _answer(
+                        pending.result, state, run_id, calls[no + 1], cells, late, result
+                    )
+                    _record(state, run_id, landed, cells, late, result)
                 first = next(iter(result.rejected.values()))
                 raise ErpError(
                     f"stopped after the ERP refused {len(result.rejected)} of the "

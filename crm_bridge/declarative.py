@@ -451,6 +451,14 @@ class DeclarativeAdapter:
 
     def write(self, batches: Sequence[Batch]) -> WriteResult:
         result = WriteResult()
+        try:
+            self._write(batches, result)
+        except ErpError as exc:  # what the ERP confirmed before it failed is kept
+            exc.partial = result
+            raise
+        return result
+
+    def _write(self, batches: Sequence[Batch], result: WriteResult) -> None:
         spec = self.write_spec
         if spec.get("mode", "merge") == "replace":
             if "multi_records" in spec:
@@ -467,7 +475,6 @@ class DeclarativeAdapter:
                 self._write_multi(ids, self.encode(values), result)
         else:
             self._each(batches, self._merge_one, result)
-        return result
 
     def _each(self, batches: Sequence[Batch], send: Any, result: WriteResult) -> None:
         jobs = [(cid, b.values) for b in batches for cid in b.customer_ids]

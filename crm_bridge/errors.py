@@ -7,6 +7,7 @@ The CLI prints ``str(error)`` and the hint on one line each, and exits with
 from __future__ import annotations
 
 import ssl
+from typing import Any
 from urllib.parse import urlsplit
 
 
@@ -31,7 +32,14 @@ class PluginError(CrmBridgeError):
 
 
 class ErpError(CrmBridgeError):
-    """The ERP could not be reached or refused a request."""
+    """The ERP could not be reached or refused a request.
+
+    Raised by ``Adapter.write`` after the ERP had already confirmed some customers
+    of the call (single-record ERPs), it carries their ``WriteResult`` as
+    ``partial``: the core records them, and resends only the others.
+    """
+
+    partial: Any = None
 
 
 class RetriableErpError(ErpError):

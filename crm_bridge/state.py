@@ -227,6 +227,7 @@ class StateStore:
         rejected: Mapping[str, str] | None = None,
         call: tuple[int, int] | None = None,
         conflicts: Iterable[tuple[str, str, str, str, str]] = (),
+        rest: tuple[str, str] | None = None,
     ) -> None:
         """Remember confirmed cells (customer, field, old, new as canonical JSON),
         in the audit trail and as the last applied values (a cleared cell is
@@ -234,13 +235,21 @@ class StateStore:
         found: a key the ERP left as a person had edited it); mark the journal's
         ``call`` (run, call number) confirmed, all at once.  A conflicting key is
         remembered at crm-bridge's new value, so the next run sees the person's
-        value as drift (kept under the "keep" policy, else put back)."""
+        value as drift (kept under the "keep" policy, else put back).  ``rest``:
+        the call failed part-way, so instead of being confirmed it keeps only
+        these (batches, cells as JSON), to be resent."""
         rows = list(cells)
         edited = list(conflicts)
         with self._transaction():
             self._edits(run_id, [(c, f, old, found) for c, f, old, _, found in edited], "write")
             self._set_applied([(c, f, new) for c, f, _, new, _ in edited], run_id)
-            if call is not None:
+            if call is not None and rest is not None:
+                self.db.execute(
+                    "UPDATE journal SET batches = ?, cells = ? "
+                    "WHERE run_id = ? AND call_no = ? AND confirmed_at IS NULL",
+                    (*rest, *call),
+                )
+            elif call is not None:
                 self.db.execute(
                     "UPDATE journal SET confirmed_at = ?, confirmed_by = ? "
                     "WHERE run_id = ? AND call_no = ? AND confirmed_at IS NULL",

@@ -297,3 +297,68 @@ def test_one_new_invoice_rewrites_only_what_really_moved(tmp_path: Path) -> None
     assert buyer in {c.customer_id for c in plan.changes}
     held = adapter.values
     assert all(held[c.customer_id]["kpi_clv_12m"] == c.new for c in clv)  # written where it moved
+
+
+def test_a_run_that_fails_part_way_keeps_what_the_erp_confirmed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A single-record ERP (Dolibarr's REST profile, on its fake) fails after some
+    PUTs: the run is recorded failed with those customers written and listed; the
+    next run resends only the others; each customer is in the audit trail once."""
+    import responses
+    from click.testing import CliRunner
+    from crm_bridge.cli import cli
+
+    from . import fake_erps
+
+    erp = fake_erps.Dolibarr()
+    handle = erp.handle
+    puts: list[str] = []
+    broken = {"on": True}
+    last = {"id": ""}
+
+    def failing(method: str, path: str, query: Any, body: Any, headers: Any) -> Any:
+        if method == "PUT" and "/thirdparties/" in path:
+            cid = path.rsplit("/", 1)[-1]
+            puts.append(cid)
+            if broken["on"] and cid == last["id"]:  # the last customer of the plan
+                return 403, {}, json.dumps({"error": {"code": 403, "message": "Forbidden"}})
+        return handle(method, path, query, body, headers)
+
+    erp.handle = failing  # type: ignore[method-assign]
+    monkeypatch.setenv("DOLI_KEY", erp.key)
+    config = tmp_path / "crm-bridge.toml"
+    config.write_text(
+        f'[erp]\nadapter = "dolibarr"\nurl = "{erp.base}/api/index.php"\n'
+        'api_key = "${DOLI_KEY}"\n[sync]\nas_of = "2024-04-30"\n[state]\npath = "state.db"\n'
+    )
+
+    def run_cli(*args: str) -> Any:
+        return CliRunner().invoke(cli, ["--config", str(config), *args], obj=load_plugins())
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        erp.install(rsps)
+        assert run_cli("fields", "provision").exit_code == 0
+        dry = sync(config_mod.load(config), load_plugins(), dry_run=True)
+        customers = dry.plan.customers
+        ids = sorted({c.customer_id for c in dry.plan.changes})
+        assert customers == len(ids) >= 2
+        last["id"] = ids[-1]
+        failed = run_cli("sync", "--json")
+        assert failed.exit_code == 1
+        history = json.loads(run_cli("runs", "--json").stdout)
+        assert history[0]["status"] == "failed"
+        # The PUTs before the refused one were confirmed: on record, and listed.
+        assert history[0]["written_customers"] == customers - 1
+        shown = json.loads(run_cli("runs", "show", "1", "--changes", "--json").stdout)
+        assert {c["customer_id"] for c in shown["changes"]} == set(ids[:-1])
+        broken["on"] = False
+        again = run_cli("sync", "--json")
+        assert again.exit_code == 0, again.output
+        assert json.loads(again.stdout)["counts"]["resumed_customers"] == 1
+    with closing(sqlite3.connect(tmp_path / "state.db")) as db:
+        per_customer = db.execute(
+            "SELECT customer_id, count(DISTINCT run_id) FROM changes GROUP BY customer_id"
+        ).fetchall()
+    assert len(per_customer) == customers
+    assert all(runs == 1 for _, runs in per_customer)  # nothing doubled

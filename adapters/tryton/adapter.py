@@ -704,7 +704,11 @@ class TrytonAdapter:
     # -- writing ------------------------------------------------------------
     def write(self, batches: Sequence[Batch]) -> WriteResult:
         result = WriteResult()
-        self._write(list(batches), result)
+        try:
+            self._write(list(batches), result)
+        except ErpError as exc:  # halves written before the failure are kept
+            exc.partial = result
+            raise
         return result
 
     def _write(self, batches: list[Batch], result: WriteResult) -> None:
