@@ -17,6 +17,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import polars as pl
 
 from crm_bridge import mapping
 from crm_bridge.adapter import (
@@ -27,7 +30,7 @@ from crm_bridge.adapter import (
     Check,
     WriteResult,
 )
-from crm_bridge.errors import ConfigError, ErpError, RefusedError
+from crm_bridge.errors import AuthenticationError, ConfigError, ErpError, RefusedError
 from crm_bridge.fields import Field
 from crm_bridge.snapshot import TABLES
 
@@ -98,6 +101,11 @@ def settings_schema(*credentials: str) -> dict[str, Any]:
                 "maximum": 16,
                 "description": "Pages read at once, for page- and offset-paged lists",
             },
+            "timezone": {
+                "type": "string",
+                "description": "The ERP's timezone (IANA name, Europe/Brussels): unix dates "
+                "are midnights there. Default: what the ERP says, else UTC",
+            },
             **CONNECTION_SETTINGS,
         },
     }
@@ -140,6 +148,10 @@ class DeclarativeAdapter:
             if isinstance(f, Mapping) and "via" in f
         }
         self._rows_by_id: dict[str, dict[str, dict[str, Any]]] = {}
+        self._attached: dict[str, list[Any]] = {}
+        self._zone: tuple[dt.tzinfo, str] | None = None
+        if settings.get("timezone"):
+            self._zone = (_zone_info(str(settings["timezone"])), "erp.timezone")
 
     # -- the one protocol-specific method ------------------------------------
     def call(
@@ -220,6 +232,25 @@ class DeclarativeAdapter:
                         return
                 start += wave
 
+    def zone(self) -> tuple[dt.tzinfo, str]:
+        """The ERP's timezone and where it was found: ``erp.timezone``, else what the
+        mapping's ``timezone`` request answers, else UTC."""
+        if self._zone is None:
+            rule = self.mapping.data.get("timezone")
+            found = None
+            if rule is not None:
+                try:
+                    answer = self.call(rule["request"], self.vars, rule.get("empty_statuses", ()))
+                except ErpError:
+                    answer = None
+                found = mapping.get(answer, rule["path"]) if answer is not None else None
+            if isinstance(found, str) and found:
+                path = mapping.render(rule["request"].get("path", ""), self.vars) if rule else ""
+                self._zone = (_zone_info(found, f"{self.where} says"), f"read from {path}")
+            else:
+                self._zone = (dt.UTC, "assumed: set erp.timezone if the ERP runs elsewhere")
+        return self._zone
+
     def extract(
         self, table: str, since: dt.datetime | None = None
     ) -> Iterator[list[dict[str, Any]]]:
@@ -228,19 +259,56 @@ class DeclarativeAdapter:
             return
         if since is not None and "incremental" in spec:
             spec = _since(spec, since)
-        rows = mapping.RowMapper(table, spec["fields"], self._rows_by_id)
+        dated = any(dtype == pl.Date for dtype in TABLES[table].values())
+        zone = self.zone()[0] if dated else dt.UTC  # only dates are read in the ERP's zone
+        rows = mapping.RowMapper(table, spec["fields"], self._rows_by_id, zone)
         keep = table == "customers" and "current" not in self.mapping.data
         if keep:
             self._current = {}
         key = next(iter(TABLES[table]))
         remember = table in self._referenced
         for records in self.pages(spec):
+            if "attach" in spec:
+                self._attach(records, spec["attach"])
             if keep:
                 self._remember_values(records, spec)
             page = rows.rows(records, spec.get("explode"))
             if remember:
                 self._rows_by_id.setdefault(table, {}).update((r[key], r) for r in page)
             yield page
+
+    def _attach(self, records: list[Any], rule: Mapping[str, Any]) -> None:
+        """Set ``rule["name"]`` on each record to the list its own request answers
+        (an invoice's payments); each answer is read once per adapter."""
+        name, when = rule["name"], rule.get("when")
+        wanted = []
+        for record in records:
+            if not isinstance(record, dict):
+                continue
+            record[name] = []
+            if when is None or str(mapping.get(record, when["path"])) in map(str, when["values"]):
+                wanted.append(record)
+
+        def fetch(record: dict[str, Any]) -> list[Any]:
+            variables = {**self.vars, "parent": record}
+            key = str(mapping.render(rule["request"].get("path", ""), variables))
+            if key not in self._attached:
+                answer = self.call(rule["request"], variables, rule.get("empty_statuses", ()))
+                items = [dict(i) for i in mapping.records(answer, "") if isinstance(i, Mapping)]
+                if "sort" in rule:
+                    items.sort(key=lambda i: str(i.get(rule["sort"]) or ""))
+                for item in items:
+                    if "item_id" in rule:
+                        item["_id"] = mapping.render(
+                            rule["item_id"], {"parent": record, "item": item}
+                        )
+                self._attached[key] = items
+            return self._attached[key]
+
+        workers = max(1, min(int(rule.get("concurrency", self.read_concurrency)), len(wanted)))
+        with ThreadPoolExecutor(workers) as pool:
+            for record, items in zip(wanted, pool.map(fetch, wanted), strict=True):
+                record[name] = items
 
     def _remember_values(self, records: list[Any], spec: Mapping[str, Any]) -> None:
         assert self._current is not None
@@ -257,7 +325,29 @@ class DeclarativeAdapter:
             return {}
         # A false is kept: a boolean's value, and the core reads it as empty for others.
         named = ((mapping.crm_name(self.field_name, k), v) for k, v in held.items())
-        return {name: value for name, value in named if name is not None and value is not None}
+        out = {name: value for name, value in named if name is not None and value is not None}
+        dates = self._unix_dates()
+        for name in dates.intersection(out):
+            if isinstance(out[name], int | float) and not isinstance(out[name], bool):
+                out[name] = dt.datetime.fromtimestamp(out[name], self.zone()[0]).date().isoformat()
+        return out
+
+    @functools.cached_property
+    def _unix_date_names(self) -> frozenset[str]:
+        provision = self.mapping.data.get("provision", {})
+        kind = provision.get("types", {}).get("date")
+        if self.write_spec.get("dates") != "unix" or kind is None or self.zone()[0] == dt.UTC:
+            return frozenset()
+        try:
+            found = self.definitions()
+        except ErpError:  # the definitions are not readable: dates as UTC midnights
+            return frozenset()
+        return frozenset(n for n, d in found.items() if mapping.get(d, "type") == kind)
+
+    def _unix_dates(self) -> frozenset[str]:
+        """crm-bridge date fields the ERP sends as unix midnights in its own timezone
+        (read as ISO dates there, not as UTC: a day early east of Greenwich)."""
+        return self._unix_date_names
 
     def current_values(self) -> Iterator[list[tuple[str, dict[str, Any]]]]:
         spec = self.mapping.data.get("current")
@@ -328,7 +418,7 @@ class DeclarativeAdapter:
             variables = {**self.vars, **self._definition_vars(f, provision)}
             old = existing.get(f.name)
             if old is None:
-                self.call(provision["create"], variables)
+                self._create(f, provision, variables)
                 changes.append(f"created {f.name}")
             elif (
                 "update" in provision
@@ -340,6 +430,18 @@ class DeclarativeAdapter:
                 changes.append(f"updated {f.name}")
         self._definitions = None
         return changes
+
+    def _create(self, f: Field, provision: Mapping[str, Any], variables: Mapping[str, Any]) -> None:
+        """Create one definition; a create that failed but left the definition behind
+        (half done by the ERP) is adopted rather than failing every later run."""
+        try:
+            self.call(provision["create"], variables)
+        except AuthenticationError:
+            raise
+        except ErpError:
+            self._definitions = None
+            if f.name not in self.definitions():
+                raise
 
     def _manual_list(self, fields: Sequence[Field]) -> str:
         types = self.mapping.data.get("manual", {}).get("types", {})
@@ -368,6 +470,7 @@ class DeclarativeAdapter:
             "label": f.label,
             "help": f.help,
             "type": provision["types"][f.type],
+            "size": provision.get("sizes", {}).get(f.type),
             "selection": selection if f.choices else None,
             "digits": f.digits,
             "owner": f.owner,
@@ -395,12 +498,27 @@ class DeclarativeAdapter:
         return len(holders)
 
     def check(self, fields: Sequence[Field]) -> list[Check]:
+        doctor = self.mapping.data.get("doctor", {})
         try:
             spec = self.mapping.data["tables"]["customers"]
-            next(self.pages({**spec, "paging": {"style": "none"}}, {"limit": 1}), None)
+            first = next(self.pages({**spec, "paging": {"style": "none"}}, {"limit": 1}), None)
         except ErpError as exc:
             return [Check("read", False, str(exc), exc.hint)]
-        out = [Check("read", True, f"{self.where}: customers readable")]
+        if not first and "empty" in doctor:
+            out = [
+                Check(
+                    "read",
+                    False,
+                    f"{self.where}: no customer is visible to this API user",
+                    doctor["empty"],
+                )
+            ]
+        else:
+            out = [Check("read", True, f"{self.where}: customers readable")]
+        if self.write_spec.get("dates") == "unix" or "timezone" in self.mapping.data:
+            zone, how = self.zone()
+            out.append(Check("timezone", True, f"dates read in {zone} ({how})"))
+        out.extend(self._warning(rule) for rule in doctor.get("warnings", []))
         unmapped = sorted(set(TABLES) - set(self.mapping.data["tables"]))
         if unmapped:
             out.append(Check("tables", True, f"not read from this ERP: {', '.join(unmapped)}"))
@@ -418,9 +536,24 @@ class DeclarativeAdapter:
             )
         detail = f"{len(fields) - len(missing)}/{len(fields)} fields present"
         if missing:
-            detail += f", missing: {self._manual_list(missing[:5])}"
+            names = [mapping.erp_name(self.definition_name, f.name) for f in missing]
+            more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+            detail += f", missing: {', '.join(names[:5])}{more}"
         out.append(Check("fields", not missing, detail, hint))
         return out
+
+    def _warning(self, rule: Mapping[str, Any]) -> Check:
+        """A doctor line for an ERP setting: ok, but with a hint when it is on."""
+        try:
+            answer = self.call(rule["request"], self.vars, rule.get("empty_statuses", ()))
+        except ErpError as exc:
+            return Check(
+                rule["name"], True, rule.get("unreadable", f"not checked: {exc}"), rule.get("hint")
+            )
+        value = mapping.get(answer, rule.get("path", "")) if answer is not None else None
+        if value is not None and str(value) == str(rule["equals"]):
+            return Check(rule["name"], True, rule["message"], rule.get("hint"))
+        return Check(rule["name"], True, "off")
 
     # -- writing -------------------------------------------------------------
     def encode(self, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -434,11 +567,8 @@ class DeclarativeAdapter:
             elif isinstance(value, bool):
                 value = int(value) if as_int else value
             elif isinstance(value, dt.date):
-                value = (
-                    int(dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC).timestamp())
-                    if unix
-                    else value.isoformat()
-                )
+                midnight = dt.datetime(value.year, value.month, value.day, tzinfo=self.zone()[0])
+                value = int(midnight.timestamp()) if unix else value.isoformat()
             out[mapping.erp_name(self.field_name, name)] = value
         return out
 
@@ -569,3 +699,13 @@ def _since(spec: Mapping[str, Any], since: dt.datetime) -> dict[str, Any]:
 def _key(cid: str) -> Any:
     """A customer id as the ERP's API wants it: a number when it is one."""
     return int(cid) if cid.isdigit() else cid
+
+
+def _zone_info(name: str, who: str = "erp.timezone is") -> dt.tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{who} {name!r}, which is not a timezone name",
+            hint="set erp.timezone to an IANA name such as Europe/Brussels or UTC",
+        ) from None
