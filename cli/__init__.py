@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 import tomlkit
+from rich.markup import escape
 
 from crm_bridge import __version__
 from crm_bridge import config as config_mod
@@ -50,9 +51,10 @@ class Group(click.Group):
         except CrmBridgeError as exc:
             app = ctx.find_object(App)
             secrets = app._config.secrets if app and app._config else set()
-            err.print(f"[red]Error:[/] {config_mod.redact(str(exc), secrets)}", markup=True)
+            # Messages name config tables ("[erp]"): printed as text, not as markup.
+            err.print(f"[red]Error:[/] {escape(config_mod.redact(str(exc), secrets))}", markup=True)
             if exc.hint:
-                err.print(f"Hint: {config_mod.redact(exc.hint, secrets)}")
+                err.print(f"Hint: {escape(config_mod.redact(exc.hint, secrets))}")
             ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -207,10 +209,11 @@ def doctor(app: App, as_json: bool) -> None:
         emit_json([c.__dict__ for c in checks])
     else:
         for c in checks:
-            mark = "[green]ok[/]  " if c.ok else "[red]FAIL[/]"
-            err.print(f"{mark} {c.name:<12} {app.config.redact(c.detail)}")
-            if not c.ok and c.hint:
-                err.print(f"       fix: {c.hint}")
+            # ok with a hint: works, but a setting deserves a look (a warning)
+            mark = "[red]FAIL[/]" if not c.ok else "[yellow]warn[/]" if c.hint else "[green]ok[/]  "
+            err.print(f"{mark} {c.name:<12} {escape(app.config.redact(c.detail))}")
+            if c.hint:
+                err.print(f"       fix: {escape(c.hint)}")
     if not all(c.ok for c in checks):
         sys.exit(1)
 

@@ -26,7 +26,7 @@ if TREE is None:
 from crm_bridge.adapters.rest.adapter import RestAdapter  # noqa: E402
 
 from crm_bridge import mapping  # noqa: E402
-from crm_bridge.testing import AdapterConformance  # noqa: E402
+from crm_bridge.testing import CONFORMANCE_FIELDS, AdapterConformance  # noqa: E402
 
 # The default instance's PHP timezone; CRM_BRIDGE_DOLIBARR_TZ runs the suite in another.
 ZONE = os.environ.get("CRM_BRIDGE_DOLIBARR_TZ", "UTC")
@@ -99,3 +99,228 @@ class TestDolibarrConformance(AdapterConformance):
             f" FROM llx_societe WHERE rowid = {int(customer_id)}"
         )
         return {"row": row}
+
+
+# -- fields: provisioning and finding them (defects 1, 2) ------------------------------
+def _declared() -> dict[str, Any]:
+    from crm_bridge.plugin_manager import load_plugins
+
+    return load_plugins().fields()
+
+
+def _extrafields(erp: live.Dolibarr) -> dict[str, str]:
+    rows = erp.sql("SELECT name, type FROM llx_extrafields WHERE elementtype = 'societe'")
+    return {str(name): str(kind) for name, kind in rows}
+
+
+def _columns(erp: live.Dolibarr) -> set[str]:
+    return {str(r[0]) for r in erp.sql("SHOW COLUMNS FROM llx_societe_extrafields")}
+
+
+def test_fields_provision_creates_every_field_once_and_doctor_finds_them(
+    dolibarr: live.Dolibarr, tmp_path: Path
+) -> None:
+    declared = _declared()
+    dolibarr.config(tmp_path / "crm-bridge.toml", key=live.ADMIN_KEY)
+    first = cli("fields", "provision", "--json", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    held = _extrafields(dolibarr)
+    assert set(held) == {f"crm_{name}" for name in declared}
+    types = {"char": "varchar", "integer": "int", "numeric": "double", "boolean": "boolean"}
+    types |= {"date": "date", "selection": "select"}
+    assert all(held[f"crm_{n}"] == types[f.type] for n, f in declared.items())
+    assert {f"crm_{name}" for name in declared} <= _columns(dolibarr)
+    choices = erp_param(dolibarr, "crm_rfm_segment")
+    assert set(choices) == {k for k, _ in declared["rfm_segment"].choices}
+    # Idempotent: nothing created twice, nothing changed.
+    again = cli("fields", "provision", "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert '"changes": []' in again.stdout
+    assert _extrafields(dolibarr) == held
+    # The sync user (not an admin) finds them: API_LOGINS_ALLOWED_FOR_GET_EXTRAFIELDS.
+    dolibarr.config(tmp_path / "crm-bridge.toml", key=live.SYNC_KEY)
+    doctor = cli("doctor", cwd=tmp_path)
+    assert f"{len(declared)}/{len(declared)} fields present" in doctor.stderr, doctor.stderr
+
+
+def erp_param(erp: live.Dolibarr, name: str) -> dict[str, str]:
+    """The choices of a select extrafield, from Dolibarr's own answer."""
+    listing = erp.api("GET", "/setup/extrafields", params={"elementtype": "thirdparty"})
+    param = listing["societe"][name]["param"]
+    return dict(param["options"])
+
+
+def test_doctor_lists_the_missing_fields_by_their_dolibarr_names(
+    dolibarr: live.Dolibarr, tmp_path: Path
+) -> None:
+    declared = _declared()
+    dolibarr.config(tmp_path / "crm-bridge.toml", key=live.SYNC_KEY)
+    doctor = cli("doctor", cwd=tmp_path)
+    assert doctor.returncode == 1
+    assert f"0/{len(declared)} fields present, missing: crm_" in doctor.stderr
+    assert f"and {len(declared) - 5} more" in doctor.stderr
+    assert "options_crm_" not in doctor.stderr
+
+
+def test_a_field_half_created_by_a_failed_request_is_adopted(dolibarr: live.Dolibarr) -> None:
+    field = next(f for f in CONFORMANCE_FIELDS if f.type == "char")
+    name = f"crm_{field.name}"
+    # What the profile used to send: an empty param array. Dolibarr adds the column,
+    # then fails (HTTP 500) before it records the definition.
+    body = {"label": field.label, "type": "varchar", "param": {}, "list": "1"}
+    dolibarr.api("POST", f"/setup/extrafields/thirdparty/{name}", ok=(500,), json=body)
+    assert name in _columns(dolibarr) and name not in _extrafields(dolibarr)
+    a = adapter(dolibarr, live.ADMIN_KEY)
+    assert a.provision([field]) == [f"created {field.name}"]
+    assert _extrafields(dolibarr)[name] == "varchar"
+    assert adapter(dolibarr, live.ADMIN_KEY).provision([field]) == []
+
+
+# -- what is read (defects 3, 6, 7) -------------------------------------------------------
+def test_paid_dates_and_payments_are_the_ones_dolibarr_holds(dolibarr: live.Dolibarr) -> None:
+    a = adapter(dolibarr)
+    invoices = {r["invoice_id"]: r for r in rows(a, "invoices")}
+    payments = rows(a, "payments")
+    sql = dolibarr.sql(
+        "SELECT f.rowid, f.fk_statut, MAX(p.datep) FROM llx_facture f"
+        " LEFT JOIN llx_paiement_facture pf ON pf.fk_facture = f.rowid"
+        " LEFT JOIN llx_paiement p ON p.rowid = pf.fk_paiement GROUP BY f.rowid, f.fk_statut"
+    )
+    assert len(sql) == len(invoices) > 50
+    paid = 0
+    for rowid, status, last in sql:
+        expected = _day(last) if status == "2" else None
+        assert invoices[str(rowid)]["paid_date"] == expected, rowid
+        paid += expected is not None
+    assert paid == dolibarr.meta["paid"]
+    held = dolibarr.sql(
+        "SELECT pf.fk_facture, p.datep, pf.amount FROM llx_paiement_facture pf"
+        " JOIN llx_paiement p ON p.rowid = pf.fk_paiement"
+    )
+    assert sorted((p["invoice_id"], p["date"], p["amount"]) for p in payments) == sorted(
+        (str(i), _day(d), float(str(amount))) for i, d, amount in held
+    )
+    assert len({p["payment_id"] for p in payments}) == len(payments)
+
+
+def test_proposals_are_the_quotes_and_orders_are_not_read(dolibarr: live.Dolibarr) -> None:
+    a = adapter(dolibarr)
+    quotes = {r["order_id"]: r for r in rows(a, "sale_orders")}
+    states = {"0": "draft", "1": "quotation", "2": "confirmed", "3": "cancelled", "4": "confirmed"}
+    sql = dolibarr.sql("SELECT rowid, fk_soc, fk_statut, datep, total_ht FROM llx_propal")
+    assert len(sql) == len(quotes) == len(dolibarr.meta["quotes"])
+    for rowid, soc, status, datep, total in sql:
+        q = quotes[str(rowid)]
+        assert (q["customer_id"], q["state"], q["date"]) == (soc, states[str(status)], _day(datep))
+        assert q["amount"] == float(str(total))
+    refused = sum(1 for r in sql if r[2] == "3")
+    assert refused > 0 and sum(q["state"] == "cancelled" for q in quotes.values()) == refused
+    orders = dolibarr.sql("SELECT count(*) FROM llx_commande")[0][0]
+    assert int(str(orders)) == dolibarr.meta["orders"] > 0  # there, and not counted as quotes
+    lines = rows(a, "sale_order_lines")
+    held = dolibarr.sql("SELECT rowid, fk_propal FROM llx_propaldet")
+    assert sorted((r["line_id"], r["order_id"]) for r in lines) == sorted(
+        (str(i), str(p)) for i, p in held
+    )
+
+
+def _invoice_dates(erp: live.Dolibarr) -> dict[str, tuple[dt.date | None, dt.date | None]]:
+    return {
+        str(i): (_day(d), _day(due))
+        for i, d, due in erp.sql("SELECT rowid, datef, date_lim_reglement FROM llx_facture")
+    }
+
+
+def test_dates_are_read_in_dolibarrs_timezone(dolibarr_brussels: live.Dolibarr) -> None:
+    erp = dolibarr_brussels
+    held = _invoice_dates(erp)
+    detected = adapter(erp)
+    assert detected.zone()[1] == "read from /status"
+    read = {r["invoice_id"]: (r["date"], r["due_date"]) for r in rows(detected, "invoices")}
+    assert read == held
+    quotes = {r["order_id"]: r["date"] for r in rows(detected, "sale_orders")}
+    assert quotes == {str(i): _day(d) for i, d in erp.sql("SELECT rowid, datep FROM llx_propal")}
+    # Set explicitly, the key wins; read as UTC, dates are a day early.
+    named = adapter(erp, timezone="Europe/Brussels")
+    assert {r["invoice_id"]: (r["date"], r["due_date"]) for r in rows(named, "invoices")} == held
+    utc = adapter(erp, timezone="UTC")
+    early = {r["invoice_id"]: r["date"] for r in rows(utc, "invoices")}
+    assert all(early[i] == d - dt.timedelta(days=1) for i, (d, _) in held.items() if d)
+
+
+def test_a_date_written_in_brussels_is_that_date_in_dolibarr(
+    dolibarr_brussels: live.Dolibarr,
+) -> None:
+    from crm_bridge.adapter import Batch
+
+    erp = dolibarr_brussels
+    since = next(f for f in CONFORMANCE_FIELDS if f.type == "date")
+    adapter(erp, live.ADMIN_KEY).provision([since])
+    a = adapter(erp)
+    day = dt.date(2024, 3, 31)  # the night the clocks go forward
+    assert a.write([Batch(("1", "2"), {since.name: day})]).written == ["1", "2"]
+    held = erp.sql(f"SELECT fk_object, crm_{since.name} FROM llx_societe_extrafields")
+    assert sorted(held) == [["1", "2024-03-31"], ["2", "2024-03-31"]]
+    back = {cid: v for page in adapter(erp).current_values() for cid, v in page}
+    assert since.parse(back["1"][since.name]) == day
+
+
+# -- doctor: rights and settings (defects 8, 9, 12) ---------------------------------
+def test_doctor_names_the_missing_read_all_third_parties_right(
+    dolibarr: live.Dolibarr, tmp_path: Path
+) -> None:
+    dolibarr.config(tmp_path / "crm-bridge.toml", key=live.SYNC_KEY)
+    with_right = cli("doctor", cwd=tmp_path)
+    assert "customers readable" in with_right.stderr, with_right.stderr
+    user = dolibarr.sql(f"SELECT rowid FROM llx_user WHERE login = '{live.SYNC_LOGIN}'")[0][0]
+    dolibarr.sql(f"DELETE FROM llx_user_rights WHERE fk_user = {user} AND fk_id = 262")
+    # Dolibarr's API still answers; it only shows nothing.
+    assert dolibarr.api("GET", "/thirdparties", key=live.SYNC_KEY, ok=(404,))
+    without = cli("doctor", cwd=tmp_path)
+    assert without.returncode == 1
+    assert "no customer is visible to this API user" in without.stderr
+    assert '"Read all third parties" (Third parties, id 262)' in without.stderr
+
+
+def _events(erp: live.Dolibarr) -> int:
+    found = erp.sql("SELECT count(*) FROM llx_actioncomm WHERE code = 'AC_COMPANY_MODIFY'")
+    return int(str(found[0][0]))
+
+
+def test_doctor_warns_while_writes_add_agenda_events(
+    dolibarr: live.Dolibarr, tmp_path: Path
+) -> None:
+    from crm_bridge.adapter import Batch
+
+    score = next(f for f in CONFORMANCE_FIELDS if f.type == "integer")
+    adapter(dolibarr, live.ADMIN_KEY).provision([score])
+    dolibarr.config(tmp_path / "crm-bridge.toml", key=live.ADMIN_KEY)
+    on = cli("doctor", cwd=tmp_path)
+    assert "warn agenda" in on.stderr and '"Third party modified"' in on.stderr, on.stderr
+    assert "MAIN_AGENDA_ACTIONAUTO_COMPANY_MODIFY" in on.stderr
+    before = _events(dolibarr)
+    adapter(dolibarr).write([Batch(("1", "2", "3"), {score.name: 7})])
+    assert _events(dolibarr) == before + 3  # why doctor warns
+    # The setting the hint names, switched off as the admin would.
+    dolibarr.sql(
+        "UPDATE llx_const SET value = '0' WHERE name = 'MAIN_AGENDA_ACTIONAUTO_COMPANY_MODIFY'"
+    )
+    off = cli("doctor", cwd=tmp_path)
+    assert "ok   agenda       off" in off.stderr, off.stderr
+    adapter(dolibarr).write([Batch(("1", "2", "3"), {score.name: 8})])
+    assert _events(dolibarr) == before + 3
+    # The sync user cannot read settings: said, not failed.
+    dolibarr.config(tmp_path / "crm-bridge.toml", key=live.SYNC_KEY)
+    unread = cli("doctor", cwd=tmp_path)
+    assert "could not read the agenda setting" in unread.stderr
+
+
+def test_a_wrong_key_gets_a_hint_naming_the_erp_table(
+    dolibarr: live.Dolibarr, tmp_path: Path
+) -> None:
+    dolibarr.config(tmp_path / "crm-bridge.toml", key="not-the-key-123")
+    proc = cli("doctor", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "rejected the credentials (HTTP 401)" in proc.stderr
+    assert "in the [erp] table" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and "not-the-key-123" not in proc.stderr + proc.stdout
