@@ -173,3 +173,15 @@ def test_clv_fit_sample_is_order_free(monkeypatch: pytest.MonkeyPatch) -> None:
     assert 50 <= clv._sample(s, 100).sum() <= 200
     fits = {clv.fit(t) for t in (s, s.reverse(), s.sample(fraction=1.0, shuffle=True, seed=1))}
     assert len({(f.r, f.alpha, f.a, f.b, f.p, f.q, f.v) for f in fits}) == 1
+
+
+def test_kpis_of_an_erp_without_invoices_raise_no_warning() -> None:
+    import warnings
+
+    snap = Snapshot.from_rows(
+        as_of=dt.date(2025, 1, 1), customers=[{"customer_id": "1", "name": "New"}]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's 0/0 RuntimeWarning in the CLV fit
+        out = kpis.compute(snapshot=snap, settings={})
+    assert out.height <= 1
