@@ -75,7 +75,8 @@ def register_declarative(
                 name,
                 functools.partial(make, spec),
                 {**schema, "required": required},
-                f"{title} ({protocol} profile, docs/{spec.data.get('docs', '')})",
+                f"{title} ({protocol} profile, docs/{spec.data.get('docs', '')})"
+                + (f"; {spec.data['tested']}" if "tested" in spec.data else ""),
                 secrets,
                 capabilities(spec),
             )

@@ -253,6 +253,32 @@ def test_templates_keep_types_and_fill_text() -> None:
         mapping.render("{missing}", variables)
 
 
+def test_a_table_entry_rendering_to_an_empty_table_is_left_out() -> None:
+    # Dolibarr fails (HTTP 500) on an empty param array: a field without choices
+    # must not send one; a literal empty table stays.
+    body = {"label": "x", "param": {"options": "{selection}"}, "keep": {}}
+    assert mapping.render(body, {"selection": None}) == {"label": "x", "keep": {}}
+    assert mapping.render(body, {"selection": {"a": "A"}})["param"] == {"options": {"a": "A"}}
+
+
+def test_adapters_list_says_how_each_profile_was_proven() -> None:
+    from click.testing import CliRunner
+    from crm_bridge.cli import cli
+    from crm_bridge.plugin_manager import load_plugins
+
+    out = CliRunner().invoke(cli, ["adapters", "list"], obj=load_plugins()).output
+    line = next(x for x in out.splitlines() if x.startswith("dolibarr "))
+    assert line.endswith("tested against a live Dolibarr 23.0.0-beta in the test suite")
+
+
+def test_a_bad_erp_timezone_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="Mars/Olympus"):
+        RestAdapter(
+            mapping.load("dolibarr"),
+            {"url": "http://erp.example", "api_key": "k", "timezone": "Mars/Olympus"},
+        )
+
+
 # -- the whole run through a profile ------------------------------------------------------
 def test_cli_sync_on_the_odoo_profile_writes_then_rests(
     odoo: fake_erps.Odoo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
