@@ -379,10 +379,13 @@ class Dolibarr:
         return path
 
     def stop(self) -> None:
+        """Stop both process groups, then drop the copies (the logs stay)."""
         try:
             self.php.stop()
         finally:
             self.db.stop()
+            for copy in ("datadir", "htdocs", "documents"):
+                shutil.rmtree(self.root / copy, ignore_errors=True)
 
 
 def _conf(template: str, htdocs: Path, documents: Path, url: str, db_port: int) -> str:
@@ -434,19 +437,19 @@ def _php(htdocs: Path, script: str, *args: str, cwd: Path | None = None) -> str:
     return proc.stdout
 
 
-def template_key(tree: Path) -> str:
+def template_key(tree: Path, profile: Profile = PROFILE) -> str:
     h = hashlib.sha256()
     h.update(tree_version(tree).encode())
     h.update(resources.files("crm_bridge").joinpath("sample_data.py").read_bytes())
     h.update(Path(__file__).read_bytes())
-    h.update(repr(dataclasses.astuple(PROFILE)).encode())
-    return h.hexdigest()[:16]
+    h.update(repr(dataclasses.astuple(profile)).encode())
+    return f"{profile.customers}c-{h.hexdigest()[:16]}"
 
 
-def template(tree: Path, echo: Echo = print) -> Path:
+def template(tree: Path, echo: Echo = print, profile: Profile = PROFILE) -> Path:
     """The cached, installed and filled Dolibarr (a MariaDB datadir and conf.php)."""
     ensure_runtime()
-    target = cache_root() / "dolibarr-db" / template_key(tree)
+    target = cache_root() / "dolibarr-db" / template_key(tree, profile)
     if (target / "meta.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -512,7 +515,7 @@ def template(tree: Path, echo: Echo = print) -> Path:
         php = PhpServer(htdocs, work, "UTC")
         instance = Dolibarr(work, version, "UTC", db, php, {})
         (htdocs / "conf" / "conf.php").write_text(_conf(conf, htdocs, documents, php.url, db.port))
-        meta = seed(instance, echo)
+        meta = seed(instance, echo, profile)
         php.stop()
         db.stop()
         php = db = None
@@ -524,8 +527,9 @@ def template(tree: Path, echo: Echo = print) -> Path:
         (final / "meta.json").write_text(json.dumps(meta, indent=1))
         shutil.rmtree(target, ignore_errors=True)
         final.rename(target)
-        for old in target.parent.iterdir():  # databases of older trees or fixtures
-            if old != target and ".building-" not in old.name:
+        for old in target.parent.iterdir():  # this profile's databases of older trees or code
+            prefix = f"{profile.customers}c-"
+            if old != target and old.name.startswith(prefix) and ".building-" not in old.name:
                 shutil.rmtree(old, ignore_errors=True)
     finally:
         for proc in (php, db):
@@ -536,9 +540,9 @@ def template(tree: Path, echo: Echo = print) -> Path:
     return target
 
 
-def start(tree: Path, workdir: Path, timezone: str = "UTC") -> Dolibarr:
+def start(tree: Path, workdir: Path, timezone: str = "UTC", profile: Profile = PROFILE) -> Dolibarr:
     """A running Dolibarr from the cached template, PHP in ``timezone``."""
-    cached = template(tree, echo=lambda m: print(m, flush=True))
+    cached = template(tree, echo=lambda m: print(m, flush=True), profile=profile)
     workdir.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         ["cp", "-a", "--reflink=auto", str(cached / "datadir"), str(workdir / "datadir")],
@@ -572,10 +576,10 @@ def _unix(day: Any) -> int:
     return int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC).timestamp())
 
 
-def seed(erp: Dolibarr, echo: Echo = print) -> dict[str, Any]:
+def seed(erp: Dolibarr, echo: Echo = print, profile: Profile = PROFILE) -> dict[str, Any]:
     """Create the generator's customers, products, invoices (with payments) and quotes
     through the REST API, one call at a time (concurrent creates collide)."""
-    snap = sample_data.generate(PROFILE)
+    snap = sample_data.generate(profile)
     api = erp.api
     started = time.monotonic()
     bank = api(
@@ -588,7 +592,7 @@ def seed(erp: Dolibarr, echo: Echo = print) -> dict[str, Any]:
             "courant": 1,
             "country_id": 2,
             "currency_code": "EUR",
-            "date_solde": _unix(PROFILE.end - dt.timedelta(days=365 * PROFILE.years + 30)),
+            "date_solde": _unix(profile.end - dt.timedelta(days=365 * profile.years + 30)),
         },
     )
     transfer = erp.sql("SELECT id FROM llx_c_paiement WHERE code = 'VIR'")[0][0]
@@ -723,13 +727,8 @@ def seed(erp: Dolibarr, echo: Echo = print) -> dict[str, Any]:
         "payments": payments,
         "credit_notes": credit_notes,
         "orders": orders,
-        "end": str(PROFILE.end),
+        "end": str(profile.end),
     }
-
-
-def make_tree(version: str = VERSION) -> Path:
-    """Not used by the tests: documents what `make dolibarr-tree` does."""
-    return cache_root() / "dolibarr" / version
 
 
 def workdir() -> Path:

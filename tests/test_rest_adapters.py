@@ -264,6 +264,7 @@ def test_a_table_entry_rendering_to_an_empty_table_is_left_out() -> None:
 def test_adapters_list_says_how_each_profile_was_proven() -> None:
     from click.testing import CliRunner
     from crm_bridge.cli import cli
+
     from crm_bridge.plugin_manager import load_plugins
 
     out = CliRunner().invoke(cli, ["adapters", "list"], obj=load_plugins()).output
