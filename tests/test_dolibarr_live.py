@@ -565,3 +565,45 @@ def test_an_edit_made_as_the_card_makes_it_is_drift_and_put_back(
     assert _held(dolibarr)[cid]["rfm_segment"] == values["rfm_segment"]
     again = _counts(cli("sync", "--json", cwd=tmp_path))
     assert again["drift"] == {} and again["planned_cells"] == 0, again
+
+
+def test_one_new_paid_invoice_writes_only_the_customers_whose_values_moved(
+    dolibarr: live.Dolibarr, tmp_path: Path
+) -> None:
+    _synced(dolibarr, tmp_path)
+    before = _expected(dolibarr)
+    cid = next(c for c, v in before.items() if "kpi_avg_days_late" in v)
+    day = live.PROFILE.end - dt.timedelta(days=20)
+    bank = dolibarr.sql("SELECT rowid FROM llx_bank_account")[0][0]
+    transfer = dolibarr.sql("SELECT id FROM llx_c_paiement WHERE code = 'VIR'")[0][0]
+    product = dolibarr.sql("SELECT rowid FROM llx_product ORDER BY rowid LIMIT 1")[0][0]
+    invoice = dolibarr.api(
+        "POST",
+        "/invoices",
+        json={
+            "socid": int(cid),
+            "date": live._unix(day),
+            "date_lim_reglement": live._unix(day + dt.timedelta(days=30)),
+            "lines": [{"fk_product": product, "qty": 3, "subprice": 120.0, "tva_tx": 0}],
+        },
+    )
+    dolibarr.api("POST", f"/invoices/{invoice}/validate", json={"notrigger": 0})
+    dolibarr.api(
+        "POST",
+        f"/invoices/{invoice}/payments",
+        json={
+            "datepaye": live._unix(day + dt.timedelta(days=35)),
+            "paymentid": int(str(transfer)),
+            "closepaidinvoices": "yes",
+            "accountid": int(str(bank)),
+        },
+    )
+    after = _expected(dolibarr)
+    moved = {c for c in after if after[c] != before.get(c)}
+    assert cid in moved
+    run = _counts(cli("sync", "--json", cwd=tmp_path))
+    assert run["drift"] == {}, run
+    assert run["written"] == len(moved), (run, sorted(moved))
+    held = _held(dolibarr)
+    assert all(_close(held[cid][n], v) for n, v in after[cid].items())
+    assert held[cid]["kpi_avg_days_late"] == after[cid]["kpi_avg_days_late"]

@@ -3,6 +3,7 @@ ERPs cannot run here): the adapter conformance suite, retries, mapping errors.""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,10 @@ class TestDolibarr(RestConformance):
         line = next(r for r in tables["invoice_lines"] if r["invoice_id"] == "3")
         assert line["quantity"] == 5.0 and line["cost"] == 30.0
         assert {r["customer_id"] for r in tables["customers"]} == {"1", "2", "3", "4"}
+        # date_closing is always null: paid dates and payments come from /invoices/{id}/payments
+        paid = [r for r in tables["invoices"] if r["state"] == "paid"]
+        assert paid and all(r["paid_date"] == r["date"] + dt.timedelta(days=10) for r in paid)
+        assert {p["invoice_id"] for p in tables["payments"]} == {r["invoice_id"] for r in paid}
 
     def test_dates_and_booleans_sent_as_dolibarr_stores_them(self) -> None:
         adapter = self._provisioned()
