@@ -497,7 +497,7 @@ def test_init_doctor_provision_sync_writes_what_dolibarrs_data_says(
         doctor = cli("doctor", cwd=tmp_path)
         assert doctor.returncode == 0, doctor.stderr
         assert "FAIL" not in doctor.stderr
-        assert "dates read in UTC (read from /status)" in doctor.stderr
+        assert f"dates read in {ZONE} (read from /status)" in doctor.stderr
         synced = cli("sync", "--json", cwd=tmp_path)
     finally:
         del os.environ["CRM_BRIDGE_ERP_API_KEY"]
