@@ -151,6 +151,7 @@ class DeclarativeAdapter:
         self._rows_by_id: dict[str, dict[str, dict[str, Any]]] = {}
         self._attached: dict[str, list[Any]] = {}
         self._zone: tuple[dt.tzinfo, str] | None = None
+        self._date_names: frozenset[str] | None = None
         if settings.get("timezone"):
             self._zone = (_zone_info(str(settings["timezone"])), "erp.timezone")
 
@@ -327,28 +328,27 @@ class DeclarativeAdapter:
         # A false is kept: a boolean's value, and the core reads it as empty for others.
         named = ((mapping.crm_name(self.field_name, k), v) for k, v in held.items())
         out = {name: value for name, value in named if name is not None and value is not None}
-        dates = self._unix_dates()
-        for name in dates.intersection(out):
+        for name in self._unix_dates().intersection(out):
             if isinstance(out[name], int | float) and not isinstance(out[name], bool):
                 out[name] = dt.datetime.fromtimestamp(out[name], self.zone()[0]).date().isoformat()
         return out
 
-    @functools.cached_property
-    def _unix_date_names(self) -> frozenset[str]:
-        provision = self.mapping.data.get("provision", {})
-        kind = provision.get("types", {}).get("date")
-        if self.write_spec.get("dates") != "unix" or kind is None or self.zone()[0] == dt.UTC:
-            return frozenset()
-        try:
-            found = self.definitions()
-        except ErpError:  # the definitions are not readable: dates as UTC midnights
-            return frozenset()
-        return frozenset(n for n, d in found.items() if mapping.get(d, "type") == kind)
-
     def _unix_dates(self) -> frozenset[str]:
         """crm-bridge date fields the ERP sends as unix midnights in its own timezone
-        (read as ISO dates there, not as UTC: a day early east of Greenwich)."""
-        return self._unix_date_names
+        (read as ISO dates there, not as UTC: a day early east of Greenwich), known
+        from the field definitions."""
+        if self._date_names is None:
+            kind = self.mapping.data.get("provision", {}).get("types", {}).get("date")
+            found: dict[str, Any] = {}
+            if self.write_spec.get("dates") == "unix" and kind and self.zone()[0] != dt.UTC:
+                try:
+                    found = self.definitions()
+                except ErpError:  # definitions not readable: dates read as UTC midnights
+                    found = {}
+            self._date_names = frozenset(
+                n for n, d in found.items() if mapping.get(d, "type") == kind
+            )
+        return self._date_names
 
     def current_values(self) -> Iterator[list[tuple[str, dict[str, Any]]]]:
         spec = self.mapping.data.get("current")
@@ -429,7 +429,7 @@ class DeclarativeAdapter:
                 variables["def_id"] = mapping.get(old, provision["list"].get("id", "id"))
                 self.call(provision["update"], variables)
                 changes.append(f"updated {f.name}")
-        self._definitions = None
+        self._definitions = self._date_names = None
         return changes
 
     def _create(self, f: Field, provision: Mapping[str, Any], variables: Mapping[str, Any]) -> None:
@@ -495,7 +495,7 @@ class DeclarativeAdapter:
             def_id = mapping.get(old, provision["list"].get("id", "id"))
             erp = mapping.erp_name(self.definition_name, name)
             self.call(provision["delete"], {**self.vars, "def_id": def_id, "erp_name": erp})
-        self._current = self._definitions = None
+        self._current = self._definitions = self._date_names = None
         return len(holders)
 
     def check(self, fields: Sequence[Field]) -> list[Check]:
@@ -568,8 +568,13 @@ class DeclarativeAdapter:
             elif isinstance(value, bool):
                 value = int(value) if as_int else value
             elif isinstance(value, dt.date):
-                midnight = dt.datetime(value.year, value.month, value.day, tzinfo=self.zone()[0])
-                value = int(midnight.timestamp()) if unix else value.isoformat()
+                if unix:  # the ERP's midnight: Dolibarr stores the date its PHP sees
+                    zone = self.zone()[0]
+                    value = int(
+                        dt.datetime(value.year, value.month, value.day, tzinfo=zone).timestamp()
+                    )
+                else:
+                    value = value.isoformat()
             out[mapping.erp_name(self.field_name, name)] = value
         return out
 
