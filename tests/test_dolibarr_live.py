@@ -654,3 +654,19 @@ def test_a_run_dolibarr_dies_in_shows_what_it_wrote(
     shown = cli("runs", "show", str(history[0]["id"]), "--changes", "--json", cwd=tmp_path)
     changes = json.loads(shown.stdout)["changes"]
     assert {c["customer_id"] for c in changes} == written
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect 8 of issue 16 (the lead's core change): a sync that reads no customer "
+    "exits 0; doctor already names the missing right",
+)
+def test_a_sync_that_sees_no_customer_is_not_a_silent_success(
+    dolibarr: live.Dolibarr, tmp_path: Path
+) -> None:
+    dolibarr.config(tmp_path / "crm-bridge.toml", key=live.SYNC_KEY)
+    user = dolibarr.sql(f"SELECT rowid FROM llx_user WHERE login = '{live.SYNC_LOGIN}'")[0][0]
+    dolibarr.sql(f"DELETE FROM llx_user_rights WHERE fk_user = {user} AND fk_id = 262")
+    proc = cli("sync", "--dry-run", cwd=tmp_path)
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stderr
