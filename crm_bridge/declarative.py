@@ -519,6 +519,7 @@ class DeclarativeAdapter:
         if self.write_spec.get("dates") == "unix" or "timezone" in self.mapping.data:
             zone, how = self.zone()
             out.append(Check("timezone", True, f"dates read in {zone} ({how})"))
+        out.extend(self._rights(doctor.get("rights", {})))
         out.extend(self._warning(rule) for rule in doctor.get("warnings", []))
         unmapped = sorted(set(TABLES) - set(self.mapping.data["tables"]))
         if unmapped:
@@ -541,6 +542,24 @@ class DeclarativeAdapter:
             more = f" and {len(names) - 5} more" if len(names) > 5 else ""
             detail += f", missing: {', '.join(names[:5])}{more}"
         out.append(Check("fields", not missing, detail, hint))
+        return out
+
+    def _rights(self, rights: Mapping[str, str]) -> list[Check]:
+        """One page of each table ``rights`` names, read to find a right the API user
+        lacks (the ERP refuses the list): failing lines that name the right."""
+        readable, out = [], []
+        for table, right in rights.items():
+            spec = self.mapping.table(table)
+            if spec is None:
+                continue
+            try:
+                next(self.pages({**spec, "paging": {"style": "none"}}, {"limit": 1}), None)
+            except ErpError as exc:
+                out.append(Check("rights", False, str(exc), f"give the API user the right {right}"))
+            else:
+                readable.append(table)
+        if readable and not out:
+            out.append(Check("rights", True, f"readable: {', '.join(readable)}"))
         return out
 
     def _warning(self, rule: Mapping[str, Any]) -> Check:

@@ -282,6 +282,23 @@ def test_doctor_names_the_missing_read_all_third_parties_right(
     assert '"Read all third parties" (Third parties, id 262)' in without.stderr
 
 
+def test_doctor_names_a_missing_read_right_per_table(
+    dolibarr: live.Dolibarr, tmp_path: Path
+) -> None:
+    dolibarr.config(tmp_path / "crm-bridge.toml", key=live.SYNC_KEY)
+    granted = cli("doctor", cwd=tmp_path)
+    assert "readable: products, invoices, sale_orders" in granted.stderr, granted.stderr
+    user = dolibarr.sql(f"SELECT rowid FROM llx_user WHERE login = '{live.SYNC_LOGIN}'")[0][0]
+    dolibarr.sql(f"DELETE FROM llx_user_rights WHERE fk_user = {user} AND fk_id = 11")
+    assert dolibarr.api("GET", "/invoices", key=live.SYNC_KEY, ok=(403,))
+    without = cli("doctor", cwd=tmp_path)
+    assert without.returncode == 1
+    assert "denied GET /invoices (HTTP 403)" in without.stderr, without.stderr
+    assert 'give the API user the right "Read customer invoices" (Invoices, id 11)' in (
+        without.stderr
+    )
+
+
 def _events(erp: live.Dolibarr) -> int:
     found = erp.sql("SELECT count(*) FROM llx_actioncomm WHERE code = 'AC_COMPANY_MODIFY'")
     return int(str(found[0][0]))
