@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml adapters/tryton_module/pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint typecheck unit install clean
+.PHONY: demo test test-erps dolibarr-tree lint typecheck unit install clean
 
 $(STAMP):
 	rm -f $(VENV)/.installed-*
@@ -28,6 +28,25 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/pytest
+
+# The live ERP tests only (tests/test_dolibarr_live.py): they need a Dolibarr tree.
+test-erps: $(STAMP)
+	$(BIN)/pytest -rs tests/test_dolibarr_live.py
+
+# A Dolibarr source tree for the live tests, outside the repository:
+# the first commit of DOLIBARR_GIT (an import of upstream 23.0.0-beta: htdocs/, scripts/).
+DOLIBARR_VERSION ?= 23.0.0-beta
+DOLIBARR_GIT ?= https://github.com/mrizkymxx/dolibarr
+DOLIBARR_TREE ?= $(or $(CRM_BRIDGE_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/crm-bridge)/dolibarr/$(DOLIBARR_VERSION)
+dolibarr-tree:
+	@if [ -f "$(DOLIBARR_TREE)/htdocs/filefunc.inc.php" ]; then echo "$(DOLIBARR_TREE) is there"; else \
+	  set -e; tmp=$$(mktemp -d); \
+	  if [ -d "$(DOLIBARR_GIT)" ]; then git_dir="$(DOLIBARR_GIT)"; \
+	  else git clone -q --bare --filter=blob:none "$(DOLIBARR_GIT)" $$tmp/git; git_dir=$$tmp/git; fi; \
+	  root=$$(git --git-dir=$$git_dir rev-list --max-parents=0 HEAD | tail -1); \
+	  mkdir -p "$(DOLIBARR_TREE)"; \
+	  git --git-dir=$$git_dir archive $$root htdocs scripts | tar -x -C "$(DOLIBARR_TREE)"; \
+	  rm -rf $$tmp; echo "Dolibarr $(DOLIBARR_VERSION) in $(DOLIBARR_TREE)"; fi
 
 clean:
 	rm -rf $(VENV) crm-bridge-demo .pytest_cache .mypy_cache .ruff_cache

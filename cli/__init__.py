@@ -230,10 +230,11 @@ def doctor(app: App, as_json: bool) -> None:
         emit_json([c.__dict__ for c in checks])
     else:
         for c in checks:
-            mark = "[green]ok[/]  " if c.ok else "[red]FAIL[/]"
-            err.print(f"{mark} {c.name:<12} {app.config.redact(c.detail)}")
-            if not c.ok and c.hint:
-                err.print(f"       fix: {c.hint}")
+            # ok with a hint: works, but a setting deserves a look (a warning)
+            mark = "[red]FAIL[/]" if not c.ok else "[yellow]warn[/]" if c.hint else "[green]ok[/]  "
+            err.print(f"{mark} {c.name:<12} {escape(app.config.redact(c.detail))}")
+            if c.hint:
+                err.print(f"       fix: {escape(c.hint)}")
     if not all(c.ok for c in checks):
         sys.exit(1)
 

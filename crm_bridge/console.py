@@ -117,7 +117,7 @@ def print_result(result: RunResult, sample: int = 10) -> None:
     if result.applied:
         console.print(
             f"{verb} {result.applied.written} customers in {result.applied.calls} "
-            f"call(s); run {result.run_id}: {result.status}"
+            f"journaled batch(es); run {result.run_id}: {result.status}"
         )
     elif result.dry_run:
         console.print(f"dry run: {verb} {plan.customers} customers; nothing was changed")

@@ -17,6 +17,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import polars as pl
 
 from crm_bridge import mapping
 from crm_bridge.adapter import (
@@ -27,7 +30,7 @@ from crm_bridge.adapter import (
     Check,
     WriteResult,
 )
-from crm_bridge.errors import ConfigError, ErpError, RefusedError
+from crm_bridge.errors import AuthenticationError, ConfigError, ErpError, RefusedError
 from crm_bridge.fields import Field, encode
 from crm_bridge.snapshot import TABLES
 
@@ -72,7 +75,8 @@ def register_declarative(
                 name,
                 functools.partial(make, spec),
                 {**schema, "required": required},
-                f"{title} ({protocol} profile, docs/{spec.data.get('docs', '')})",
+                f"{title} ({protocol} profile, docs/{spec.data.get('docs', '')})"
+                + (f"; {spec.data['tested']}" if "tested" in spec.data else ""),
                 secrets,
                 capabilities(spec),
             )
@@ -97,6 +101,11 @@ def settings_schema(*credentials: str) -> dict[str, Any]:
                 "minimum": 1,
                 "maximum": 16,
                 "description": "Pages read at once, for page- and offset-paged lists",
+            },
+            "timezone": {
+                "type": "string",
+                "description": "The ERP's timezone (IANA name, Europe/Brussels): unix dates "
+                "are midnights there. Default: what the ERP says, else UTC",
             },
             **CONNECTION_SETTINGS,
         },
@@ -140,6 +149,11 @@ class DeclarativeAdapter:
             if isinstance(f, Mapping) and "via" in f
         }
         self._rows_by_id: dict[str, dict[str, dict[str, Any]]] = {}
+        self._attached: dict[str, list[Any]] = {}
+        self._zone: tuple[dt.tzinfo, str] | None = None
+        self._date_names: frozenset[str] | None = None
+        if settings.get("timezone"):
+            self._zone = (_zone_info(str(settings["timezone"])), "erp.timezone")
 
     # -- the one protocol-specific method ------------------------------------
     def call(
@@ -220,6 +234,25 @@ class DeclarativeAdapter:
                         return
                 start += wave
 
+    def zone(self) -> tuple[dt.tzinfo, str]:
+        """The ERP's timezone and where it was found: ``erp.timezone``, else what the
+        mapping's ``timezone`` request answers, else UTC."""
+        if self._zone is None:
+            rule = self.mapping.data.get("timezone")
+            found = None
+            if rule is not None:
+                try:
+                    answer = self.call(rule["request"], self.vars, rule.get("empty_statuses", ()))
+                except ErpError:
+                    answer = None
+                found = mapping.get(answer, rule["path"]) if answer is not None else None
+            if isinstance(found, str) and found:
+                path = mapping.render(rule["request"].get("path", ""), self.vars) if rule else ""
+                self._zone = (_zone_info(found, f"{self.where} says"), f"read from {path}")
+            else:
+                self._zone = (dt.UTC, "assumed: set erp.timezone if the ERP runs elsewhere")
+        return self._zone
+
     def extract(
         self, table: str, since: dt.datetime | None = None
     ) -> Iterator[list[dict[str, Any]]]:
@@ -228,13 +261,17 @@ class DeclarativeAdapter:
             return
         if since is not None and "incremental" in spec:
             spec = _since(spec, since)
-        rows = mapping.RowMapper(table, spec["fields"], self._rows_by_id)
+        dated = any(dtype == pl.Date for dtype in TABLES[table].values())
+        zone = self.zone()[0] if dated else dt.UTC  # only dates are read in the ERP's zone
+        rows = mapping.RowMapper(table, spec["fields"], self._rows_by_id, zone)
         keep = table == "customers" and "current" not in self.mapping.data
         if keep:
             self._current = {}
         key = next(iter(TABLES[table]))
         remember = table in self._referenced
         for records in self.pages(spec):
+            if "attach" in spec:
+                self._attach(records, spec["attach"])
             if keep:
                 self._remember_values(records, spec)
             page = rows.rows(records, spec.get("explode"))
@@ -248,6 +285,39 @@ class DeclarativeAdapter:
             if remember:
                 self._rows_by_id.setdefault(table, {}).update((r[key], r) for r in page)
             yield page
+
+    def _attach(self, records: list[Any], rule: Mapping[str, Any]) -> None:
+        """Set ``rule["name"]`` on each record to the list its own request answers
+        (an invoice's payments); each answer is read once per adapter."""
+        name, when = rule["name"], rule.get("when")
+        wanted = []
+        for record in records:
+            if not isinstance(record, dict):
+                continue
+            record[name] = []
+            if when is None or str(mapping.get(record, when["path"])) in map(str, when["values"]):
+                wanted.append(record)
+
+        def fetch(record: dict[str, Any]) -> list[Any]:
+            variables = {**self.vars, "parent": record}
+            key = str(mapping.render(rule["request"].get("path", ""), variables))
+            if key not in self._attached:
+                answer = self.call(rule["request"], variables, rule.get("empty_statuses", ()))
+                items = [dict(i) for i in mapping.records(answer, "") if isinstance(i, Mapping)]
+                if "sort" in rule:
+                    items.sort(key=lambda i: str(i.get(rule["sort"]) or ""))
+                for item in items:
+                    if "item_id" in rule:
+                        item["_id"] = mapping.render(
+                            rule["item_id"], {"parent": record, "item": item}
+                        )
+                self._attached[key] = items
+            return self._attached[key]
+
+        workers = max(1, min(int(rule.get("concurrency", self.read_concurrency)), len(wanted)))
+        with ThreadPoolExecutor(workers) as pool:
+            for record, items in zip(wanted, pool.map(fetch, wanted), strict=True):
+                record[name] = items
 
     def _remember_values(self, records: list[Any], spec: Mapping[str, Any]) -> None:
         assert self._current is not None
@@ -264,7 +334,28 @@ class DeclarativeAdapter:
             return {}
         # A false is kept: a boolean's value, and the core reads it as empty for others.
         named = ((mapping.crm_name(self.field_name, k), v) for k, v in held.items())
-        return {name: value for name, value in named if name is not None and value is not None}
+        out = {name: value for name, value in named if name is not None and value is not None}
+        for name in self._unix_dates().intersection(out):
+            if isinstance(out[name], int | float) and not isinstance(out[name], bool):
+                out[name] = dt.datetime.fromtimestamp(out[name], self.zone()[0]).date().isoformat()
+        return out
+
+    def _unix_dates(self) -> frozenset[str]:
+        """crm-bridge date fields the ERP sends as unix midnights in its own timezone
+        (read as ISO dates there, not as UTC: a day early east of Greenwich), known
+        from the field definitions."""
+        if self._date_names is None:
+            kind = self.mapping.data.get("provision", {}).get("types", {}).get("date")
+            found: dict[str, Any] = {}
+            if self.write_spec.get("dates") == "unix" and kind and self.zone()[0] != dt.UTC:
+                try:
+                    found = self.definitions()
+                except ErpError:  # definitions not readable: dates read as UTC midnights
+                    found = {}
+            self._date_names = frozenset(
+                n for n, d in found.items() if mapping.get(d, "type") == kind
+            )
+        return self._date_names
 
     def current_values(self) -> Iterator[list[tuple[str, dict[str, Any]]]]:
         spec = self.mapping.data.get("current")
@@ -335,7 +426,7 @@ class DeclarativeAdapter:
             variables = {**self.vars, **self._definition_vars(f, provision)}
             old = existing.get(f.name)
             if old is None:
-                self.call(provision["create"], variables)
+                self._create(f, provision, variables)
                 changes.append(f"created {f.name}")
             elif (
                 "update" in provision
@@ -345,8 +436,20 @@ class DeclarativeAdapter:
                 variables["def_id"] = mapping.get(old, provision["list"].get("id", "id"))
                 self.call(provision["update"], variables)
                 changes.append(f"updated {f.name}")
-        self._definitions = None
+        self._definitions = self._date_names = None
         return changes
+
+    def _create(self, f: Field, provision: Mapping[str, Any], variables: Mapping[str, Any]) -> None:
+        """Create one definition; a create that failed but left the definition behind
+        (half done by the ERP) is adopted rather than failing every later run."""
+        try:
+            self.call(provision["create"], variables)
+        except AuthenticationError:
+            raise
+        except ErpError:
+            self._definitions = None
+            if f.name not in self.definitions():
+                raise
 
     def _manual_list(self, fields: Sequence[Field]) -> str:
         types = self.mapping.data.get("manual", {}).get("types", {})
@@ -375,6 +478,7 @@ class DeclarativeAdapter:
             "label": f.label,
             "help": f.help,
             "type": provision["types"][f.type],
+            "size": provision.get("sizes", {}).get(f.type),
             "selection": selection if f.choices else None,
             "digits": f.digits,
             "owner": f.owner,
@@ -398,16 +502,32 @@ class DeclarativeAdapter:
             def_id = mapping.get(old, provision["list"].get("id", "id"))
             erp = mapping.erp_name(self.definition_name, name)
             self.call(provision["delete"], {**self.vars, "def_id": def_id, "erp_name": erp})
-        self._current = self._definitions = None
+        self._current = self._definitions = self._date_names = None
         return len(holders)
 
     def check(self, fields: Sequence[Field]) -> list[Check]:
+        doctor = self.mapping.data.get("doctor", {})
         try:
             spec = self.mapping.data["tables"]["customers"]
-            next(self.pages({**spec, "paging": {"style": "none"}}, {"limit": 1}), None)
+            first = next(self.pages({**spec, "paging": {"style": "none"}}, {"limit": 1}), None)
         except ErpError as exc:
             return [Check("read", False, str(exc), exc.hint)]
-        out = [Check("read", True, f"{self.where}: customers readable")]
+        if not first and "empty" in doctor:
+            out = [
+                Check(
+                    "read",
+                    False,
+                    f"{self.where}: no customer is visible to this API user",
+                    doctor["empty"],
+                )
+            ]
+        else:
+            out = [Check("read", True, f"{self.where}: customers readable")]
+        if self.write_spec.get("dates") == "unix" or "timezone" in self.mapping.data:
+            zone, how = self.zone()
+            out.append(Check("timezone", True, f"dates read in {zone} ({how})"))
+        out.extend(self._rights(doctor.get("rights", {})))
+        out.extend(self._warning(rule) for rule in doctor.get("warnings", []))
         unmapped = sorted(set(TABLES) - set(self.mapping.data["tables"]))
         if unmapped:
             out.append(Check("tables", True, f"not read from this ERP: {', '.join(unmapped)}"))
@@ -425,9 +545,42 @@ class DeclarativeAdapter:
             )
         detail = f"{len(fields) - len(missing)}/{len(fields)} fields present"
         if missing:
-            detail += f", missing: {self._manual_list(missing[:5])}"
+            names = [mapping.erp_name(self.definition_name, f.name) for f in missing]
+            more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+            detail += f", missing: {', '.join(names[:5])}{more}"
         out.append(Check("fields", not missing, detail, hint))
         return out
+
+    def _rights(self, rights: Mapping[str, str]) -> list[Check]:
+        """One page of each table ``rights`` names, read to find a right the API user
+        lacks (the ERP refuses the list): failing lines that name the right."""
+        readable, out = [], []
+        for table, right in rights.items():
+            spec = self.mapping.table(table)
+            if spec is None:
+                continue
+            try:
+                next(self.pages({**spec, "paging": {"style": "none"}}, {"limit": 1}), None)
+            except ErpError as exc:
+                out.append(Check("rights", False, str(exc), f"give the API user the right {right}"))
+            else:
+                readable.append(table)
+        if readable and not out:
+            out.append(Check("rights", True, f"readable: {', '.join(readable)}"))
+        return out
+
+    def _warning(self, rule: Mapping[str, Any]) -> Check:
+        """A doctor line for an ERP setting: ok, but with a hint when it is on."""
+        try:
+            answer = self.call(rule["request"], self.vars, rule.get("empty_statuses", ()))
+        except ErpError as exc:
+            return Check(
+                rule["name"], True, rule.get("unreadable", f"not checked: {exc}"), rule.get("hint")
+            )
+        value = mapping.get(answer, rule.get("path", "")) if answer is not None else None
+        if value is not None and str(value) == str(rule["equals"]):
+            return Check(rule["name"], True, rule["message"], rule.get("hint"))
+        return Check(rule["name"], True, "off")
 
     # -- writing -------------------------------------------------------------
     def encode(self, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -441,11 +594,13 @@ class DeclarativeAdapter:
             elif isinstance(value, bool):
                 value = int(value) if as_int else value
             elif isinstance(value, dt.date):
-                value = (
-                    int(dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC).timestamp())
-                    if unix
-                    else value.isoformat()
-                )
+                if unix:  # the ERP's midnight: Dolibarr stores the date its PHP sees
+                    zone = self.zone()[0]
+                    value = int(
+                        dt.datetime(value.year, value.month, value.day, tzinfo=zone).timestamp()
+                    )
+                else:
+                    value = value.isoformat()
             out[mapping.erp_name(self.field_name, name)] = value
         return out
 
@@ -587,3 +742,13 @@ def _since(spec: Mapping[str, Any], since: dt.datetime) -> dict[str, Any]:
 def _key(cid: str) -> Any:
     """A customer id as the ERP's API wants it: a number when it is one."""
     return int(cid) if cid.isdigit() else cid
+
+
+def _zone_info(name: str, who: str = "erp.timezone is") -> dt.tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{who} {name!r}, which is not a timezone name",
+            hint="set erp.timezone to an IANA name such as Europe/Brussels or UTC",
+        ) from None

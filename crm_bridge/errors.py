@@ -83,7 +83,8 @@ def from_status(
     if status == 429 or status >= 500:
         return RetriableErpError(
             f"{where} answered HTTP {status} to {action}{detail}",
-            hint="the ERP is overloaded or failing; crm-bridge retried, try again later",
+            hint="the ERP failed or is overloaded; crm-bridge retried. If it keeps failing on "
+            "the same request, the ERP's error log says why",
             retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
         )
     if status == 401:

@@ -93,7 +93,9 @@ def render(template: Any, variables: Mapping[str, Any]) -> Any:
 
     A string that is exactly one placeholder becomes the variable's value with
     its type (a list of ids stays a list); elsewhere values are formatted in.
-    A table entry whose value renders to ``None`` is left out.
+    A table entry whose value renders to ``None``, or to an empty table when its
+    template was not empty (``{options = "{selection}"}`` without a selection), is
+    left out.
     """
     if isinstance(template, str):
         whole = PLACEHOLDER.fullmatch(template)
@@ -102,7 +104,11 @@ def render(template: Any, variables: Mapping[str, Any]) -> Any:
         return PLACEHOLDER.sub(lambda m: str(_variable(m.group(1), variables)), template)
     if isinstance(template, Mapping):
         out = {k: render(v, variables) for k, v in template.items()}
-        return {k: v for k, v in out.items() if v is not None}
+        return {
+            k: v
+            for k, v in out.items()
+            if v is not None and not (v == {} and isinstance(template[k], Mapping) and template[k])
+        }
     if isinstance(template, list):
         return [render(v, variables) for v in template]
     return template
@@ -165,14 +171,16 @@ def crm_name(template: str, erp: str) -> str | None:
 
 
 # -- ERP records -> canonical rows ---------------------------------------------
-def coerce(value: Any, dtype: pl.DataType) -> Any:
+def coerce(value: Any, dtype: pl.DataType, zone: dt.tzinfo = dt.UTC) -> Any:
     """An ERP value as the canonical column type wants it.
 
     Handles the quirks the shipped profiles meet: numbers sent as strings
     (Dolibarr), unix timestamps (Dolibarr), ``false`` for "empty" (Odoo), a
-    many2one sent as ``[id, name]`` (Odoo), dates with a time part.  A value
-    that still does not fit is passed through: the snapshot nulls it and the
-    quarantine sets the record aside with the reason.
+    many2one sent as ``[id, name]`` (Odoo), dates with a time part.  A unix
+    timestamp read as a date is taken in ``zone``, the ERP's timezone (Dolibarr
+    sends a date as the timestamp of its midnight where its PHP runs); as a
+    date-time it stays UTC.  A value that still does not fit is passed through:
+    the snapshot nulls it and the quarantine sets the record aside with the reason.
     """
     if value is None or value == "" or (value is False and dtype != pl.Boolean):
         return None
@@ -185,7 +193,7 @@ def coerce(value: Any, dtype: pl.DataType) -> Any:
             if isinstance(value, dt.datetime):
                 return value.date()
             if isinstance(value, int | float) and not isinstance(value, bool):
-                return dt.datetime.fromtimestamp(value, dt.UTC).date()
+                return dt.datetime.fromtimestamp(value, zone).date()
             if isinstance(value, str):
                 return dt.date.fromisoformat(value[:10])
         elif dtype == pl.Datetime:
@@ -216,11 +224,13 @@ class RowMapper:
     A field spec is a dotted path, or a table with ``path``, ``map`` (ERP value
     -> canonical value), ``default`` (when the ERP gives nothing), ``times``
     (a path to multiply by: line cost = unit cost x quantity) and ``negate_if``
-    (a ``{path, value}`` pair: credit notes sent with positive amounts) and
-    ``via`` (a table read earlier: the value is the id of one of its rows, and
-    the row's column of the same name is taken: a line's customer from its
-    invoice).  Paths starting ``parent.`` read the enclosing record of an
-    exploded list.
+    (a ``{path, value}`` pair: credit notes sent with positive amounts),
+    ``when`` (a ``{path, value}`` pair: the value is taken only when the record
+    holds that value there: a paid date only for a paid invoice) and ``via`` (a
+    table read earlier: the value is the id of one of its rows, and the row's
+    column of the same name is taken: a line's customer from its invoice).
+    Paths starting ``parent.`` read the enclosing record of an exploded list.
+    Unix timestamps read as dates are taken in ``zone`` (see :func:`coerce`).
     """
 
     def __init__(
@@ -228,8 +238,10 @@ class RowMapper:
         table: str,
         fields: Mapping[str, Any],
         rows_by_id: Mapping[str, Mapping[str, dict[str, Any]]] | None = None,
+        zone: dt.tzinfo = dt.UTC,
     ) -> None:
         self.schema = TABLES[table]
+        self.zone = zone
         self.rows_by_id = rows_by_id if rows_by_id is not None else {}
         self.specs = [
             (column, spec if isinstance(spec, Mapping) else {"path": spec})
@@ -240,6 +252,9 @@ class RowMapper:
         out: dict[str, Any] = {}
         for column, spec in self.specs:
             value = get(record, spec["path"]) if "path" in spec else None
+            when = spec.get("when")
+            if when and str(get(record, when["path"])) != str(when["value"]):
+                value = None
             if "via" in spec:  # the id of a row read earlier: take its column
                 found = self.rows_by_id.get(spec["via"], {}).get(str(coerce(value, pl.String())))
                 value = found.get(column) if found else None
@@ -249,7 +264,7 @@ class RowMapper:
                 )
             if (value is None or value == "" or value is False) and "default" in spec:
                 value = spec["default"]
-            value = coerce(value, self.schema[column])
+            value = coerce(value, self.schema[column], self.zone)
             if value is not None and "times" in spec:
                 factor = coerce(get(record, spec["times"]), pl.Float64())
                 value = value * factor if isinstance(factor, float) else None

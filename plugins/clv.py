@@ -151,6 +151,8 @@ def _sample(s: pl.DataFrame, size: int) -> np.ndarray:
 
 def fit(s: pl.DataFrame) -> Fit:
     started = time.perf_counter()
+    if s.height == 0:  # nobody to fit (an empty ERP): the starting values, no 0/0 warning
+        return Fit(1.0, 10.0, 1.0, 3.0, 1.0, 2.0, 0.0, 0.0, False)
     if s.height > FIT_SAMPLE:
         s = s.filter(_sample(s, FIT_SAMPLE))
     grouped = s.group_by("x", "t_x", "T").len().sort("x", "t_x", "T")

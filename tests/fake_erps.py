@@ -156,13 +156,28 @@ class Dolibarr(FakeErp):
                     "status": states[state],
                     "date": date,
                     "date_lim_reglement": date + 30 * 86400,
-                    "date_closing": date + 10 * 86400 if state == "paid" else None,
+                    "date_closing": None,  # never filled in REST answers (23.0)
                     "total_ht": f"{sum(float(r['total_ht']) for r in rows):.8f}",
                     "multicurrency_code": "EUR",
                     "date_modification": date + 12 * 86400,
                     "lines": rows,
                 }
             )
+        # GET /invoices/{id}/payments: dates as local "Y-m-d H:i:s" text, not unix.
+        self.payments = {
+            inv["id"]: [
+                {
+                    "amount": inv["total_ht"],
+                    "type": "VIR",
+                    "date": dt.datetime.fromtimestamp(inv["date"] + 10 * 86400, dt.UTC)
+                    .replace(tzinfo=None)
+                    .isoformat(" "),
+                    "ref": f"PAY2403-{int(inv['id']):04d}",
+                }
+            ]
+            for inv in self.invoices
+            if inv["status"] == "2"
+        }
         self.extrafields: dict[str, dict[str, Any]] = {}
 
     def handle(
@@ -171,12 +186,18 @@ class Dolibarr(FakeErp):
         if headers.get("DOLAPIKEY") != self.key:
             return _json(401, {"error": {"code": 401, "message": "Unauthorized: Access denied"}})
         path = path.removeprefix("/api/index.php")
-        if method == "GET" and path in ("/thirdparties", "/products", "/invoices", "/orders"):
+        if method == "GET" and path == "/status":  # production: no timezone shown
+            return _json(200, {"success": {"code": 200, "dolibarr_version": "23.0.0-beta"}})
+        if method == "GET" and path.startswith("/setup/conf/"):
+            return _json(400, {"error": {"code": 400, "message": "Bad or unknown value"}})
+        if method == "GET" and (m := re.fullmatch(r"/invoices/(\w+)/payments", path)):
+            return _json(200, self.payments.get(m.group(1), []))
+        if method == "GET" and path in ("/thirdparties", "/products", "/invoices", "/proposals"):
             rows = {
                 "/thirdparties": list(self.thirdparties.values()),
                 "/products": self.products,
                 "/invoices": self.invoices,
-                "/orders": [],
+                "/proposals": [],
             }[path]
             if m := re.fullmatch(r"\(t\.tms:>=:'([\d\- :]+)'\)", query.get("sqlfilters", "")):
                 since = dt.datetime.fromisoformat(m.group(1)).replace(tzinfo=dt.UTC).timestamp()
@@ -204,12 +225,14 @@ class Dolibarr(FakeErp):
         if path == "/setup/extrafields" and method == "GET":
             if query.get("elementtype") != "thirdparty" or not self.extrafields:
                 return _json(404, {"error": {"code": 404, "message": "No extrafield found"}})
-            return _json(200, {"thirdparty": self.extrafields})
+            return _json(200, {"societe": self.extrafields})  # keyed as stored
         if m := re.fullmatch(r"/setup/extrafields/thirdparty/(\w+)", path):
             name = m.group(1)
             if method == "POST":
                 if name in self.extrafields:
                     return _json(409, {"error": {"code": 409, "message": "already exists"}})
+                if body.get("param") == {}:  # PHP strlen() on an array in extrafields.class.php
+                    return _json(500, {"error": {"code": 500, "message": "Internal Server Error"}})
                 self.extrafields[name] = {"type": body["type"], "label": body["label"]}
                 return _json(200, name)
             if method == "PUT":

@@ -13,7 +13,7 @@ def test_demo_runs_end_to_end_and_says_how_to_look(tryton_template: Path, tmp_pa
     proc = run("demo", "--dir", str(tmp_path / "demo"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = " ".join(proc.stdout.split())
-    assert re.search(r"wrote (\d+) customers in \d+ call\(s\); run 1: ok", out)
+    assert re.search(r"wrote (\d+) customers in \d+ journaled batch\(es\); run 1: ok", out)
     assert int(re.search(r"wrote (\d+) customers", out).group(1)) > 250
     for title in (
         "Customers per RFM segment",

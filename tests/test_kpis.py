@@ -275,3 +275,15 @@ def test_a_one_time_buyer_is_valued_at_the_population_mean() -> None:
     repeat = one.with_columns(x=pl.lit(2.0), t_x=pl.lit(10.0), m=pl.lit(100.0))
     shrunk = clv.predict(repeat, fit)["expected_value"][0]
     assert shrunk == pytest.approx(6.25 * (15.44 + 2 * 100.0) / (6.25 * 2 + 3.74 - 1))
+
+
+def test_kpis_of_an_erp_without_invoices_raise_no_warning() -> None:
+    import warnings
+
+    snap = Snapshot.from_rows(
+        as_of=dt.date(2025, 1, 1), customers=[{"customer_id": "1", "name": "New"}]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's 0/0 RuntimeWarning in the CLV fit
+        out = kpis.compute(snapshot=snap, settings={})
+    assert out.height <= 1

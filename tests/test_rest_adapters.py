@@ -3,6 +3,7 @@ ERPs cannot run here): the adapter conformance suite, retries, mapping errors.""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,10 @@ class TestDolibarr(RestConformance):
         line = next(r for r in tables["invoice_lines"] if r["invoice_id"] == "3")
         assert line["quantity"] == 5.0 and line["cost"] == 30.0
         assert {r["customer_id"] for r in tables["customers"]} == {"1", "2", "3", "4"}
+        # date_closing is always null: paid dates and payments come from /invoices/{id}/payments
+        paid = [r for r in tables["invoices"] if r["state"] == "paid"]
+        assert paid and all(r["paid_date"] == r["date"] + dt.timedelta(days=10) for r in paid)
+        assert {p["invoice_id"] for p in tables["payments"]} == {r["invoice_id"] for r in paid}
 
     def test_dates_and_booleans_sent_as_dolibarr_stores_them(self) -> None:
         adapter = self._provisioned()
@@ -251,6 +256,33 @@ def test_templates_keep_types_and_fill_text() -> None:
     }
     with pytest.raises(ConfigError, match=r"\{missing\}"):
         mapping.render("{missing}", variables)
+
+
+def test_a_table_entry_rendering_to_an_empty_table_is_left_out() -> None:
+    # Dolibarr fails (HTTP 500) on an empty param array: a field without choices
+    # must not send one; a literal empty table stays.
+    body = {"label": "x", "param": {"options": "{selection}"}, "keep": {}}
+    assert mapping.render(body, {"selection": None}) == {"label": "x", "keep": {}}
+    assert mapping.render(body, {"selection": {"a": "A"}})["param"] == {"options": {"a": "A"}}
+
+
+def test_adapters_list_says_how_each_profile_was_proven() -> None:
+    from click.testing import CliRunner
+    from crm_bridge.cli import cli
+
+    from crm_bridge.plugin_manager import load_plugins
+
+    out = CliRunner().invoke(cli, ["adapters", "list"], obj=load_plugins()).output
+    line = next(x for x in out.splitlines() if x.startswith("dolibarr "))
+    assert line.endswith("tested against a live Dolibarr 23.0.0-beta in the test suite")
+
+
+def test_a_bad_erp_timezone_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="Mars/Olympus"):
+        RestAdapter(
+            mapping.load("dolibarr"),
+            {"url": "http://erp.example", "api_key": "k", "timezone": "Mars/Olympus"},
+        )
 
 
 # -- the whole run through a profile ------------------------------------------------------
