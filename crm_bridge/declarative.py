@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import functools
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -632,22 +633,37 @@ class DeclarativeAdapter:
             self._each(batches, self._merge_one, result)
 
     def _each(self, batches: Sequence[Batch], send: Any, result: WriteResult) -> None:
+        """One call per customer, ``concurrent_writes`` at a time.  When the ERP fails
+        (not a refusal of one record), the calls not yet sent are not sent, the ones
+        in flight are waited for, and what it confirmed stays in ``result``."""
         jobs = [(cid, b.values) for b in batches for cid in b.customer_ids]
+        failed = threading.Event()
 
-        def one(job: tuple[str, Mapping[str, Any]]) -> tuple[str, str | None]:
+        def one(job: tuple[str, Mapping[str, Any]]) -> tuple[str, str | ErpError | None]:
+            """(customer, None if written, the refusal's text, or the ERP's failure)."""
+            if failed.is_set():
+                return job[0], SKIPPED
             try:
                 send(*job)
             except RefusedError as exc:
                 return job[0], str(exc)
+            except ErpError as exc:
+                failed.set()
+                return job[0], exc
             return job[0], None
 
         workers = min(self.capabilities.concurrent_writes, max(len(jobs), 1))
+        first: ErpError | None = None
         with ThreadPoolExecutor(workers) as pool:
-            for cid, refused in pool.map(one, jobs):
-                if refused is None:
+            for cid, outcome in pool.map(one, jobs):
+                if outcome is None:
                     result.written.append(cid)
-                else:
-                    result.rejected[cid] = refused
+                elif isinstance(outcome, ErpError):
+                    first = first if first is not None else outcome
+                elif outcome is not SKIPPED:
+                    result.rejected[cid] = outcome
+        if first is not None:
+            raise first
 
     def _merge_one(self, cid: str, values: Mapping[str, Any]) -> None:
         self.call(
@@ -713,6 +729,9 @@ class DeclarativeAdapter:
             self._write_multi(ids[mid:], values, result)
             return
         result.written.extend(ids)
+
+
+SKIPPED = "(not sent: the ERP failed first)"
 
 
 def _since(spec: Mapping[str, Any], since: dt.datetime) -> dict[str, Any]:
