@@ -216,8 +216,10 @@ class RowMapper:
     A field spec is a dotted path, or a table with ``path``, ``map`` (ERP value
     -> canonical value), ``default`` (when the ERP gives nothing), ``times``
     (a path to multiply by: line cost = unit cost x quantity) and ``negate_if``
-    (a ``{path, value}`` pair: credit notes sent with positive amounts) and
-    ``via`` (a table read earlier: the value is the id of one of its rows, and
+    (a ``{path, value}`` pair: credit notes sent with positive amounts),
+    ``when`` (a ``{path, value, then}`` triple: ``then`` replaces the value when
+    another field holds ``value``: a cancelled Odoo invoice whatever its
+    payment state) and ``via`` (a table read earlier: the value is the id of one of its rows, and
     the row's column of the same name is taken: a line's customer from its
     invoice).  Paths starting ``parent.`` read the enclosing record of an
     exploded list.
@@ -249,6 +251,9 @@ class RowMapper:
                 )
             if (value is None or value == "" or value is False) and "default" in spec:
                 value = spec["default"]
+            when = spec.get("when")
+            if when and str(get(record, when["path"])) == str(when["value"]):
+                value = when["then"]
             value = coerce(value, self.schema[column])
             if value is not None and "times" in spec:
                 factor = coerce(get(record, spec["times"]), pl.Float64())
