@@ -278,6 +278,25 @@ class ERPNext(FakeErp):
                     "base_net_total": 80.0,
                 }
             ],
+            # documented: ERPNext's Quotation (quotation_to Customer, party_name the
+            # customer; status Draft/Open/Replied/Partially Ordered/Ordered/Lost/
+            # Cancelled/Expired), erpnext/selling/doctype/quotation/quotation.json
+            "Quotation": [
+                {
+                    "name": f"SAL-QTN-2024-0000{n}",
+                    "quotation_to": "Customer",
+                    "party_name": party,
+                    "docstatus": docstatus,
+                    "status": status,
+                    "transaction_date": date,
+                    "base_net_total": total,
+                }
+                for n, party, docstatus, status, date, total in (
+                    (1, "CUST-00003", 1, "Open", "2024-03-26", 120.0),
+                    (2, "CUST-00001", 1, "Ordered", "2024-02-10", 60.0),
+                    (3, "CUST-00002", 1, "Lost", "2024-03-05", 400.0),
+                )
+            ],
             "Opportunity": [
                 {
                     "name": "CRM-OPP-2024-00001",
@@ -327,6 +346,35 @@ class ERPNext(FakeErp):
     def customer(self, name: str) -> dict[str, Any] | None:
         return next((d for d in self.docs["Customer"] if d["name"] == name), None)
 
+    def stamp(self) -> str:
+        """Now as Frappe writes ``modified``: local time, microseconds, no zone."""
+        return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def pay(self, invoice: str) -> None:
+        """A Payment Entry submitted against ``invoice``: the invoice's status and
+        outstanding amount are set with db_set, which moves the invoice's ``modified``
+        and none of its items' (documented: erpnext accounts_controller /
+        set_status(update=True) -> db_set(update_modified=True) on the parent only)."""
+        doc = next(d for d in self.docs["Sales Invoice"] if d["name"] == invoice)
+        doc.update(status="Paid", modified=self.stamp())
+
+    def _joined(self, doctype: str, fields: list[str]) -> list[dict[str, Any]]:
+        """The rows of a list, joined with a child table when a field names one:
+        one row per child row, child fields keyed `tab<Child>`.field (documented:
+        frappe.model.db_query joins `tab<Child>` on parent = name when a field is
+        qualified with a child table; agiliq.com/blog/2018/07/frappe-advanced-queries)."""
+        children = {m.group(1) for f in fields if (m := re.match(r"`tab([^`]+)`\.", f))}
+        children.discard(doctype)
+        rows = list(self.docs[doctype])
+        for child in children:
+            rows = [
+                {**parent, **{f"`tab{child}`.{k}": v for k, v in item.items()}}
+                for parent in rows
+                for item in self.docs[child]
+                if item["parent"] == parent["name"]
+            ]
+        return rows
+
     def handle(
         self, method: str, path: str, query: dict[str, str], body: Any, headers: Any
     ) -> Answer:
@@ -356,23 +404,31 @@ class ERPNext(FakeErp):
                 404, {"exc_type": "DoesNotExistError", "exception": f"DocType {doctype} not found"}
             )
         if name is None and method == "GET":
-            rows = docs
-            for field, op, value in json.loads(query.get("filters", "[]")):
+            fields = json.loads(query.get("fields", '["name"]'))
+            rows = self._joined(doctype, fields)
+            for term in json.loads(query.get("filters", "[]")):
+                # documented: a filter is [field, op, value] or [doctype, field, op, value]
+                # (docs.frappe.io .../rest_api/listing_documents)
+                table, (field, op, value) = (
+                    (term[0], term[1:]) if len(term) == 4 else (doctype, term)
+                )
+                key = field if table == doctype else f"`tab{table}`.{field}"
                 if op == "=":
-                    rows = [r for r in rows if r.get(field, value) == value]
+                    rows = [r for r in rows if r.get(key, value) == value]
                 elif op == ">=":
-                    rows = [r for r in rows if str(r.get(field, "")) >= value]
+                    rows = [r for r in rows if str(r.get(key, "")) >= value]
                 elif op == "like":
                     prefix = value.rstrip("%")
-                    rows = [r for r in rows if str(r.get(field, "")).startswith(prefix)]
-            fields = json.loads(query.get("fields", '["name"]'))
+                    rows = [r for r in rows if str(r.get(key, "")).startswith(prefix)]
+                else:
+                    raise ValueError(op)
             start, length = (
                 int(query.get("limit_start", 0)),
                 int(query.get("limit_page_length", 20)),
             )
             rows = rows[start : start + length] if length else rows[start:]
             if fields != ["*"]:
-                rows = [{f: r.get(f) for f in fields} for r in rows]
+                rows = [_select(r, fields, doctype) for r in rows]
             return _json(200, {"data": rows})
         if name is None and method == "POST" and doctype == "Custom Field":
             if any(d["fieldname"] == body["fieldname"] for d in docs):
@@ -392,9 +448,33 @@ class ERPNext(FakeErp):
                 },
             )
         if method == "PUT":
+            limits = {
+                d["fieldname"]: 140 for d in self.docs["Custom Field"] if d["fieldtype"] == "Data"
+            }
+            for key, value in body.items():
+                if (
+                    doctype == "Customer"
+                    and isinstance(value, str)
+                    and len(value) > limits.get(key, len(value))
+                ):
+                    # documented: a Data field is varchar(140) and a longer value is refused
+                    # with CharacterLengthExceededError, a ValidationError (HTTP 417)
+                    # (frappe/model/base_document.py _validate_length, frappe/exceptions.py)
+                    return _json(
+                        417,
+                        {
+                            "exc_type": "CharacterLengthExceededError",
+                            "exception": "frappe.exceptions.CharacterLengthExceededError: "
+                            f"Value too big: {key} max characters allowed is 140",
+                        },
+                    )
             for key, value in body.items():
                 if doctype != "Customer" or key in doc:  # unknown fields are ignored
                     doc[key] = value
+            # documented: every save sets the document's modified to now (Document.save ->
+            # set_user_and_timestamp), crm-bridge's own writes included; the server's
+            # local time is # assumed to be UTC here
+            doc["modified"] = self.stamp()
         elif method == "DELETE":
             docs.remove(doc)
             if doctype == "Custom Field":
@@ -402,6 +482,18 @@ class ERPNext(FakeErp):
                     customer.pop(doc["fieldname"], None)
             return _json(202, {"message": "ok"})
         return _json(200, {"data": doc})
+
+
+def _select(row: dict[str, Any], fields: list[str], doctype: str) -> dict[str, Any]:
+    """The fields of a listing, ``x as y`` aliases included (documented: frappe.get_list
+    fields accept "field as alias"; a qualified field without one is keyed by its
+    column name)."""
+    out = {}
+    for spec in fields:
+        source, _, alias = spec.partition(" as ")
+        source = source.removeprefix(f"`tab{doctype}`.")
+        out[alias or source.rsplit(".", 1)[-1]] = row.get(source)
+    return out
 
 
 # -- Odoo JSON-2 -------------------------------------------------------------------

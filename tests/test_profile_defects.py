@@ -77,3 +77,126 @@ def test_odoo_lines_follow_their_move_through_the_dotted_filter(odoo: fake_erps.
     since = dt.datetime(2024, 4, 1)
     lines = _rows(_odoo_adapter(odoo), "invoice_lines", since)
     assert sorted(r["invoice_id"] for r in lines) == ["3", "3"]
+
+
+# -- ERPNext -----------------------------------------------------------------------
+ERPNEXT = {"api_key": "apikey", "api_secret": "apisecret"}
+
+
+@pytest.fixture
+def erpnext() -> Iterator[fake_erps.ERPNext]:
+    erp = fake_erps.ERPNext()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        erp.install(rsps)
+        yield erp
+
+
+def _erpnext_adapter(erp: fake_erps.ERPNext) -> RestAdapter:
+    return RestAdapter(mapping.load("erpnext"), {"url": erp.base, **ERPNEXT})
+
+
+def _cli(erp: fake_erps.FakeErp, profile: str, settings: dict[str, Any], folder: Any) -> Any:
+    """A ``run(*args)`` that runs the crm-bridge CLI on a config for ``erp``."""
+    from click.testing import CliRunner
+    from crm_bridge.cli import cli
+
+    from crm_bridge.plugin_manager import load_plugins
+
+    lines = [f'adapter = "{profile}"', f'url = "{erp.base}"']
+    lines += [f'{key} = "{value}"' for key, value in settings.items()]
+    config = folder / "crm-bridge.toml"
+    config.write_text(
+        "[erp]\n" + "\n".join(lines) + '\n[sync]\nas_of = "2024-04-30"\n[state]\npath = "s.db"\n'
+    )
+
+    def run(*args: str) -> Any:
+        result = CliRunner().invoke(cli, ["--config", str(config), *args], obj=load_plugins())
+        assert result.exit_code == 0, result.output
+        return result
+
+    return run
+
+
+def test_erpnext_the_lines_of_a_paid_invoice_stay(
+    erpnext: fake_erps.ERPNext, tmp_path: Any
+) -> None:
+    """A payment moves the invoice's modified, not its items': the incremental run
+    re-reads the invoice, replaces its lines as a whole, and must find them again."""
+    import json
+
+    import polars as pl
+
+    run = _cli(erpnext, "erpnext", ERPNEXT, tmp_path)
+    run("fields", "provision")
+    run("sync", "--json")
+    cached = pl.read_parquet(tmp_path / "tables" / "invoice_lines.parquet")
+    assert cached.height == 8
+    erpnext.pay("ACC-SINV-2024-00002")
+    second = json.loads(run("sync", "--json").stdout)
+    lines = pl.read_parquet(tmp_path / "tables" / "invoice_lines.parquet")
+    assert sorted(lines["line_id"]) == sorted(cached["line_id"])
+    assert lines.filter(pl.col("invoice_id") == "ACC-SINV-2024-00002")["amount"].to_list() == [40.0]
+    invoices = pl.read_parquet(tmp_path / "tables" / "invoices.parquet")
+    paid = invoices.filter(pl.col("invoice_id") == "ACC-SINV-2024-00002")
+    assert paid["state"].to_list() == ["paid"]
+    assert second["counts"]["read"]["invoice_lines"] >= 1  # read since, not in full
+
+
+def test_erpnext_a_long_text_value_fits_the_provisioned_field(
+    erpnext: fake_erps.ERPNext,
+) -> None:
+    from crm_bridge.adapter import Batch
+    from crm_bridge.fields import Field
+
+    reason = "Gold: spend 12m 48,210.00 >= 25,000.00 and 14 invoices >= 10; " * 3
+    assert len(reason) > 140  # loyalty_reason reaches this on real customer bases
+    field = Field("loyalty_reason", "char", "Loyalty tier reason")
+    _erpnext_adapter(erpnext).provision([field])
+    result = _erpnext_adapter(erpnext).write([Batch(("CUST-00001",), {"loyalty_reason": reason})])
+    assert list(result.written) == ["CUST-00001"], result
+    assert erpnext.customer("CUST-00001")["custom_crm_loyalty_reason"] == reason  # type: ignore[index]
+
+
+def test_erpnext_the_fake_refuses_more_than_140_characters_in_a_data_field(
+    erpnext: fake_erps.ERPNext,
+) -> None:
+    import requests
+
+    erpnext.docs["Custom Field"].append(
+        {
+            "name": "Customer-custom_x",
+            "dt": "Customer",
+            "fieldname": "custom_x",
+            "fieldtype": "Data",
+        }
+    )
+    erpnext.customer("CUST-00001")["custom_x"] = None  # type: ignore[index]
+    answer = requests.put(
+        f"{erpnext.base}/api/resource/Customer/CUST-00001",
+        headers={"Authorization": erpnext.token},
+        json={"custom_x": "x" * 141},
+        timeout=5,
+    )
+    assert answer.status_code == 417 and "CharacterLengthExceeded" in answer.text
+    assert erpnext.customer("CUST-00001")["custom_x"] is None  # type: ignore[index]
+
+
+def test_erpnext_quotes_are_read_from_quotations(erpnext: fake_erps.ERPNext) -> None:
+    rows = _rows(_erpnext_adapter(erpnext), "sale_orders")
+    states = {r["order_id"]: (r["customer_id"], r["state"]) for r in rows}
+    assert states == {
+        "SAL-QTN-2024-00001": ("CUST-00003", "quotation"),
+        "SAL-QTN-2024-00002": ("CUST-00001", "confirmed"),
+        "SAL-QTN-2024-00003": ("CUST-00002", "cancelled"),
+    }  # the draft Sales Order SAL-ORD-2024-00001 is not a quote
+
+
+def test_erpnext_a_write_moves_the_customers_modified(erpnext: fake_erps.ERPNext) -> None:
+    from crm_bridge.adapter import Batch
+    from crm_bridge.testing import CONFORMANCE_FIELDS
+
+    _erpnext_adapter(erpnext).provision(CONFORMANCE_FIELDS)
+    before = erpnext.customer("CUST-00002")["modified"]  # type: ignore[index]
+    _erpnext_adapter(erpnext).write([Batch(("CUST-00002",), {"conf_score": 7})])
+    after = erpnext.customer("CUST-00002")["modified"]  # type: ignore[index]
+    assert after > before
