@@ -223,15 +223,21 @@ class DeclarativeAdapter:
     def extract(
         self, table: str, since: dt.datetime | None = None
     ) -> Iterator[list[dict[str, Any]]]:
-        spec = self.mapping.table(table)
-        if spec is None:
+        first = self.mapping.table(table)
+        if first is None:
             return
-        if since is not None and "incremental" in spec:
-            spec = _since(spec, since)
-        rows = mapping.RowMapper(table, spec["fields"], self._rows_by_id)
         keep = table == "customers" and "current" not in self.mapping.data
         if keep:
             self._current = {}
+        for spec in (first, *first.get("more", ())):  # further sources of the same rows
+            yield from self._extract(table, spec, since, keep)
+
+    def _extract(
+        self, table: str, spec: Mapping[str, Any], since: dt.datetime | None, keep: bool
+    ) -> Iterator[list[dict[str, Any]]]:
+        if since is not None and "incremental" in spec:
+            spec = _since(spec, since)
+        rows = mapping.RowMapper(table, spec["fields"], self._rows_by_id)
         key = next(iter(TABLES[table]))
         remember = table in self._referenced
         for records in self.pages(spec):

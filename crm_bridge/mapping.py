@@ -77,13 +77,15 @@ def load(ref: str, base: Path | None = None) -> MappingFile:
         what=f"{where}: key",
         hint="fix the mapping file (docs/adapters.md describes every key)",
     )
-    for table, spec in data.get("tables", {}).items():
-        unknown = set(spec.get("fields", {})) - set(TABLES[table])
-        if unknown:
-            raise ConfigError(
-                f"{where}: key tables.{table}.fields.{sorted(unknown)[0]}: not a column of {table}",
-                hint=f"the columns are: {', '.join(TABLES[table])}",
-            )
+    for table, first in data.get("tables", {}).items():
+        for spec in (first, *first.get("more", ())):  # every source of the table
+            unknown = set(spec.get("fields", {})) - set(TABLES[table])
+            if unknown:
+                raise ConfigError(
+                    f"{where}: key tables.{table}.fields.{sorted(unknown)[0]}: "
+                    f"not a column of {table}",
+                    hint=f"the columns are: {', '.join(TABLES[table])}",
+                )
     return MappingFile(path.stem, data, path.parent)
 
 
@@ -216,7 +218,8 @@ class RowMapper:
     A field spec is a dotted path, or a table with ``path``, ``map`` (ERP value
     -> canonical value), ``default`` (when the ERP gives nothing), ``times``
     (a path to multiply by: line cost = unit cost x quantity) and ``negate_if``
-    (a ``{path, value}`` pair: credit notes sent with positive amounts),
+    (a ``{path, value}`` pair: credit notes sent with positive amounts), ``negate``
+    (always: a page of credit memos sent with positive amounts),
     ``when`` (a ``{path, value, then}`` triple: ``then`` replaces the value when
     another field holds ``value``: a cancelled Odoo invoice whatever its
     payment state) and ``via`` (a table read earlier: the value is the id of one of its rows, and
@@ -259,10 +262,9 @@ class RowMapper:
                 factor = coerce(get(record, spec["times"]), pl.Float64())
                 value = value * factor if isinstance(factor, float) else None
             negate = spec.get("negate_if")
-            if (
-                isinstance(value, float)
-                and negate
-                and str(get(record, negate["path"])) == str(negate["value"])
+            if isinstance(value, float) and (
+                spec.get("negate")
+                or (negate and str(get(record, negate["path"])) == str(negate["value"]))
             ):
                 value = -abs(value)
             out[column] = value

@@ -30,6 +30,8 @@ SLUG = {
     "Item": "item",
     "PostedSalesInvoices": "postedsalesinvoices",
     "PostedSalesInvLines": "postedsalesinvlines",
+    "PostedSalesCreditMemos": "postedsalescreditmemos",
+    "PostedSalesCrMemoLines": "postedsalescrmemolines",
 }
 
 
@@ -53,15 +55,27 @@ class Nav:
             ],
             "PostedSalesInvoices": [],
             "PostedSalesInvLines": [],
+            "PostedSalesCreditMemos": [],
+            "PostedSalesCrMemoLines": [],
         }
         for i, cust, day, kind, state, lines in fake_erps.INVOICES:
-            if kind != "invoice" or state == "draft":
-                continue  # posted invoices only; credit memos are another page
-            no = f"1030{i:02d}"
+            if state == "draft":
+                continue  # posted documents only
+            # documented: posted credit memos are their own table and pages (Sales Cr.Memo
+            # Header/Line, pages 144 "Posted Sales Credit Memos" and 135 "Posted Sales Cr.
+            # Memo Subform"), with positive quantities and amounts; their numbers come from
+            # another number series; the published service names are # assumed
+            memo = kind == "credit_note"
+            no = f"1040{i:02d}" if memo else f"1030{i:02d}"
+            header, rows = (
+                ("PostedSalesCreditMemos", "PostedSalesCrMemoLines")
+                if memo
+                else ("PostedSalesInvoices", "PostedSalesInvLines")
+            )
             amount = 0.0
             for n, (product, qty, price) in enumerate(lines, 1):
                 amount += qty * price
-                self.pages["PostedSalesInvLines"].append(
+                self.pages[rows].append(
                     {
                         "Document_No": no,
                         "Line_No": str(n * 10000),
@@ -74,14 +88,14 @@ class Nav:
                     }
                 )
             date = dt.date(2024, 3, day)
-            self.pages["PostedSalesInvoices"].append(
+            self.pages[header].append(
                 {
                     "No": no,
                     "Sell_to_Customer_No": f"C{cust:05d}",
                     "Posting_Date": date.isoformat(),
                     "Due_Date": (date + dt.timedelta(days=30)).isoformat(),
                     "Amount": f"{amount:.2f}",
-                    "Closed": "true" if state == "paid" else "false",
+                    **({} if memo else {"Closed": "true" if state == "paid" else "false"}),
                 }
             )
         self.versions: dict[tuple[str, str], int] = {}
@@ -103,7 +117,8 @@ class Nav:
         }
 
     def _key(self, page: str, row: dict[str, Any], n: int = 0) -> str:
-        ident = row.get("No", "") + row.get("Line_No", "")
+        # documented: a line's primary key is (Document No., Line No.), a header's No.
+        ident = row.get("Document_No", row.get("No", "")) + row.get("Line_No", "")
         version = self.versions.get((page, ident), 0) + 1
         self.versions[(page, ident)] = version
         return f"{version};{ident}{n};"

@@ -200,3 +200,39 @@ def test_erpnext_a_write_moves_the_customers_modified(erpnext: fake_erps.ERPNext
     _erpnext_adapter(erpnext).write([Batch(("CUST-00002",), {"conf_score": 7})])
     after = erpnext.customer("CUST-00002")["modified"]  # type: ignore[index]
     assert after > before
+
+
+# -- NAV ---------------------------------------------------------------------------
+def test_nav_posted_credit_memos_deduct() -> None:
+    """Credit memos are their own pages in NAV; without them revenue is overstated."""
+    from crm_bridge.adapters.soap import SoapAdapter
+
+    from . import fake_nav
+
+    nav = fake_nav.Nav()
+    settings = {
+        "url": fake_nav.BASE,
+        "company": fake_nav.COMPANY,
+        "username": fake_nav.USER,
+        "password": fake_nav.PASSWORD,
+    }
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        nav.install(rsps)
+        adapter = SoapAdapter(mapping.load("nav"), settings)
+        invoices = {r["invoice_id"]: r for r in _rows(adapter, "invoices")}
+        lines = _rows(adapter, "invoice_lines")
+    memo = invoices["104004"]  # fake_erps.INVOICES 4: Globex, 1 Anvil at 10.00, 2024-03-20
+    assert (memo["kind"], memo["state"], memo["customer_id"]) == ("credit_note", "posted", "C00002")
+    assert memo["amount"] == -10.0 and str(memo["date"]) == "2024-03-20"
+    assert {i: r["kind"] for i, r in invoices.items()} == {
+        "103001": "invoice",
+        "103002": "invoice",
+        "103003": "invoice",
+        "104004": "credit_note",
+    }
+    deducted = [r for r in lines if r["invoice_id"] == "104004"]
+    assert [(r["customer_id"], r["quantity"], r["amount"], r["cost"]) for r in deducted] == [
+        ("C00002", -1.0, -10.0, -6.0)
+    ]
+    globex = sum(r["amount"] for r in invoices.values() if r["customer_id"] == "C00002")
+    assert globex == 5 * 10.0 + 2 * 40.0 - 10.0
