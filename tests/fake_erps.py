@@ -625,7 +625,20 @@ class Odoo(FakeErp):
                 )
         for i in kw["ids"]:
             table[i].update(kw["vals"])
+            # documented: a write sets the record's write_date (automatic log-access
+            # field, stored and sent in UTC as "YYYY-MM-DD HH:MM:SS"), crm-bridge's own
+            # writes included (odoo.com/documentation reference/orm "Automatic fields")
+            table[i]["write_date"] = self.stamp()
         return _json(200, True)
+
+    def stamp(self) -> str:
+        return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+    def pay(self, move: int) -> None:
+        """A payment reconciled with invoice ``move``: its payment_state is recomputed
+        and stored, which moves the move's write_date (# assumed: a stored compute is
+        written with the log-access fields) and none of its lines'."""
+        self.models["account.move"][move].update(payment_state="paid", write_date=self.stamp())
 
     def _create(self, model: str, table: dict[int, dict[str, Any]], kw: dict[str, Any]) -> Answer:
         ids = []

@@ -199,6 +199,10 @@ class Nav:
             name = etree.QName(e).localname
             if name not in ("Key", "No"):
                 row[name] = None if e.get(nil) == "true" else e.text
+        if page == "Customer":
+            # documented: the Customer table's OnModify sets "Last Date Modified" to TODAY
+            # (server-local date; # assumed UTC here)
+            row["Last_Date_Modified"] = dt.datetime.now(dt.UTC).date().isoformat()
         row["Key"] = self._key(page, row)
         return row
 

@@ -236,3 +236,108 @@ def test_nav_posted_credit_memos_deduct() -> None:
     ]
     globex = sum(r["amount"] for r in invoices.values() if r["customer_id"] == "C00002")
     assert globex == 5 * 10.0 + 2 * 40.0 - 10.0
+
+
+# -- every REST fake: stamps move on writes, a change is exactly one cell, paid lines stay
+def _erpnext_case() -> tuple[Any, str, dict[str, Any], Any, Any, str]:
+    erp = fake_erps.ERPNext()
+
+    def edit(field: str, value: Any) -> None:  # a user edits the customer through the API
+        status, _, _ = erp.handle(
+            "PUT",
+            "/api/resource/Customer/CUST-00001",
+            {},
+            {field: value},
+            {"Authorization": erp.token},
+        )
+        assert status == 200
+
+    def held() -> dict[str, Any]:
+        return dict(erp.customer("CUST-00001") or {})
+
+    return erp, "erpnext", ERPNEXT, edit, held, "custom_crm_"
+
+
+def _odoo_case(kind: type[fake_erps.Odoo]) -> tuple[Any, str, dict[str, Any], Any, Any, str]:
+    erp = kind()
+
+    def edit(field: str, value: Any) -> None:
+        status, _, _ = erp._write(
+            "res.partner", erp.models["res.partner"], {"ids": [1], "vals": {field: value}}
+        )
+        assert status == 200
+
+    def held() -> dict[str, Any]:
+        return dict(erp.models["res.partner"][1])
+
+    if kind is fake_erps.OdooJsonRpc:
+        settings = {"database": erp.database, "username": erp.username, "password": erp.password}
+        return erp, "odoo_jsonrpc", settings, edit, held, "x_crm_"
+    settings = {"api_key": erp.api_key, "database": erp.database}
+    return erp, "odoo", settings, edit, held, "x_crm_"
+
+
+CASES = {
+    "erpnext": _erpnext_case,
+    "odoo": lambda: _odoo_case(fake_erps.Odoo),
+    "odoo_jsonrpc": lambda: _odoo_case(fake_erps.OdooJsonRpc),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_one_value_changed_in_the_erp_is_exactly_one_cell(name: str, tmp_path: Any) -> None:
+    """Someone edits one of crm-bridge's values on a customer in the ERP (its stamp
+    moves): the next incremental run plans that one cell back, and nothing else."""
+    import json
+
+    erp, profile, settings, edit, held, prefix = CASES[name]()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        erp.install(rsps)
+        run = _cli(erp, profile, settings, tmp_path)
+        run("fields", "provision")
+        run("sync", "--json")
+        before = held()
+        stamp = next(k for k in ("modified", "write_date") if k in before)
+        field, value = next(
+            (k, v)
+            for k, v in sorted(before.items())
+            if k.startswith(prefix + "kpi_") and isinstance(v, int | float) and v
+        )
+        edit(field, value + 1000)
+        assert held()[stamp] >= before[stamp]  # Odoo's stamp has whole seconds
+        counts = json.loads(run("sync", "--json").stdout)["counts"]
+        assert counts["planned_cells"] == 1, counts
+        assert counts["per_field"] == {field.removeprefix(prefix): 1}, counts
+        assert held()[field] == value
+        assert json.loads(run("sync", "--json").stdout)["counts"]["planned_cells"] == 0
+
+
+@pytest.mark.parametrize("name", ["erpnext", "odoo"])
+def test_an_invoice_paid_with_its_lines_untouched_keeps_its_lines(name: str, tmp_path: Any) -> None:
+    import polars as pl
+
+    erp, profile, settings, _, _, _ = CASES[name]()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        erp.install(rsps)
+        run = _cli(erp, profile, settings, tmp_path)
+        run("fields", "provision")
+        run("sync", "--json")
+        cached = pl.read_parquet(tmp_path / "tables" / "invoice_lines.parquet")
+        invoice = "ACC-SINV-2024-00002" if name == "erpnext" else "2"
+        erp.pay(invoice if name == "erpnext" else 2)
+        run("sync", "--json")
+    lines = pl.read_parquet(tmp_path / "tables" / "invoice_lines.parquet")
+    assert lines.sort("line_id").equals(cached.sort("line_id"))
+    invoices = pl.read_parquet(tmp_path / "tables" / "invoices.parquet")
+    assert invoices.filter(pl.col("invoice_id") == invoice)["state"].to_list() == ["paid"]
+
+
+def test_odoo_a_write_moves_the_partners_write_date(odoo: fake_erps.Odoo) -> None:
+    from crm_bridge.adapter import Batch
+    from crm_bridge.testing import CONFORMANCE_FIELDS
+
+    _odoo_adapter(odoo).provision(CONFORMANCE_FIELDS)
+    before = odoo.models["res.partner"][2]["write_date"]
+    _odoo_adapter(odoo).write([Batch(("2",), {"conf_score": 7})])
+    after = odoo.models["res.partner"][2]["write_date"]
+    assert after > before and len(after) == len("2024-02-01 10:00:00")
