@@ -93,3 +93,27 @@ def test_the_loyalty_reason_states_the_hand_computed_numbers(
     assert reasons["C03"].startswith("Bronze: 365-day spend 500,")
     assert "oldest overdue invoice 131 days" in reasons["C03"]  # 2026-02-19 .. 2026-06-30
     assert reasons["C04"].startswith("Member: 365-day spend 0, 0 invoices")
+
+
+def test_paid_invoices_without_a_payment_date_are_not_overdue(tmp_path: Path) -> None:
+    """Odoo, ERPNext and NAV mark an invoice paid without giving the payment date: such
+    an invoice is not unpaid.  C01's six paid invoices, all past their due dates,
+    would otherwise be 12,000.00 overdue and cap its gold tier (max 60 days overdue)."""
+    tables = data.tables()
+    for row in tables["invoices"]:
+        if row["state"] == "paid":
+            row["paid_date"] = None
+    adapter = MemoryAdapter(Snapshot.from_rows(data.AS_OF, **tables))
+    plugins = load_plugins()
+    plugins.register(MemoryAdapterPlugin(adapter), "memory")
+    adapter.provision(list(plugins.fields().values()))
+    path = tmp_path / "crm-bridge.toml"
+    path.write_text(f'[erp]\nadapter = "memory"\n[sync]\nas_of = "{data.AS_OF}"\n')
+    assert sync(config_mod.load(path), plugins).status == "ok"
+    held = adapter.values
+    overdue = {
+        cid: float(v["kpi_overdue_amount"]) for cid, v in held.items() if "kpi_overdue_amount" in v
+    }
+    assert overdue == {c: 500.0 if c == "C03" else 0.0 for c in overdue}  # I301 only
+    assert held["C01"]["loyalty_tier"] == "gold"
+    assert "kpi_avg_days_late" not in held["C01"]  # no payment date: no lateness known
