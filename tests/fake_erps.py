@@ -231,6 +231,9 @@ class ERPNext(FakeErp):
     def __init__(self) -> None:
         super().__init__()
         self.docs: dict[str, list[dict[str, Any]]] = {
+            # documented: Frappe sends numbers as JSON numbers, Check as 0/1, dates as
+            # "YYYY-MM-DD" and datetimes as "YYYY-MM-DD HH:MM:SS.ffffff" in the system
+            # time zone of the site (System Settings); # assumed: that zone is UTC here
             "Customer": [
                 {
                     "name": f"CUST-{i:05d}",
@@ -378,6 +381,9 @@ class ERPNext(FakeErp):
     def handle(
         self, method: str, path: str, query: dict[str, str], body: Any, headers: Any
     ) -> Answer:
+        # documented: token auth is "Authorization: token key:secret" (docs.frappe.io
+        # framework/user/en/api/rest); a bad token is AuthenticationError, HTTP 401
+        # (frappe/exceptions.py); the exact body keys are # assumed
         if headers.get("Authorization") != self.token:
             return _json(
                 401,
@@ -390,6 +396,9 @@ class ERPNext(FakeErp):
         if not m:
             return _json(404, {"exc_type": "DoesNotExistError"})
         doctype, name = m.group(1), m.group(2)
+        # # assumed (as docs/adapters/erpnext.md says; not found in Frappe's own docs
+        # here): a child doctype is listed only with ?parent=<parent doctype>, else
+        # PermissionError "Not permitted"
         if doctype == "Sales Invoice Item" and query.get("parent") != "Sales Invoice":
             return _json(
                 403,
@@ -422,6 +431,9 @@ class ERPNext(FakeErp):
                     rows = [r for r in rows if str(r.get(key, "")).startswith(prefix)]
                 else:
                     raise ValueError(op)
+            # documented: 20 rows unless limit_page_length says otherwise, 0 for all;
+            # limit_start is the offset (docs.frappe.io .../listing-documents); the
+            # fake ignores order_by and keeps insertion order (# assumed stable)
             start, length = (
                 int(query.get("limit_start", 0)),
                 int(query.get("limit_page_length", 20)),
@@ -432,6 +444,7 @@ class ERPNext(FakeErp):
             return _json(200, {"data": rows})
         if name is None and method == "POST" and doctype == "Custom Field":
             if any(d["fieldname"] == body["fieldname"] for d in docs):
+                # documented: DuplicateEntryError is HTTP 409 (frappe/exceptions.py)
                 return _json(409, {"exc_type": "DuplicateEntryError"})
             doc = {**body, "name": f"{body['dt']}-{body['fieldname']}"}
             docs.append(doc)
@@ -469,7 +482,9 @@ class ERPNext(FakeErp):
                         },
                     )
             for key, value in body.items():
-                if doctype != "Customer" or key in doc:  # unknown fields are ignored
+                # documented: a PUT updates the fields sent and leaves the others;
+                # # assumed: an unknown field is ignored, not refused
+                if doctype != "Customer" or key in doc:
                     doc[key] = value
             # documented: every save sets the document's modified to now (Document.save ->
             # set_user_and_timestamp), crm-bridge's own writes included; the server's
@@ -571,11 +586,14 @@ class Odoo(FakeErp):
     def handle(
         self, method: str, path: str, query: dict[str, str], body: Any, headers: Any
     ) -> Answer:
+        # documented: "Authorization: bearer <api key>", X-Odoo-Database, errors as 4xx/5xx
+        # with {name, message, arguments, ...}; a bad key is 401 werkzeug Unauthorized
+        # "Invalid apikey" (odoo/documentation content/developer/reference/external_api.rst)
         if headers.get("Authorization") != f"bearer {self.api_key}":
             return _json(
                 401, {"name": "werkzeug.exceptions.Unauthorized", "message": "Invalid apikey"}
             )
-        if headers.get("X-Odoo-Database") != self.database:
+        if headers.get("X-Odoo-Database") != self.database:  # the 404 is # assumed
             return _json(
                 404, {"name": "werkzeug.exceptions.NotFound", "message": "database not found"}
             )
@@ -602,11 +620,16 @@ class Odoo(FakeErp):
             return _json(422, {"name": "builtins.ValueError", "message": str(exc.args[0])})
         if kw.get("limit"):
             rows = rows[: kw["limit"]]
+        # documented: search_read answers a plain list of records with their id; no
+        # fields means every field; a many2one is [id, "name"], an empty value false;
+        # datetimes are UTC "YYYY-MM-DD HH:MM:SS" (external_api.rst, reference/orm)
         fields = kw.get("fields") or [k for k in (rows[0] if rows else {}) if "." not in k]
         return _json(200, [{"id": r["id"], **{f: r.get(f, False) for f in fields}} for r in rows])
 
     def _write(self, model: str, table: dict[int, dict[str, Any]], kw: dict[str, Any]) -> Answer:
         missing = [i for i in kw["ids"] if i not in table]
+        # documented: MissingError "Record does not exist or has been deleted." (odoo
+        # exceptions); its JSON-2 status (404) is # assumed
         if missing:
             return _json(
                 404,
@@ -617,6 +640,8 @@ class Odoo(FakeErp):
                 },
             )
         known = {f["name"] for f in self.models["ir.model.fields"].values()}
+        # # assumed: a write to a field the model lacks is a 422 ValueError (JSON-2
+        # answers 422 for bad arguments: odoo/odoo#197801)
         for key in kw["vals"]:
             if model == "res.partner" and key.startswith("x_") and key not in known:
                 return _json(
@@ -644,6 +669,8 @@ class Odoo(FakeErp):
         ids = []
         for vals in kw["vals_list"]:
             if model == "ir.model.fields":
+                # documented: a custom field's name must start with x_ (ir.model.fields
+                # ValidationError "Custom fields must have a name that starts with 'x_' !")
                 if not vals["name"].startswith("x_"):
                     return _json(
                         422,
