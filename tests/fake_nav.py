@@ -164,6 +164,7 @@ class Nav:
         return answer
 
     def _find(self, page: str, no: str) -> dict[str, Any]:
+        """# assumed: an unknown record is a SOAP fault with NAV's "does not exist" text."""
         for row in self.pages[page]:
             if row["No"] == no:
                 return row
@@ -174,6 +175,10 @@ class Nav:
         return [(page, self._find(page, no))]
 
     def _ReadMultiple(self, page: str, ns: str, body: Any) -> list[Any]:
+        # documented: ReadMultiple(filter[], bookmarkKey, setSize) returns up to setSize
+        # records after the bookmarked one; an empty Criteria filters nothing (Microsoft
+        # Learn, "SOAP Web Service Operations: ReadMultiple"); exact-match criteria only
+        # here (NAV's filter expressions are # assumed not needed)
         size = int(body.findtext(f"{{{ns}}}setSize"))
         bookmark = body.findtext(f"{{{ns}}}bookmarkKey")
         rows = self.pages[page]
@@ -189,12 +194,16 @@ class Nav:
     def _update(self, page: str, ns: str, record: Any) -> dict[str, Any]:
         sent = {etree.QName(e).localname: e.text for e in record}
         row = self._find(page, sent.get("No", ""))
+        # documented: Update needs the record's current Key, which changes on every
+        # modification; a stale Key is refused with "Another user has modified the
+        # record..." (Microsoft Learn, "SOAP Web Service Operations: Update")
         if sent.get("Key") != row["Key"]:
             raise LookupError(
                 f"Another user has modified the record for this {page} after you retrieved it "
                 "from the database. Enter your changes again in the updated window."
             )
         nil = "{http://www.w3.org/2001/XMLSchema-instance}nil"
+        # documented: elements not sent are left as they are (same page)
         for e in record:
             name = etree.QName(e).localname
             if name not in ("Key", "No"):
@@ -211,7 +220,7 @@ class Nav:
 
     def _UpdateMultiple(self, page: str, ns: str, body: Any) -> list[Any]:
         records = body.find(f"{{{ns}}}{page}_List").findall(f"{{{ns}}}{page}")
-        for record in records:  # NAV checks all before changing any
+        for record in records:  # # assumed: NAV checks all before changing any
             sent = {etree.QName(e).localname: e.text for e in record}
             self._find(page, sent.get("No", ""))
         rows = [self._update(page, ns, r) for r in records]
