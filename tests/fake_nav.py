@@ -3,8 +3,8 @@
 Serves the page WSDLs of ``tests/data/nav`` at the server's addresses and
 answers Read, ReadMultiple (filter + bookmarkKey + setSize), Update and
 UpdateMultiple the way NAV does: every record carries a ``Key`` that changes
-on each update, an Update with a stale Key is refused ("Another user has
-modified the record..."), an unknown record is a SOAP fault, and an update
+on each update, an Update with a stale Key is refused ("Other user has modified
+..."), an unknown record is a SOAP fault, and an update
 leaves the elements it is not sent as they are.
 """
 
@@ -176,9 +176,9 @@ class Nav:
 
     def _ReadMultiple(self, page: str, ns: str, body: Any) -> list[Any]:
         # documented: ReadMultiple(filter[], bookmarkKey, setSize) returns up to setSize
-        # records after the bookmarked one; an empty Criteria filters nothing (Microsoft
-        # Learn, "SOAP Web Service Operations: ReadMultiple"); exact-match criteria only
-        # here (NAV's filter expressions are # assumed not needed)
+        # records after the bookmarked one (learn.microsoft.com, Dynamics NAV "Basic Page
+        # Operations" / ReadMultiple); # assumed: an empty Criteria filters nothing, and
+        # exact-match criteria are enough (NAV's filter expressions are not modelled)
         size = int(body.findtext(f"{{{ns}}}setSize"))
         bookmark = body.findtext(f"{{{ns}}}bookmarkKey")
         rows = self.pages[page]
@@ -195,15 +195,12 @@ class Nav:
         sent = {etree.QName(e).localname: e.text for e in record}
         row = self._find(page, sent.get("No", ""))
         # documented: Update needs the record's current Key, which changes on every
-        # modification; a stale Key is refused with "Another user has modified the
-        # record..." (Microsoft Learn, "SOAP Web Service Operations: Update")
+        # modification; a stale Key is the SOAP fault "Other user has modified [record
+        # name]." (learn.microsoft.com/en-us/dynamics-nav/update-operation)
         if sent.get("Key") != row["Key"]:
-            raise LookupError(
-                f"Another user has modified the record for this {page} after you retrieved it "
-                "from the database. Enter your changes again in the updated window."
-            )
+            raise LookupError(f"Other user has modified {page} {sent.get('No', '')}.")
         nil = "{http://www.w3.org/2001/XMLSchema-instance}nil"
-        # documented: elements not sent are left as they are (same page)
+        # # assumed: elements not sent are left as they are
         for e in record:
             name = etree.QName(e).localname
             if name not in ("Key", "No"):
