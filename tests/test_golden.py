@@ -88,9 +88,10 @@ def test_the_loyalty_reason_states_the_hand_computed_numbers(
         "Gold: 365-day spend 12000, 6 invoices; paid on time (meets spend >= 10,000, >= 4 invoices)"
     )
     assert reasons["C02"].startswith("Silver: 365-day spend 9100, 3 invoices")
-    assert "15.0 days late on average" in reasons["C02"]  # (30 + 0) / 2
-    assert "15.0 days late on average" in reasons["C07"]
-    assert reasons["C03"].startswith("Bronze: 365-day spend 500,")
+    assert "; paid 15 days late on average" in reasons["C02"]  # (30 + 0) / 2
+    assert "; paid 15 days late on average" in reasons["C07"]
+    assert reasons["C03"].startswith("Bronze: 365-day spend 500, 1 invoice;")
+    assert reasons["C05"].startswith("Member: 365-day spend 300, 1 invoice;")
     assert "oldest overdue invoice 131 days" in reasons["C03"]  # 2026-02-19 .. 2026-06-30
     assert reasons["C04"].startswith("Member: 365-day spend 0, 0 invoices")
 
