@@ -300,6 +300,20 @@ class ERPNext(FakeErp):
                     (3, "CUST-00002", 1, "Lost", "2024-03-05", 400.0),
                 )
             ],
+            "Quotation Item": [
+                {
+                    "name": f"QI-{n}",
+                    "parent": f"SAL-QTN-2024-0000{n}",
+                    "item_code": item,
+                    "qty": qty,
+                    "base_net_amount": amount,
+                }
+                for n, item, qty, amount in (
+                    (1, "P-C", 3, 120.0),
+                    (2, "P-A", 6, 60.0),
+                    (3, "P-C", 10, 400.0),
+                )
+            ],
             "Opportunity": [
                 {
                     "name": "CRM-OPP-2024-00001",

@@ -189,6 +189,12 @@ def test_erpnext_quotes_are_read_from_quotations(erpnext: fake_erps.ERPNext) -> 
         "SAL-QTN-2024-00002": ("CUST-00001", "confirmed"),
         "SAL-QTN-2024-00003": ("CUST-00002", "cancelled"),
     }  # the draft Sales Order SAL-ORD-2024-00001 is not a quote
+    lines = _rows(_erpnext_adapter(erpnext), "sale_order_lines")
+    assert sorted((r["order_id"], r["customer_id"], r["product_id"]) for r in lines) == [
+        ("SAL-QTN-2024-00001", "CUST-00003", "P-C"),
+        ("SAL-QTN-2024-00002", "CUST-00001", "P-A"),
+        ("SAL-QTN-2024-00003", "CUST-00002", "P-C"),
+    ]
 
 
 def test_erpnext_a_write_moves_the_customers_modified(erpnext: fake_erps.ERPNext) -> None:
