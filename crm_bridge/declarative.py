@@ -257,17 +257,23 @@ class DeclarativeAdapter:
     def extract(
         self, table: str, since: dt.datetime | None = None
     ) -> Iterator[list[dict[str, Any]]]:
-        spec = self.mapping.table(table)
-        if spec is None:
+        first = self.mapping.table(table)
+        if first is None:
             return
+        keep = table == "customers" and "current" not in self.mapping.data
+        if keep:
+            self._current = {}
+        for spec in (first, *first.get("more", ())):  # further sources of the same rows
+            yield from self._extract(table, spec, since, keep)
+
+    def _extract(
+        self, table: str, spec: Mapping[str, Any], since: dt.datetime | None, keep: bool
+    ) -> Iterator[list[dict[str, Any]]]:
         if since is not None and "incremental" in spec:
             spec = _since(spec, since)
         dated = any(dtype == pl.Date for dtype in TABLES[table].values())
         zone = self.zone()[0] if dated else dt.UTC  # only dates are read in the ERP's zone
         rows = mapping.RowMapper(table, spec["fields"], self._rows_by_id, zone)
-        keep = table == "customers" and "current" not in self.mapping.data
-        if keep:
-            self._current = {}
         key = next(iter(TABLES[table]))
         remember = table in self._referenced
         for records in self.pages(spec):

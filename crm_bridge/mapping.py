@@ -77,13 +77,15 @@ def load(ref: str, base: Path | None = None) -> MappingFile:
         what=f"{where}: key",
         hint="fix the mapping file (docs/adapters.md describes every key)",
     )
-    for table, spec in data.get("tables", {}).items():
-        unknown = set(spec.get("fields", {})) - set(TABLES[table])
-        if unknown:
-            raise ConfigError(
-                f"{where}: key tables.{table}.fields.{sorted(unknown)[0]}: not a column of {table}",
-                hint=f"the columns are: {', '.join(TABLES[table])}",
-            )
+    for table, first in data.get("tables", {}).items():
+        for spec in (first, *first.get("more", ())):  # every source of the table
+            unknown = set(spec.get("fields", {})) - set(TABLES[table])
+            if unknown:
+                raise ConfigError(
+                    f"{where}: key tables.{table}.fields.{sorted(unknown)[0]}: "
+                    f"not a column of {table}",
+                    hint=f"the columns are: {', '.join(TABLES[table])}",
+                )
     return MappingFile(path.stem, data, path.parent)
 
 
@@ -224,13 +226,16 @@ class RowMapper:
     A field spec is a dotted path, or a table with ``path``, ``map`` (ERP value
     -> canonical value), ``default`` (when the ERP gives nothing), ``times``
     (a path to multiply by: line cost = unit cost x quantity) and ``negate_if``
-    (a ``{path, value}`` pair: credit notes sent with positive amounts),
-    ``when`` (a ``{path, value}`` pair: the value is taken only when the record
-    holds that value there: a paid date only for a paid invoice) and ``via`` (a
-    table read earlier: the value is the id of one of its rows, and the row's
-    column of the same name is taken: a line's customer from its invoice).
-    Paths starting ``parent.`` read the enclosing record of an exploded list.
-    Unix timestamps read as dates are taken in ``zone`` (see :func:`coerce`).
+    (a ``{path, value}`` pair: credit notes sent with positive amounts), ``negate``
+    (always: a page of credit memos sent with positive amounts), ``when`` (a
+    ``{path, value}`` condition on the record: without ``then`` the value is
+    taken only when it holds: a paid date only for a paid invoice; with ``then``
+    the column is ``then`` when it holds: a cancelled Odoo invoice whatever its
+    payment state) and ``via`` (a table read earlier: the value is the id of one
+    of its rows, and the row's column of the same name is taken: a line's
+    customer from its invoice).  Paths starting ``parent.`` read the enclosing
+    record of an exploded list.  Unix timestamps read as dates are taken in
+    ``zone`` (see :func:`coerce`).
     """
 
     def __init__(
@@ -253,7 +258,7 @@ class RowMapper:
         for column, spec in self.specs:
             value = get(record, spec["path"]) if "path" in spec else None
             when = spec.get("when")
-            if when and str(get(record, when["path"])) != str(when["value"]):
+            if when and "then" not in when and str(get(record, when["path"])) != str(when["value"]):
                 value = None
             if "via" in spec:  # the id of a row read earlier: take its column
                 found = self.rows_by_id.get(spec["via"], {}).get(str(coerce(value, pl.String())))
@@ -264,15 +269,16 @@ class RowMapper:
                 )
             if (value is None or value == "" or value is False) and "default" in spec:
                 value = spec["default"]
+            if when and "then" in when and str(get(record, when["path"])) == str(when["value"]):
+                value = when["then"]
             value = coerce(value, self.schema[column], self.zone)
             if value is not None and "times" in spec:
                 factor = coerce(get(record, spec["times"]), pl.Float64())
                 value = value * factor if isinstance(factor, float) else None
             negate = spec.get("negate_if")
-            if (
-                isinstance(value, float)
-                and negate
-                and str(get(record, negate["path"])) == str(negate["value"])
+            if isinstance(value, float) and (
+                spec.get("negate")
+                or (negate and str(get(record, negate["path"])) == str(negate["value"]))
             ):
                 value = -abs(value)
             out[column] = value

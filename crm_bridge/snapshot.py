@@ -241,14 +241,17 @@ class Snapshot:
         """Invoices that count as revenue: posted or paid, credit notes included,
         dated on or before the analysis date.
 
-        Columns: the invoice's but ``number``, ``state`` and ``updated_at``;
-        ``kind`` is an Enum.  Read once per snapshot and shared by every plugin.
+        Columns: the invoice's but ``number``, ``state`` and ``updated_at``, and
+        ``settled`` (the ERP says paid: several ERPs give no payment date, and such an
+        invoice is not unpaid); ``kind`` is an Enum.  Read once per snapshot and
+        shared by every plugin.
         """
         return self.shared(
             "sales",
             lambda: (
                 self.scan("invoices")
                 .filter(pl.col("state").is_in(["posted", "paid"]) & (pl.col("date") <= self.as_of))
+                .with_columns(settled=pl.col("state") == "paid")
                 .select(pl.exclude("number", "state", "updated_at"))
                 .with_columns(pl.col("kind").cast(KIND))
             ),

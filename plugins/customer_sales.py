@@ -52,7 +52,9 @@ def _query(snapshot: Snapshot, window_days: int) -> pl.LazyFrame:
     previous = (pl.col("date") > start - dt.timedelta(days=window_days)) & ~window
     late = (pl.col("paid_date") - pl.col("due_date")).dt.total_days()
     paid = invoice & window & late.is_not_null()
-    overdue = invoice & pl.col("paid_date").is_null() & (pl.col("due_date") < as_of)
+    # unpaid: no payment date, and not marked paid (Odoo, ERPNext and NAV give no date)
+    unpaid = pl.col("paid_date").is_null() & ~pl.col("settled")
+    overdue = invoice & unpaid & (pl.col("due_date") < as_of)
     amount = pl.col("amount")
     # Per-row columns, then plain sums, min and max: they stream; filters inside
     # an aggregation do not.

@@ -223,14 +223,19 @@ def _reason(tier_list: list[dict[str, Any]], window_days: int) -> pl.Expr:
     label = pl.col("loyalty_tier").str.to_titlecase()
     spend = pl.col("spend").round(0).cast(pl.Int64)
     facts = pl.format(
-        "{}-day spend {}, {} invoices; {}",
+        "{}-day spend {}, {} {}; {}",
         pl.lit(window_days),
         spend,
         pl.col("purchases"),
+        pl.when(pl.col("purchases") == 1).then(pl.lit("invoice")).otherwise(pl.lit("invoices")),
         pl.when(pl.col("overdue_days") > 0)
         .then(pl.format("oldest overdue invoice {} days", pl.col("overdue_days")))
         .when(pl.col("avg_days_late") > 0)
-        .then(pl.format("paid {} days late on average", pl.col("avg_days_late").round(0)))
+        .then(
+            pl.format(
+                "paid {} days late on average", pl.col("avg_days_late").round(0).cast(pl.Int64)
+            )
+        )
         .otherwise(pl.lit("paid on time")),
     )
     why: Any = (

@@ -15,7 +15,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlparse
 
 import responses
@@ -254,6 +254,9 @@ class ERPNext(FakeErp):
     def __init__(self) -> None:
         super().__init__()
         self.docs: dict[str, list[dict[str, Any]]] = {
+            # documented: Frappe sends numbers as JSON numbers, Check as 0/1, dates as
+            # "YYYY-MM-DD" and datetimes as "YYYY-MM-DD HH:MM:SS.ffffff" in the system
+            # time zone of the site (System Settings); # assumed: that zone is UTC here
             "Customer": [
                 {
                     "name": f"CUST-{i:05d}",
@@ -300,6 +303,39 @@ class ERPNext(FakeErp):
                     "transaction_date": "2024-03-25",
                     "base_net_total": 80.0,
                 }
+            ],
+            # documented: ERPNext's Quotation (quotation_to Customer, party_name the
+            # customer; status Draft/Open/Replied/Partially Ordered/Ordered/Lost/
+            # Cancelled/Expired), erpnext/selling/doctype/quotation/quotation.json
+            "Quotation": [
+                {
+                    "name": f"SAL-QTN-2024-0000{n}",
+                    "quotation_to": "Customer",
+                    "party_name": party,
+                    "docstatus": docstatus,
+                    "status": status,
+                    "transaction_date": date,
+                    "base_net_total": total,
+                }
+                for n, party, docstatus, status, date, total in (
+                    (1, "CUST-00003", 1, "Open", "2024-03-26", 120.0),
+                    (2, "CUST-00001", 1, "Ordered", "2024-02-10", 60.0),
+                    (3, "CUST-00002", 1, "Lost", "2024-03-05", 400.0),
+                )
+            ],
+            "Quotation Item": [
+                {
+                    "name": f"QI-{n}",
+                    "parent": f"SAL-QTN-2024-0000{n}",
+                    "item_code": item,
+                    "qty": qty,
+                    "base_net_amount": amount,
+                }
+                for n, item, qty, amount in (
+                    (1, "P-C", 3, 120.0),
+                    (2, "P-A", 6, 60.0),
+                    (3, "P-C", 10, 400.0),
+                )
             ],
             "Opportunity": [
                 {
@@ -350,9 +386,41 @@ class ERPNext(FakeErp):
     def customer(self, name: str) -> dict[str, Any] | None:
         return next((d for d in self.docs["Customer"] if d["name"] == name), None)
 
+    def stamp(self) -> str:
+        """Now as Frappe writes ``modified``: local time, microseconds, no zone."""
+        return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def pay(self, invoice: str) -> None:
+        """A Payment Entry submitted against ``invoice``: the invoice's status and
+        outstanding amount are set with db_set, which moves the invoice's ``modified``
+        and none of its items' (documented: erpnext accounts_controller /
+        set_status(update=True) -> db_set(update_modified=True) on the parent only)."""
+        doc = next(d for d in self.docs["Sales Invoice"] if d["name"] == invoice)
+        doc.update(status="Paid", modified=self.stamp())
+
+    def _joined(self, doctype: str, fields: list[str]) -> list[dict[str, Any]]:
+        """The rows of a list, joined with a child table when a field names one:
+        one row per child row, child fields keyed `tab<Child>`.field (documented:
+        frappe.model.db_query joins `tab<Child>` on parent = name when a field is
+        qualified with a child table; agiliq.com/blog/2018/07/frappe-advanced-queries)."""
+        children = {m.group(1) for f in fields if (m := re.match(r"`tab([^`]+)`\.", f))}
+        children.discard(doctype)
+        rows = list(self.docs[doctype])
+        for child in children:
+            rows = [
+                {**parent, **{f"`tab{child}`.{k}": v for k, v in item.items()}}
+                for parent in rows
+                for item in self.docs[child]
+                if item["parent"] == parent["name"]
+            ]
+        return rows
+
     def handle(
         self, method: str, path: str, query: dict[str, str], body: Any, headers: Any
     ) -> Answer:
+        # documented: token auth is "Authorization: token key:secret" (docs.frappe.io
+        # framework/user/en/api/rest); a bad token is AuthenticationError, HTTP 401
+        # (frappe/exceptions.py); the exact body keys are # assumed
         if headers.get("Authorization") != self.token:
             return _json(
                 401,
@@ -365,6 +433,9 @@ class ERPNext(FakeErp):
         if not m:
             return _json(404, {"exc_type": "DoesNotExistError"})
         doctype, name = m.group(1), m.group(2)
+        # # assumed (as docs/adapters/erpnext.md says; not found in Frappe's own docs
+        # here): a child doctype is listed only with ?parent=<parent doctype>, else
+        # PermissionError "Not permitted"
         if doctype == "Sales Invoice Item" and query.get("parent") != "Sales Invoice":
             return _json(
                 403,
@@ -379,26 +450,38 @@ class ERPNext(FakeErp):
                 404, {"exc_type": "DoesNotExistError", "exception": f"DocType {doctype} not found"}
             )
         if name is None and method == "GET":
-            rows = docs
-            for field, op, value in json.loads(query.get("filters", "[]")):
+            fields = json.loads(query.get("fields", '["name"]'))
+            rows = self._joined(doctype, fields)
+            for term in json.loads(query.get("filters", "[]")):
+                # documented: a filter is [field, op, value] or [doctype, field, op, value]
+                # (docs.frappe.io .../rest_api/listing_documents)
+                table, (field, op, value) = (
+                    (term[0], term[1:]) if len(term) == 4 else (doctype, term)
+                )
+                key = field if table == doctype else f"`tab{table}`.{field}"
                 if op == "=":
-                    rows = [r for r in rows if r.get(field, value) == value]
+                    rows = [r for r in rows if r.get(key, value) == value]
                 elif op == ">=":
-                    rows = [r for r in rows if str(r.get(field, "")) >= value]
+                    rows = [r for r in rows if str(r.get(key, "")) >= value]
                 elif op == "like":
                     prefix = value.rstrip("%")
-                    rows = [r for r in rows if str(r.get(field, "")).startswith(prefix)]
-            fields = json.loads(query.get("fields", '["name"]'))
+                    rows = [r for r in rows if str(r.get(key, "")).startswith(prefix)]
+                else:
+                    raise ValueError(op)
+            # documented: 20 rows unless limit_page_length says otherwise, 0 for all;
+            # limit_start is the offset (docs.frappe.io .../listing-documents); the
+            # fake ignores order_by and keeps insertion order (# assumed stable)
             start, length = (
                 int(query.get("limit_start", 0)),
                 int(query.get("limit_page_length", 20)),
             )
             rows = rows[start : start + length] if length else rows[start:]
             if fields != ["*"]:
-                rows = [{f: r.get(f) for f in fields} for r in rows]
+                rows = [_select(r, fields, doctype) for r in rows]
             return _json(200, {"data": rows})
         if name is None and method == "POST" and doctype == "Custom Field":
             if any(d["fieldname"] == body["fieldname"] for d in docs):
+                # documented: DuplicateEntryError is HTTP 409 (frappe/exceptions.py)
                 return _json(409, {"exc_type": "DuplicateEntryError"})
             doc = {**body, "name": f"{body['dt']}-{body['fieldname']}"}
             docs.append(doc)
@@ -415,9 +498,35 @@ class ERPNext(FakeErp):
                 },
             )
         if method == "PUT":
+            limits = {
+                d["fieldname"]: 140 for d in self.docs["Custom Field"] if d["fieldtype"] == "Data"
+            }
             for key, value in body.items():
-                if doctype != "Customer" or key in doc:  # unknown fields are ignored
+                if (
+                    doctype == "Customer"
+                    and isinstance(value, str)
+                    and len(value) > limits.get(key, len(value))
+                ):
+                    # documented: a Data field is varchar(140) and a longer value is refused
+                    # with CharacterLengthExceededError, a ValidationError (HTTP 417)
+                    # (frappe/model/base_document.py _validate_length, frappe/exceptions.py)
+                    return _json(
+                        417,
+                        {
+                            "exc_type": "CharacterLengthExceededError",
+                            "exception": "frappe.exceptions.CharacterLengthExceededError: "
+                            f"Value too big: {key} max characters allowed is 140",
+                        },
+                    )
+            for key, value in body.items():
+                # documented: a PUT updates the fields sent and leaves the others;
+                # # assumed: an unknown field is ignored, not refused
+                if doctype != "Customer" or key in doc:
                     doc[key] = value
+            # documented: every save sets the document's modified to now (Document.save ->
+            # set_user_and_timestamp), crm-bridge's own writes included; the server's
+            # local time is # assumed to be UTC here
+            doc["modified"] = self.stamp()
         elif method == "DELETE":
             docs.remove(doc)
             if doctype == "Custom Field":
@@ -425,6 +534,18 @@ class ERPNext(FakeErp):
                     customer.pop(doc["fieldname"], None)
             return _json(202, {"message": "ok"})
         return _json(200, {"data": doc})
+
+
+def _select(row: dict[str, Any], fields: list[str], doctype: str) -> dict[str, Any]:
+    """The fields of a listing, ``x as y`` aliases included (documented: frappe.get_list
+    fields accept "field as alias"; a qualified field without one is keyed by its
+    column name)."""
+    out = {}
+    for spec in fields:
+        source, _, alias = spec.partition(" as ")
+        source = source.removeprefix(f"`tab{doctype}`.")
+        out[alias or source.rsplit(".", 1)[-1]] = row.get(source)
+    return out
 
 
 # -- Odoo JSON-2 -------------------------------------------------------------------
@@ -484,8 +605,6 @@ class Odoo(FakeErp):
                     "price_subtotal": qty * price,
                     "move_type": move_type,
                     "display_type": "product",
-                    "move_id.state": "draft" if state == "draft" else "posted",
-                    "move_id.write_date": "2024-03-30 10:00:00",
                 }
             self.models["account.move"][i] = {
                 "id": i,
@@ -504,11 +623,14 @@ class Odoo(FakeErp):
     def handle(
         self, method: str, path: str, query: dict[str, str], body: Any, headers: Any
     ) -> Answer:
+        # documented: "Authorization: bearer <api key>", X-Odoo-Database, errors as 4xx/5xx
+        # with {name, message, arguments, ...}; a bad key is 401 werkzeug Unauthorized
+        # "Invalid apikey" (odoo/documentation content/developer/reference/external_api.rst)
         if headers.get("Authorization") != f"bearer {self.api_key}":
             return _json(
                 401, {"name": "werkzeug.exceptions.Unauthorized", "message": "Invalid apikey"}
             )
-        if headers.get("X-Odoo-Database") != self.database:
+        if headers.get("X-Odoo-Database") != self.database:  # the 404 is # assumed
             return _json(
                 404, {"name": "werkzeug.exceptions.NotFound", "message": "database not found"}
             )
@@ -523,16 +645,28 @@ class Odoo(FakeErp):
     def _search_read(
         self, model: str, table: dict[int, dict[str, Any]], kw: dict[str, Any]
     ) -> Answer:
-        rows = [
-            r for _, r in sorted(table.items()) if all(_match(r, t) for t in kw.get("domain", []))
-        ]
+        try:
+            rows = [
+                r
+                for _, r in sorted(table.items())
+                if all(self._match(model, r, t) for t in kw.get("domain", []))
+            ]
+        except KeyError as exc:
+            # documented: Odoo's expression.py refuses a leaf on a field the model lacks
+            # ("Invalid field ... in leaf ..."); the HTTP status of JSON-2 is # assumed
+            return _json(422, {"name": "builtins.ValueError", "message": str(exc.args[0])})
         if kw.get("limit"):
             rows = rows[: kw["limit"]]
+        # documented: search_read answers a plain list of records with their id; no
+        # fields means every field; a many2one is [id, "name"], an empty value false;
+        # datetimes are UTC "YYYY-MM-DD HH:MM:SS" (external_api.rst, reference/orm)
         fields = kw.get("fields") or [k for k in (rows[0] if rows else {}) if "." not in k]
         return _json(200, [{"id": r["id"], **{f: r.get(f, False) for f in fields}} for r in rows])
 
     def _write(self, model: str, table: dict[int, dict[str, Any]], kw: dict[str, Any]) -> Answer:
         missing = [i for i in kw["ids"] if i not in table]
+        # documented: MissingError "Record does not exist or has been deleted." (odoo
+        # exceptions); its JSON-2 status (404) is # assumed
         if missing:
             return _json(
                 404,
@@ -543,6 +677,8 @@ class Odoo(FakeErp):
                 },
             )
         known = {f["name"] for f in self.models["ir.model.fields"].values()}
+        # # assumed: a write to a field the model lacks is a 422 ValueError (JSON-2
+        # answers 422 for bad arguments: odoo/odoo#197801)
         for key in kw["vals"]:
             if model == "res.partner" and key.startswith("x_") and key not in known:
                 return _json(
@@ -551,12 +687,27 @@ class Odoo(FakeErp):
                 )
         for i in kw["ids"]:
             table[i].update(kw["vals"])
+            # documented: a write sets the record's write_date (automatic log-access
+            # field, stored and sent in UTC as "YYYY-MM-DD HH:MM:SS"), crm-bridge's own
+            # writes included (odoo.com/documentation reference/orm "Automatic fields")
+            table[i]["write_date"] = self.stamp()
         return _json(200, True)
+
+    def stamp(self) -> str:
+        return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+    def pay(self, move: int) -> None:
+        """A payment reconciled with invoice ``move``: its payment_state is recomputed
+        and stored, which moves the move's write_date (# assumed: a stored compute is
+        written with the log-access fields) and none of its lines'."""
+        self.models["account.move"][move].update(payment_state="paid", write_date=self.stamp())
 
     def _create(self, model: str, table: dict[int, dict[str, Any]], kw: dict[str, Any]) -> Answer:
         ids = []
         for vals in kw["vals_list"]:
             if model == "ir.model.fields":
+                # documented: a custom field's name must start with x_ (ir.model.fields
+                # ValidationError "Custom fields must have a name that starts with 'x_' !")
                 if not vals["name"].startswith("x_"):
                     return _json(
                         422,
@@ -584,12 +735,27 @@ class Odoo(FakeErp):
                     partner.pop(gone["name"], None)
         return _json(200, True)
 
+    # many2one fields a domain may follow with a dotted path (move_id.state)
+    RELATIONS: ClassVar[dict[str, str]] = {"move_id": "account.move", "partner_id": "res.partner"}
 
-def _match(record: dict[str, Any], term: list[Any]) -> bool:
-    field, op, value = term
-    if field not in record:
-        return True  # the fake does not model this field: the ERP would filter on it
-    held = record[field]
+    def _match(self, model: str, record: dict[str, Any], term: list[Any]) -> bool:
+        """One domain leaf on one record; a dotted field follows a many2one.  A field
+        the fake does not hold is refused, as Odoo refuses a field the model lacks,
+        so a profile cannot filter on something the fake would silently ignore."""
+        field, op, value = term
+        head, _, rest = field.partition(".")
+        if rest:
+            target = self.RELATIONS.get(head)
+            link = record.get(head)
+            if target is None or not isinstance(link, list):
+                raise KeyError(f"Invalid field {model}.{field} in leaf {tuple(term)}")
+            return self._match(target, self.models[target][link[0]], [rest, op, value])
+        if field not in record:
+            raise KeyError(f"Invalid field {model}.{field} in leaf {tuple(term)}")
+        return _compare(record[field], op, value)
+
+
+def _compare(held: Any, op: str, value: Any) -> bool:
     if isinstance(held, list) and held and op in ("=", "in"):
         held = held[0]
     if op == "=":

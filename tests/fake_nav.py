@@ -3,8 +3,8 @@
 Serves the page WSDLs of ``tests/data/nav`` at the server's addresses and
 answers Read, ReadMultiple (filter + bookmarkKey + setSize), Update and
 UpdateMultiple the way NAV does: every record carries a ``Key`` that changes
-on each update, an Update with a stale Key is refused ("Another user has
-modified the record..."), an unknown record is a SOAP fault, and an update
+on each update, an Update with a stale Key is refused ("Other user has modified
+..."), an unknown record is a SOAP fault, and an update
 leaves the elements it is not sent as they are.
 """
 
@@ -30,6 +30,8 @@ SLUG = {
     "Item": "item",
     "PostedSalesInvoices": "postedsalesinvoices",
     "PostedSalesInvLines": "postedsalesinvlines",
+    "PostedSalesCreditMemos": "postedsalescreditmemos",
+    "PostedSalesCrMemoLines": "postedsalescrmemolines",
 }
 
 
@@ -53,15 +55,27 @@ class Nav:
             ],
             "PostedSalesInvoices": [],
             "PostedSalesInvLines": [],
+            "PostedSalesCreditMemos": [],
+            "PostedSalesCrMemoLines": [],
         }
         for i, cust, day, kind, state, lines in fake_erps.INVOICES:
-            if kind != "invoice" or state == "draft":
-                continue  # posted invoices only; credit memos are another page
-            no = f"1030{i:02d}"
+            if state == "draft":
+                continue  # posted documents only
+            # documented: posted credit memos are their own table and pages (Sales Cr.Memo
+            # Header/Line, pages 144 "Posted Sales Credit Memos" and 135 "Posted Sales Cr.
+            # Memo Subform"), with positive quantities and amounts; their numbers come from
+            # another number series; the published service names are # assumed
+            memo = kind == "credit_note"
+            no = f"1040{i:02d}" if memo else f"1030{i:02d}"
+            header, rows = (
+                ("PostedSalesCreditMemos", "PostedSalesCrMemoLines")
+                if memo
+                else ("PostedSalesInvoices", "PostedSalesInvLines")
+            )
             amount = 0.0
             for n, (product, qty, price) in enumerate(lines, 1):
                 amount += qty * price
-                self.pages["PostedSalesInvLines"].append(
+                self.pages[rows].append(
                     {
                         "Document_No": no,
                         "Line_No": str(n * 10000),
@@ -74,14 +88,14 @@ class Nav:
                     }
                 )
             date = dt.date(2024, 3, day)
-            self.pages["PostedSalesInvoices"].append(
+            self.pages[header].append(
                 {
                     "No": no,
                     "Sell_to_Customer_No": f"C{cust:05d}",
                     "Posting_Date": date.isoformat(),
                     "Due_Date": (date + dt.timedelta(days=30)).isoformat(),
                     "Amount": f"{amount:.2f}",
-                    "Closed": "true" if state == "paid" else "false",
+                    **({} if memo else {"Closed": "true" if state == "paid" else "false"}),
                 }
             )
         self.versions: dict[tuple[str, str], int] = {}
@@ -103,7 +117,8 @@ class Nav:
         }
 
     def _key(self, page: str, row: dict[str, Any], n: int = 0) -> str:
-        ident = row.get("No", "") + row.get("Line_No", "")
+        # documented: a line's primary key is (Document No., Line No.), a header's No.
+        ident = row.get("Document_No", row.get("No", "")) + row.get("Line_No", "")
         version = self.versions.get((page, ident), 0) + 1
         self.versions[(page, ident)] = version
         return f"{version};{ident}{n};"
@@ -149,6 +164,7 @@ class Nav:
         return answer
 
     def _find(self, page: str, no: str) -> dict[str, Any]:
+        """# assumed: an unknown record is a SOAP fault with NAV's "does not exist" text."""
         for row in self.pages[page]:
             if row["No"] == no:
                 return row
@@ -159,6 +175,10 @@ class Nav:
         return [(page, self._find(page, no))]
 
     def _ReadMultiple(self, page: str, ns: str, body: Any) -> list[Any]:
+        # documented: ReadMultiple(filter[], bookmarkKey, setSize) returns up to setSize
+        # records after the bookmarked one (learn.microsoft.com, Dynamics NAV "Basic Page
+        # Operations" / ReadMultiple); # assumed: an empty Criteria filters nothing, and
+        # exact-match criteria are enough (NAV's filter expressions are not modelled)
         size = int(body.findtext(f"{{{ns}}}setSize"))
         bookmark = body.findtext(f"{{{ns}}}bookmarkKey")
         rows = self.pages[page]
@@ -174,16 +194,21 @@ class Nav:
     def _update(self, page: str, ns: str, record: Any) -> dict[str, Any]:
         sent = {etree.QName(e).localname: e.text for e in record}
         row = self._find(page, sent.get("No", ""))
+        # documented: Update needs the record's current Key, which changes on every
+        # modification; a stale Key is the SOAP fault "Other user has modified [record
+        # name]." (learn.microsoft.com/en-us/dynamics-nav/update-operation)
         if sent.get("Key") != row["Key"]:
-            raise LookupError(
-                f"Another user has modified the record for this {page} after you retrieved it "
-                "from the database. Enter your changes again in the updated window."
-            )
+            raise LookupError(f"Other user has modified {page} {sent.get('No', '')}.")
         nil = "{http://www.w3.org/2001/XMLSchema-instance}nil"
+        # # assumed: elements not sent are left as they are
         for e in record:
             name = etree.QName(e).localname
             if name not in ("Key", "No"):
                 row[name] = None if e.get(nil) == "true" else e.text
+        if page == "Customer":
+            # documented: the Customer table's OnModify sets "Last Date Modified" to TODAY
+            # (server-local date; # assumed UTC here)
+            row["Last_Date_Modified"] = dt.datetime.now(dt.UTC).date().isoformat()
         row["Key"] = self._key(page, row)
         return row
 
@@ -192,7 +217,7 @@ class Nav:
 
     def _UpdateMultiple(self, page: str, ns: str, body: Any) -> list[Any]:
         records = body.find(f"{{{ns}}}{page}_List").findall(f"{{{ns}}}{page}")
-        for record in records:  # NAV checks all before changing any
+        for record in records:  # # assumed: NAV checks all before changing any
             sent = {etree.QName(e).localname: e.text for e in record}
             self._find(page, sent.get("No", ""))
         rows = [self._update(page, ns, r) for r in records]

@@ -122,6 +122,8 @@ def _nav_mapping_with_local_wsdls(tmp_path: Path, auth: str) -> Path:
         ("item", "Item"),
         ("invoices", "PostedSalesInvoices"),
         ("invoice_lines", "PostedSalesInvLines"),
+        ("credit_memos", "PostedSalesCreditMemos"),
+        ("credit_memo_lines", "PostedSalesCrMemoLines"),
     ):
         text = text.replace(
             f'{service} = "{{url}}/{{company}}/Page/{page}"\n', f'{service} = "{page}.wsdl"\n', 1
