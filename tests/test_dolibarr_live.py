@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from crm_bridge.plugin_manager import load_plugins
+
 from . import dolibarr_live as live
 
 TREE = live.find_tree()
@@ -609,8 +611,18 @@ def test_one_new_paid_invoice_writes_only_the_customers_whose_values_moved(
         },
     )
     after = _expected(dolibarr)
-    moved = {c for c in after if after[c] != before.get(c)}
-    assert cid in moved
+    fields = load_plugins().fields()
+
+    def moved_beyond_tolerance(c: str) -> bool:
+        old, new = before.get(c, {}), after[c]
+        return set(old) != set(new) or any(
+            v != old[k] and not fields[k].within_tolerance(v, old[k]) for k, v in new.items()
+        )
+
+    # The CLV model is refitted: every buyer's prediction moves a little, and a move
+    # within the field's tolerance (1 %) is not worth a write.
+    moved = {c for c in after if moved_beyond_tolerance(c)}
+    assert cid in moved and len(moved) < len({c for c in after if after[c] != before.get(c)})
     run = _counts(cli("sync", "--json", cwd=tmp_path))
     assert run["drift"] == {}, run
     assert run["written"] == len(moved), (run, sorted(moved))
