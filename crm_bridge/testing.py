@@ -23,8 +23,11 @@ class MemoryAdapter:
 
     capabilities = Capabilities(multi_record_write=True, conditional_writes=True)
 
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Snapshot, require_provisioning: bool = False) -> None:
+        """``require_provisioning``: fields must be provisioned before they are
+        written, as in a real ERP (else any declared field is accepted)."""
         self.snapshot = snapshot
+        self.require_provisioning = require_provisioning
         self.values: dict[str, dict[str, Any]] = {k: dict(v) for k, v in snapshot.current.items()}
         self.provisioned: dict[str, Field] = {}
         self.write_calls: list[list[Batch]] = []
@@ -45,6 +48,15 @@ class MemoryAdapter:
         changed = [f.name for f in fields if self.provisioned.get(f.name) != f]
         self.provisioned.update({f.name: f for f in fields})
         return changed
+
+    def field_status(self, fields: Sequence[Field]) -> dict[str, str]:
+        if not self.require_provisioning:
+            return {}
+        return {
+            f.name: "missing" if f.name not in self.provisioned else "changed"
+            for f in fields
+            if self.provisioned.get(f.name) != f
+        }
 
     def retire(self, name: str) -> int:
         held = [cid for cid, values in self.values.items() if name in values]
