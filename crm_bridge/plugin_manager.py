@@ -161,6 +161,25 @@ def load_plugins(disabled: Collection[str] = ()) -> Plugins:
     return plugins
 
 
+def declared_fields(name: str) -> list[Field]:
+    """The fields installed plugin ``name`` declares, enabled or not (to retire
+    the fields of a disabled plugin): its entry point is loaded on its own."""
+    for ep in metadata.entry_points(group=GROUP, name=name):
+        alone = Plugins()
+        try:
+            alone.pm.register(ep.load(), name=name)
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {name!r} cannot be loaded to read its fields: {type(exc).__name__}: {exc}",
+                hint="retire its fields by name: crm-bridge fields retire NAME...",
+            ) from None
+        return list(alone.fields().values())
+    raise ConfigError(
+        f"unknown plugin {name!r}",
+        hint="it must still be installed to know its fields; see crm-bridge plugins list",
+    )
+
+
 def summary(value: Any) -> str:
     """A few words on a hook's result, for the trace: its type and size."""
     if value is None:

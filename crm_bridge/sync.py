@@ -317,6 +317,7 @@ def _sync(
                 "cleared_cells": plan.cleared,
                 "held_back_cells": plan.held_back,
                 "per_field": plan.per_field(),
+                "plugin_seconds": {o.plugin: round(o.seconds, 3) for o in outputs},
                 "rejected_plugins": len(rejections),
                 "plugin_rejections": [r.as_dict() for r in rejections],
                 "missing_columns": missing,
