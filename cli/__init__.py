@@ -601,6 +601,29 @@ def adapters_list(app: App, as_json: bool) -> None:
             click.echo(f"{'':<12} {spec.capabilities.describe()}")
 
 
+@adapters.command("show")
+@click.argument("name")
+def adapters_show(name: str) -> None:
+    """Print the docs page of adapter profile NAME (shipped with crm-bridge)."""
+    from importlib import resources
+
+    from crm_bridge import mapping
+
+    profiles = mapping.profiles()
+    if name not in profiles:
+        raise ConfigError(
+            f"no adapter profile named {name!r}",
+            hint=f"profiles: {', '.join(sorted(profiles))}; see crm-bridge adapters list",
+        )
+    page = mapping.load(name).data.get("docs")
+    doc = resources.files("crm_bridge.docs").joinpath(*str(page or "").split("/"))
+    if not page or not doc.is_file():
+        raise ConfigError(
+            f"profile {name!r} ships no docs page", hint="see crm-bridge adapters list"
+        )
+    click.echo(doc.read_text("utf-8"), nl=False)
+
+
 @cli.group(cls=Group)
 def plugins() -> None:
     """List, install, enable and disable plugins."""

@@ -219,6 +219,21 @@ def _interpolate(
     return value
 
 
+def with_defaults(settings: Mapping[str, Any], schema: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``settings`` with the ``default`` of each property the schema declares and
+    the settings leave out, nested objects included (JSON Schema itself never
+    fills defaults in)."""
+    out = dict(settings)
+    for key, sub in ((schema or {}).get("properties") or {}).items():
+        if not isinstance(sub, Mapping):
+            continue
+        if key not in out and "default" in sub:
+            out[key] = sub["default"]
+        if isinstance(out.get(key), Mapping) and sub.get("properties"):
+            out[key] = with_defaults(out[key], sub)
+    return out
+
+
 def validate(
     data: Mapping[str, Any],
     schema: Mapping[str, Any],

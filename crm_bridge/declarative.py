@@ -72,7 +72,7 @@ def register_declarative(
                 name,
                 functools.partial(make, spec),
                 {**schema, "required": required},
-                f"{title} ({protocol} profile, docs/{spec.data.get('docs', '')})",
+                f"{title} ({protocol} profile; docs: crm-bridge adapters show {name})",
                 secrets,
                 capabilities(spec),
             )

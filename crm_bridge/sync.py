@@ -278,7 +278,13 @@ def _sync(
         shrink_guard.guard(cfg, state, snapshot, allow_shrink)
         snapshot.current = read_back(snapshot.current, fields)
         snapshot.previous = _previous(cfg, state)
-        outputs = compute(plugins, snapshot, cfg.plugin_settings, cfg.plugin_timeout)
+        schemas = plugins.config_schemas()
+        outputs = compute(
+            plugins,
+            snapshot,
+            lambda name: config_mod.with_defaults(cfg.plugin_settings(name), schemas.get(name)),
+            cfg.plugin_timeout,
+        )
         known = snapshot.customers["customer_id"]
         desired, rejections = validate(outputs, fields, known)
         for cells in desired.values():  # not provisioned: not written, not cleared
