@@ -98,7 +98,7 @@ def test_run_plugin_applies_schema_defaults_and_reports_a_missing_column() -> No
 
 
 def test_run_plugin_refuses_bad_settings_and_reports_rejections() -> None:
-    with pytest.raises(ConfigError, match="plugins.two.bonus"):
+    with pytest.raises(ConfigError, match=r"plugins\.two\.bonus"):
         run_plugin(Two(), rows(), settings={"bonus": "x"}, name="two")
 
     class Floaty:
