@@ -272,9 +272,10 @@ def doctor(app: App, as_json: bool) -> None:
     else:
         for c in checks:
             mark = "[green]ok[/]  " if c.ok else "[red]FAIL[/]"
-            console.print(f"{mark} {c.name:<12} {escape(app.config.redact(c.detail))}")
+            line = f"{mark} {c.name:<12} {escape(app.config.redact(c.detail))}"
+            console.print(line, soft_wrap=True)
             if not c.ok and c.hint:
-                console.print(f"       fix: {c.hint}", markup=False)
+                console.print(f"       fix: {c.hint}", markup=False, soft_wrap=True)
     if not all(c.ok for c in checks):
         sys.exit(1)
 
