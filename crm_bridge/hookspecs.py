@@ -54,7 +54,8 @@ def compute(snapshot: Snapshot, settings: Mapping[str, Any]) -> pl.DataFrame | p
 
     Return one frame with a ``customer_id`` column and one column per declared
     field.  A null, or no row, means "no value": the value the ERP holds for
-    that cell is cleared (unless the field is ``keep_last_value``).  The core
+    that cell is cleared (unless the field is ``keep_last_value``); a declared
+    field with no column is a warning and is left as the ERP holds it.  The core
     calls each plugin separately, so one failing plugin does not stop others;
     a plugin that raises anything or returns no frame is rejected.
     """
