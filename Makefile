@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml adapters/tryton_module/pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test test-erps dolibarr-tree lint typecheck unit install clean
+.PHONY: demo test test-erps dolibarr-tree lint typecheck unit install clean dist
 
 $(STAMP):
 	rm -f $(VENV)/.installed-*
@@ -48,5 +48,13 @@ dolibarr-tree:
 	  git --git-dir=$$git_dir archive $$root htdocs scripts | tar -x -C "$(DOLIBARR_TREE)"; \
 	  rm -rf $$tmp; echo "Dolibarr $(DOLIBARR_VERSION) in $(DOLIBARR_TREE)"; fi
 
+# The two release wheels IT staff install: crm-bridge itself and the companion
+# Tryton module (for the Tryton server), in dist/.
+dist: $(STAMP)
+	rm -rf dist build adapters/tryton_module/build
+	$(BIN)/pip wheel -q --disable-pip-version-check --no-deps -w dist . adapters/tryton_module
+	rm -rf build adapters/tryton_module/build *.egg-info adapters/tryton_module/*.egg-info
+	@ls dist
+
 clean:
-	rm -rf $(VENV) crm-bridge-demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf dist $(VENV) crm-bridge-demo .pytest_cache .mypy_cache .ruff_cache

@@ -9,6 +9,7 @@ fewer records than the last successful run (README's table).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -23,15 +24,18 @@ from rich.markup import escape
 from crm_bridge import __version__
 from crm_bridge import config as config_mod
 from crm_bridge.console import (
+    console,
     emit_json,
     err,
+    log_events,
     plain_warnings,
     print_result,
     result_dict,
     sync_progress,
 )
-from crm_bridge.errors import ConfigError, CrmBridgeError
-from crm_bridge.plugin_manager import Plugins, check_known, load_plugins
+from crm_bridge.errors import ConfigError, CrmBridgeError, PluginError
+from crm_bridge.fields import Field
+from crm_bridge.plugin_manager import Plugins, check_known, declared_fields, load_plugins
 from crm_bridge.state import RunLock, StateStore
 from crm_bridge.sync import connect, sync
 
@@ -45,12 +49,24 @@ class App:
         self.config_path = config_path
         self.plugins = plugins
         self._config: config_mod.Config | None = None
+        self._local: config_mod.Config | None = None
 
     @property
     def config(self) -> config_mod.Config:
         if self._config is None:
             self._config = config_mod.load(self.config_path)
         return self._config
+
+    @property
+    def local_config(self) -> config_mod.Config:
+        """The config with ``${NAME}`` references left unresolved: for commands that
+        read only local files (run history, the plugin list), which must work
+        without the ERP's secret in the environment."""
+        if self._config is not None:
+            return self._config
+        if self._local is None:
+            self._local = config_mod.load(self.config_path, secrets=False)
+        return self._local
 
 
 class Group(click.Group):
@@ -65,9 +81,17 @@ class Group(click.Group):
             with plain_warnings(redact):
                 return super().invoke(ctx)
         except CrmBridgeError as exc:
-            err.print(f"[red]Error:[/] {escape(redact(str(exc)))}")
-            if exc.hint:
-                err.print(f"Hint: {redact(exc.hint)}", markup=False)
+            if log_events.enabled:
+                log_events.emit(
+                    "error",
+                    message=redact(str(exc)),
+                    hint=redact(exc.hint or ""),
+                    exit_code=exc.exit_code,
+                )
+            else:
+                err.print(f"[red]Error:[/] {escape(redact(str(exc)))}")
+                if exc.hint:
+                    err.print(f"Hint: {redact(exc.hint)}", markup=False)
             ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -80,8 +104,11 @@ class Group(click.Group):
             if os.environ.get("CRM_BRIDGE_TRACEBACK"):
                 traceback.print_exc()
             message = redact(f"{type(exc).__name__}: {exc}")
-            err.print(f"[red]Error:[/] unexpected {escape(message)}")
-            err.print("Hint: rerun with CRM_BRIDGE_TRACEBACK=1 for details and report it.")
+            if log_events.enabled:
+                log_events.emit("error", message=f"unexpected {message}", exit_code=1)
+            else:
+                err.print(f"[red]Error:[/] unexpected {escape(message)}")
+                err.print("Hint: rerun with CRM_BRIDGE_TRACEBACK=1 for details and report it.")
             ctx.exit(1)
         finally:
             # A reader that went away (| head -c1) shows here, where click turns it into
@@ -115,11 +142,25 @@ def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     envvar="CRM_BRIDGE_CONFIG",
     help="Config file (default: ./crm-bridge.toml).",
 )
-@click.option("--verbose", "-v", is_flag=True, help="Trace every plugin hook call on stderr.")
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="One line per plugin hook call on stderr: hook, plugin, wall time, result size.",
+)
+@click.option(
+    "--log-json",
+    is_flag=True,
+    help="Write warnings, errors, hook calls and the run's outcome to stderr as one JSON "
+    "object per line (for log collectors).",
+)
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+def cli(ctx: click.Context, config_path: str | None, verbose: bool, log_json: bool) -> None:
     """crm-bridge: CRM segmentation, loyalty and KPIs written back into your ERP."""
-    if verbose:
+    log_events.enabled = log_json
+    if verbose and log_json:
+        ctx.obj.enable_tracing(lambda line: log_events.emit("hook", message=line))
+    elif verbose:
         ctx.obj.enable_tracing(lambda line: err.out(line, highlight=False))
     ctx.obj = App(config_path, ctx.obj)
 
@@ -232,9 +273,10 @@ def doctor(app: App, as_json: bool) -> None:
         for c in checks:
             # ok with a hint: works, but a setting deserves a look (a warning)
             mark = "[red]FAIL[/]" if not c.ok else "[yellow]warn[/]" if c.hint else "[green]ok[/]  "
-            err.print(f"{mark} {c.name:<12} {escape(app.config.redact(c.detail))}")
+            line = f"{mark} {c.name:<12} {escape(app.config.redact(c.detail))}"
+            console.print(line, soft_wrap=True)
             if c.hint:
-                err.print(f"       fix: {escape(c.hint)}")
+                console.print(f"       fix: {c.hint}", markup=False, soft_wrap=True)
     if not all(c.ok for c in checks):
         sys.exit(1)
 
@@ -287,23 +329,48 @@ def fields_provision(app: App, as_json: bool) -> None:
     help="Go on although the ERP served no customers, or far fewer customers or "
     "invoices than the last successful run (exit 4 otherwise).",
 )
+@click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False),
+    help="Write the run's counters and durations here in the Prometheus text format "
+    "(atomically; name it *.prom in node-exporter's textfile collector folder).",
+)
 @pass_app
 def sync_command(
-    app: App, dry_run: bool, as_json: bool, quiet: bool, full: bool, allow_shrink: bool
+    app: App,
+    dry_run: bool,
+    as_json: bool,
+    quiet: bool,
+    full: bool,
+    allow_shrink: bool,
+    metrics_file: str | None,
 ) -> None:
     """Read the ERP, compute every field, write back what changed."""
-    if not dry_run:
-        app.config.ensure_state_folder()
-    with sync_progress(not (quiet or as_json)) as (on_page, on_call):
-        result = sync(
-            app.config,
-            app.plugins,
-            dry_run=dry_run,
-            on_page=on_page,
-            on_call=on_call,
-            full=full,
-            allow_shrink=allow_shrink,
-        )
+    from crm_bridge import metrics
+
+    started = time.time()
+    try:
+        if not dry_run:
+            app.config.ensure_state_folder()
+        with sync_progress(not (quiet or as_json or log_events.enabled)) as (on_page, on_call):
+            result = sync(
+                app.config,
+                app.plugins,
+                dry_run=dry_run,
+                on_page=on_page,
+                on_call=on_call,
+                full=full,
+                allow_shrink=allow_shrink,
+            )
+    except BaseException as exc:
+        if metrics_file:
+            metrics.write(Path(metrics_file), metrics.failed(dry_run, started, exc))
+        raise
+    if metrics_file:
+        metrics.write(Path(metrics_file), metrics.of_result(result, started))
+    if log_events.enabled:
+        summary = result_dict(result, sample=0)
+        log_events.emit("run", **{k: v for k, v in summary.items() if k != "sample"})
     if as_json:
         emit_json(result_dict(result))
     else:
@@ -312,37 +379,75 @@ def sync_command(
 
 
 @fields.command("retire")
-@click.argument("name")
+@click.argument("names", nargs=-1)
+@click.option(
+    "--plugin",
+    "plugin_names",
+    multiple=True,
+    help="Retire every field this (disabled) plugin declares; repeatable.",
+)
 @click.option("--yes", is_flag=True, help="Do it without asking (for scripts).")
 @pass_app
-def fields_retire(app: App, name: str, yes: bool) -> None:
-    """Clear field NAME on every customer and remove its definition from the ERP.
+def fields_retire(
+    app: App, names: tuple[str, ...], plugin_names: tuple[str, ...], yes: bool
+) -> None:
+    """Clear fields NAMES on every customer and remove their definitions from the ERP.
 
-    Only for fields no enabled plugin declares (disable or uninstall the plugin first):
-    crm-bridge otherwise leaves the fields of a disabled plugin as they are.
+    Only for fields no enabled plugin declares (disable the plugin first: crm-bridge
+    otherwise leaves the fields of a disabled plugin as they are).  ``--plugin NAME``
+    retires all the fields of plugin NAME, which must still be installed.
     """
-    adapter, declared = connect(app.config, app.plugins)
-    try:
+    wanted = list(names)
+    for plugin in plugin_names:
+        wanted += [f.name for f in _declared_by(app, plugin)]
+    if not wanted:
+        raise ConfigError(
+            "say which fields to retire",
+            hint="crm-bridge fields retire NAME [NAME...] or --plugin PLUGIN",
+        )
+    declared = app.plugins.fields()
+    for name in wanted:
         if name in declared:
             raise ConfigError(
                 f"field {name!r} is declared by the enabled plugin {declared[name].owner!r}",
                 hint=f"crm-bridge plugins disable {declared[name].owner}, then retire it",
             )
-        if not yes:
-            click.confirm(
-                f"Clear {name!r} on every customer and delete its definition?", abort=True
-            )
+    _retire(app, list(dict.fromkeys(wanted)), yes)
+
+
+def _declared_by(app: App, plugin: str) -> list[Field]:
+    """The fields plugin ``plugin`` declares, whether it is enabled or not."""
+    if plugin not in app.plugins.info:
+        check_known(app.plugins, [plugin])
+    try:
+        return declared_fields(plugin)
+    except PluginError as exc:
+        raise ConfigError(str(exc), hint=exc.hint) from None
+
+
+def _retire(app: App, names: list[str], yes: bool) -> None:
+    """Clear ``names`` on every customer, delete their definitions, forget them."""
+    if not yes:
+        click.confirm(
+            f"Clear {', '.join(names)} on every customer and delete the definition(s)?",
+            abort=True,
+        )
+    adapter, _declared = connect(app.config, app.plugins)
+    try:
         app.config.ensure_state_folder()
         with RunLock(app.config.state_path):
-            cleared = adapter.retire(name)
             store = StateStore(app.config.state_path)
             try:
-                store.forget_field(name)
+                for name in names:
+                    cleared = adapter.retire(name)
+                    store.forget_field(name)
+                    click.echo(
+                        f"retired {name}: cleared on {cleared} customers, definition removed"
+                    )
             finally:
                 store.close()
     finally:
         adapter.close()
-    click.echo(f"retired {name}: cleared on {cleared} customers, definition removed")
 
 
 @cli.group(cls=Group, invoke_without_command=True)
@@ -355,7 +460,11 @@ def runs(ctx: click.Context, as_json: bool, limit: int) -> None:
         return
     app = ctx.find_object(App)
     assert app is not None
-    history = _store(app).runs(limit)
+    store = _store(app)
+    try:
+        history = store.runs(limit)
+    finally:
+        store.close()
     if as_json:
         emit_json(history)
         return
@@ -381,18 +490,21 @@ def runs(ctx: click.Context, as_json: bool, limit: int) -> None:
 def runs_show(app: App, run_id: int, changes: bool, as_json: bool) -> None:
     """One run: counts per field, rejected records with reasons, optionally every change."""
     store = _store(app)
-    run = store.run(run_id)
-    if run is None:
-        raise ConfigError(f"there is no run {run_id}", hint="crm-bridge runs lists them")
-    if changes:
-        run["changes"] = [
-            {"customer_id": c, "field": f, "old": o, "new": n}
-            for c, f, o, n in store.changes(run_id)
-        ]
-        run["edited_in_erp"] = [
-            {"customer_id": c, "field": f, "crm_bridge_wrote": e, "found": v, "seen": seen}
-            for c, f, e, v, seen in store.edits(run_id)
-        ]
+    try:
+        run = store.run(run_id)
+        if run is None:
+            raise ConfigError(f"there is no run {run_id}", hint="crm-bridge runs lists them")
+        if changes:
+            run["changes"] = [
+                {"customer_id": c, "field": f, "old": o, "new": n}
+                for c, f, o, n in store.changes(run_id)
+            ]
+            run["edited_in_erp"] = [
+                {"customer_id": c, "field": f, "crm_bridge_wrote": e, "found": v, "seen": seen}
+                for c, f, e, v, seen in store.edits(run_id)
+            ]
+    finally:
+        store.close()
     if as_json:
         emit_json(run)
         return
@@ -418,6 +530,23 @@ def runs_show(app: App, run_id: int, changes: bool, as_json: bool) -> None:
         click.echo(f"  {name:<28} {n:>8} edited in the ERP since crm-bridge wrote it")
     for name, n in counts.get("conflicts", {}).items():
         click.echo(f"  {name:<28} {n:>8} edited in the ERP during the run: left as found")
+    for r in counts.get("plugin_rejections", []):
+        field = f", field {r['field']}" if r.get("field") else ""
+        example = f" (e.g. {r['example']})" if r.get("example") else ""
+        click.echo(f"  rejected plugin {r['plugin']}{field}: {r['reason']}{example}")
+    for plugin, names in counts.get("missing_columns", {}).items():
+        click.echo(f"  plugin {plugin} returned no column for: {', '.join(names)} (left as held)")
+    if counts.get("unprovisioned"):
+        click.echo(
+            "  not provisioned, left out of the writes: "
+            + ", ".join(f"{n} ({s})" for n, s in counts["unprovisioned"].items())
+            + "; run crm-bridge fields provision"
+        )
+    for table, reasons in counts.get("quarantined", {}).items():
+        for reason, info in reasons.items():
+            click.echo(
+                f"  set aside {info['count']} {table}: {reason} (e.g. {info.get('example')})"
+            )
     for cid, reason in run["rejected"].items():
         click.echo(f"  rejected customer {cid}: {reason}")
     for change in run.get("changes", []):
@@ -433,7 +562,7 @@ def runs_show(app: App, run_id: int, changes: bool, as_json: bool) -> None:
 
 
 def _store(app: App) -> StateStore:
-    path = app.config.state_path
+    path = app.local_config.state_path
     if not path.exists():
         raise ConfigError(f"no state store at {path} yet", hint="run crm-bridge sync first")
     return StateStore(path, readonly=True)
@@ -474,6 +603,29 @@ def adapters_list(app: App, as_json: bool) -> None:
             click.echo(f"{'':<12} {spec.capabilities.describe()}")
 
 
+@adapters.command("show")
+@click.argument("name")
+def adapters_show(name: str) -> None:
+    """Print the docs page of adapter profile NAME (shipped with crm-bridge)."""
+    from importlib import resources
+
+    from crm_bridge import mapping
+
+    profiles = mapping.profiles()
+    if name not in profiles:
+        raise ConfigError(
+            f"no adapter profile named {name!r}",
+            hint=f"profiles: {', '.join(sorted(profiles))}; see crm-bridge adapters list",
+        )
+    page = mapping.load(name).data.get("docs")
+    doc = resources.files("crm_bridge.docs").joinpath(*str(page or "").split("/"))
+    if not page or not doc.is_file():
+        raise ConfigError(
+            f"profile {name!r} ships no docs page", hint="see crm-bridge adapters list"
+        )
+    click.echo(doc.read_text("utf-8"), nl=False)
+
+
 @cli.group(cls=Group)
 def plugins() -> None:
     """List, install, enable and disable plugins."""
@@ -488,6 +640,7 @@ def plugins_list(app: App, as_json: bool) -> None:
     if as_json:
         emit_json([i.__dict__ for i in infos])
         return
+    click.echo(f"{'name':<16} {'version':<10} {'state':<10} hooks")
     for i in infos:
         state = "enabled" if i.enabled else "disabled"
         if i.error:
@@ -528,25 +681,94 @@ def plugins_new(name: str, directory: str) -> None:
 @plugins.command("install")
 @click.argument("name")
 def plugins_install(name: str) -> None:
-    """Install a plugin from PyPI (NAME) or a folder (PATH) into this environment."""
-    _pip("install", name)
+    """Install a plugin from PyPI (NAME) or a folder (PATH) into this environment.
+
+    A folder is left as it was: the build/ and *.egg-info folders pip's build
+    leaves in it are removed.
+    """
+    folder = Path(name)
+    before = set(folder.iterdir()) if folder.is_dir() else None
+    try:
+        _pip("install", name)
+    finally:
+        if before is not None:
+            _remove_build_leftovers(folder, before)
+
+
+def _remove_build_leftovers(folder: Path, before: set[Path]) -> None:
+    roots = [folder, folder / "src"]
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for entry in root.iterdir():
+            leftover = entry.name == "build" or entry.name.endswith(".egg-info")
+            if leftover and entry not in before and entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
 
 
 @plugins.command("uninstall")
 @click.argument("name")
+@click.option(
+    "--retire-fields",
+    is_flag=True,
+    help="First clear the plugin's fields on every customer and delete their definitions "
+    "in the ERP (asks unless --yes).",
+)
+@click.option("--yes", is_flag=True, help="Do it without asking (for scripts).")
 @pass_app
-def plugins_uninstall(app: App, name: str) -> None:
-    """Uninstall the distribution that provides plugin NAME (or distribution NAME)."""
+def plugins_uninstall(app: App, name: str, retire_fields: bool, yes: bool) -> None:
+    """Uninstall the distribution that provides plugin NAME (or distribution NAME).
+
+    Its entries in the config file (``[plugins] disabled`` and ``[plugins.NAME]``)
+    are removed too, so the next run does not trip over a plugin that is gone.
+    """
     info = app.plugins.info.get(name)
+    if retire_fields:
+        names = [f.name for f in _declared_by(app, name)]
+        if names:
+            _retire(app, names, yes)
     _pip("uninstall", "-y", info.distribution if info and info.distribution else name)
+    _forget_in_config(app, name)
+
+
+def _config_path(app: App) -> Path | None:
+    path = Path(app.config_path or os.environ.get("CRM_BRIDGE_CONFIG") or "crm-bridge.toml")
+    return path if path.is_file() else None
+
+
+def _forget_in_config(app: App, name: str) -> None:
+    """Remove plugin ``name`` from ``[plugins] disabled`` and its ``[plugins.NAME]``
+    table, keeping the file's comments and layout (tomlkit)."""
+    path = _config_path(app)
+    if path is None:
+        return
+    doc = tomlkit.parse(path.read_text("utf-8"))
+    table = doc.get("plugins")
+    if table is None:
+        return
+    changed = []
+    disabled = table.get("disabled")
+    if disabled is not None and name in [str(n) for n in disabled]:
+        for i in reversed(range(len(disabled))):
+            if str(disabled[i]) == name:
+                del disabled[i]
+        changed.append("[plugins] disabled")
+    if name in table and name != "disabled":
+        del table[name]
+        changed.append(f"[plugins.{name}]")
+    if changed:
+        path.write_text(tomlkit.dumps(doc), "utf-8")
+        click.echo(f"removed {name} from {' and '.join(changed)} in {path}")
 
 
 def _set_disabled(app: App, name: str, disabled: bool) -> None:
-    check_known(app.plugins, [name])
-    path = app.config.path
+    path = app.local_config.path
     doc = tomlkit.parse(path.read_text("utf-8"))
     table = doc.setdefault("plugins", tomlkit.table())
     current = [str(n) for n in table.get("disabled", [])]
+    # Enabling a name that is no longer installed only removes it from the list.
+    if disabled or name not in current:
+        check_known(app.plugins, [name])
     new = sorted(set(current) | {name}) if disabled else [n for n in current if n != name]
     table["disabled"] = new
     path.write_text(tomlkit.dumps(doc), "utf-8")
@@ -574,7 +796,7 @@ def _disabled_from_config(argv: list[str]) -> list[str]:
     if "--config" in argv and argv.index("--config") + 1 < len(argv):
         path = argv[argv.index("--config") + 1]
     try:
-        return config_mod.load(path).disabled
+        return config_mod.load(path, secrets=False).disabled
     except CrmBridgeError:
         return []
 

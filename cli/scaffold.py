@@ -37,7 +37,7 @@ pythonpath = ["src"]
 
 README = """# crm-bridge-{dash}
 
-A [crm-bridge](https://pypi.org/project/crm-bridge/) plugin. It declares one custom field,
+A crm-bridge plugin. It declares one custom field,
 `{name}_invoices_12m` (invoices in the last 365 days), and computes it from the snapshot.
 
     crm-bridge plugins install .        # into crm-bridge's environment
@@ -45,8 +45,8 @@ A [crm-bridge](https://pypi.org/project/crm-bridge/) plugin. It declares one cus
     crm-bridge sync --dry-run
 
 Develop: `pip install -e . pytest && pytest`. The hooks are documented in crm-bridge's
-`docs/plugin_hooks.md`; `crm_bridge.testing` builds snapshots from a few literal rows and
-runs the pipeline in memory.
+`docs/plugin_hooks.md`; `crm_bridge.testing.run_plugin` runs the plugin through the core
+in memory, and its `customer`, `invoice`, `payment` and `quote` helpers build the rows.
 """
 
 PLUGIN = '''"""crm-bridge plugin {name}: invoices per customer over the last 365 days."""
@@ -85,17 +85,17 @@ def compute(snapshot: Snapshot, settings: Mapping[str, Any]) -> pl.LazyFrame:
 TESTS = """import datetime as dt
 
 from crm_bridge import Snapshot
-from crm_bridge.testing import invoice
+from crm_bridge.testing import customer, invoice, run_plugin
 
 import crm_bridge_{name} as plugin
 
 D = dt.date
 
 
-def test_counts_invoices_of_the_last_365_days() -> None:
-    snapshot = Snapshot.from_rows(
+def snapshot() -> Snapshot:
+    return Snapshot.from_rows(
         as_of=D(2026, 6, 30),
-        customers=[{{"customer_id": c, "name": c, "active": True}} for c in "AB"],
+        customers=[customer("A"), customer("B")],
         invoices=[
             invoice("1", "A", D(2026, 6, 1), 100.0),
             invoice("2", "A", D(2025, 1, 1), 100.0),  # too old
@@ -103,13 +103,27 @@ def test_counts_invoices_of_the_last_365_days() -> None:
             invoice("4", "B", D(2026, 3, 1), 50.0, state="draft"),  # not posted
         ],
     )
-    out = dict(plugin.compute(snapshot, {{}}).collect().iter_rows())
-    assert out == {{"A": 1}}
+
+
+def test_counts_invoices_of_the_last_365_days() -> None:
+    # run_plugin runs the plugin through crm-bridge's core, in memory: settings
+    # checked against its schema, compute, validation against its fields, plan.
+    run = run_plugin(plugin, snapshot(), name="{name}")
+    assert run.rejections == [] and run.warnings == []
+    assert run.column(plugin.FIELD) == {{"A": 1}}
 
 
 def test_the_field_is_declared_with_a_help_text() -> None:
     (field,) = plugin.declare_fields()
     assert field.name == plugin.FIELD and field.type == "integer" and field.help
+"""
+
+GITIGNORE = """__pycache__/
+*.egg-info/
+build/
+dist/
+.pytest_cache/
+.venv/
 """
 
 
@@ -133,4 +147,5 @@ def scaffold(name: str, parent: Path) -> Path:
     (root / "README.md").write_text(README.format(**values), "utf-8")
     (package / "__init__.py").write_text(PLUGIN.format(**values), "utf-8")
     (root / "tests" / f"test_{name}.py").write_text(TESTS.format(**values), "utf-8")
+    (root / ".gitignore").write_text(GITIGNORE, "utf-8")
     return root

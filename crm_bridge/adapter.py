@@ -139,6 +139,11 @@ class Adapter(Protocol):
         """Create or update the field definitions; return what changed. Idempotent."""
         ...
 
+    # Optional: ``field_status(fields) -> {name: "missing" | "changed"}`` names the
+    # fields whose definition the ERP lacks or holds differently from the
+    # declaration.  Where an adapter has it, sync checks before writing (and
+    # provisions with ``[sync] auto_provision``, else leaves those fields out).
+
     def retire(self, name: str) -> int:
         """Remove field ``name`` from every customer, then its definition; return the
         number of customers that held a value."""

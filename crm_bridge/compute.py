@@ -64,10 +64,21 @@ def _within(seconds: float | None, work: Callable[[], Any]) -> Any:
     return box["result"]
 
 
-def _collected(call: Callable[[], Any]) -> Any:
-    """What ``call`` returns, with a LazyFrame run."""
-    result = call()
+def _collected(function: Callable[..., Any], **kwargs: Any) -> Any:
+    """What ``function`` returns, with a LazyFrame run (so the plugin's time and
+    trace line include its query)."""
+    result = function(**kwargs)
     return result.collect() if isinstance(result, pl.LazyFrame) else result
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception in one line: Polars puts the whole query plan after the first
+    line ("Resolved plan until failure: ..."), kilobytes that say nothing more."""
+    text = str(exc)
+    line = next((part.strip() for part in text.splitlines() if part.strip()), "")
+    if len(line) > limit:
+        line = line[: limit - 3].rstrip() + "..."
+    return f"raised {type(exc).__name__}" + (f": {line}" if line else "")
 
 
 def compute(
@@ -79,11 +90,12 @@ def compute(
     outputs = []
     for name, function in plugins.compute_impls():
         started = time.perf_counter()
+        collected = functools.partial(_collected, function)
         call = functools.partial(
-            plugins.call, "compute", name, function, snapshot=snapshot, settings=settings(name)
+            plugins.call, "compute", name, collected, snapshot=snapshot, settings=settings(name)
         )
         try:
-            result = _within(timeout, functools.partial(_collected, call))
+            result = _within(timeout, call)
             error = None
             if not isinstance(result, pl.DataFrame):
                 error = (
@@ -94,6 +106,6 @@ def compute(
         except PluginTimeout as exc:
             result, error = None, str(exc)
         except BaseException as exc:  # SystemExit, KeyboardInterrupt: a plugin's, not ours
-            result, error = None, f"raised {type(exc).__name__}" + (f": {exc}" if str(exc) else "")
+            result, error = None, first_line(exc)
         outputs.append(PluginOutput(name, result, error, time.perf_counter() - started))
     return outputs

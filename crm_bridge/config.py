@@ -69,6 +69,15 @@ class Config:
         return float(self.data.get("sync", {}).get("max_error_rate", 0.5))
 
     @property
+    def auto_provision(self) -> bool:
+        return bool(self.data.get("sync", {}).get("auto_provision", False))
+
+    @property
+    def notify(self) -> dict[str, Any]:
+        """The ``[notify]`` table (see plugins/notify.py)."""
+        return dict(self.data.get("notify", {}))
+
+    @property
     def as_of(self) -> dt.date:
         """The analysis date: ``sync.as_of`` when set (reproducible runs), else today."""
         fixed = self.data.get("sync", {}).get("as_of")
@@ -156,14 +165,24 @@ def _where(path: Iterable[Any]) -> str:
 
 
 def _interpolate(
-    value: Any, path: tuple[Any, ...], secrets: set[str], references: set[tuple[Any, ...]]
+    value: Any,
+    path: tuple[Any, ...],
+    secrets: set[str],
+    references: set[tuple[Any, ...]],
+    resolve: bool = True,
 ) -> Any:
     if isinstance(value, dict):
-        return {k: _interpolate(v, (*path, k), secrets, references) for k, v in value.items()}
+        return {
+            k: _interpolate(v, (*path, k), secrets, references, resolve) for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_interpolate(v, (*path, i), secrets, references) for i, v in enumerate(value)]
+        return [
+            _interpolate(v, (*path, i), secrets, references, resolve) for i, v in enumerate(value)
+        ]
     if isinstance(value, str) and "${" in value:
         references.add(path)
+        if not resolve:
+            return value
 
         def env(match: re.Match[str]) -> str:
             name = match.group(1)
@@ -200,6 +219,21 @@ def _interpolate(
     return value
 
 
+def with_defaults(settings: Mapping[str, Any], schema: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``settings`` with the ``default`` of each property the schema declares and
+    the settings leave out, nested objects included (JSON Schema itself never
+    fills defaults in)."""
+    out = dict(settings)
+    for key, sub in ((schema or {}).get("properties") or {}).items():
+        if not isinstance(sub, Mapping):
+            continue
+        if key not in out and "default" in sub:
+            out[key] = sub["default"]
+        if isinstance(out.get(key), Mapping) and sub.get("properties"):
+            out[key] = with_defaults(out[key], sub)
+    return out
+
+
 def validate(
     data: Mapping[str, Any],
     schema: Mapping[str, Any],
@@ -218,8 +252,14 @@ def validate(
         raise ConfigError(f"{what} {where}: {error.message}", hint=hint)
 
 
-def load(path: Path | str | None = None) -> Config:
-    """Read, interpolate and validate the config file."""
+def load(path: Path | str | None = None, secrets: bool = True) -> Config:
+    """Read, interpolate and validate the config file.
+
+    ``secrets=False`` leaves every ``${NAME}`` and ``${file:PATH}`` as written:
+    for the commands that read only local files (``runs``, ``plugins``), which
+    must work without the ERP's secret in the environment.
+    """
+    resolve = secrets
     path = Path(path or os.environ.get("CRM_BRIDGE_CONFIG") or DEFAULT_PATH)
     if not path.exists():
         raise ConfigError(
@@ -241,12 +281,13 @@ def load(path: Path | str | None = None) -> Config:
             f"config file {path} cannot be read: {reason}",
             hint="check the path, that it is a UTF-8 text file and that you may read it",
         ) from None
-    secrets: set[str] = set()
+    found: set[str] = set()
     references: set[tuple[Any, ...]] = set()
-    data = _interpolate(raw, (), secrets, references)
+    data = _interpolate(raw, (), found, references, resolve)
     validate(data, jsonschemas.load("config"))
-    _check_verify_tls(data["erp"], path.resolve().parent)
-    return Config(path.resolve(), data, secrets, references)
+    if resolve:
+        _check_verify_tls(data["erp"], path.resolve().parent)
+    return Config(path.resolve(), data, found, references)
 
 
 def _check_verify_tls(erp: dict[str, Any], folder: Path) -> None:

@@ -4,6 +4,8 @@ progress bars for long steps, the plan summary, JSON output, warnings."""
 from __future__ import annotations
 
 import json
+import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +21,22 @@ from crm_bridge.sync import RunResult
 
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class EventLog:
+    """``--log-json``: one JSON object per line on stderr for each warning, error,
+    hook call (with ``--verbose``) and the run's outcome, for log collectors."""
+
+    def __init__(self) -> None:
+        self.enabled = False
+
+    def emit(self, event: str, **data: Any) -> None:
+        record = {"ts": round(time.time(), 3), "event": event, **data}
+        sys.stderr.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+        sys.stderr.flush()
+
+
+log_events = EventLog()
 
 
 def emit_json(data: Any) -> None:
@@ -37,7 +55,9 @@ def plain_warnings(redact: Callable[[str], str] = str) -> Iterator[None]:
         shown = warnings.showwarning
 
         def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
-            if issubclass(category, CrmBridgeWarning):
+            if issubclass(category, CrmBridgeWarning) and log_events.enabled:
+                log_events.emit("warning", message=redact(str(message)))
+            elif issubclass(category, CrmBridgeWarning):
                 err.print(f"[yellow]Warning:[/] {escape(redact(str(message)))}")
             else:
                 shown(message, category, *args, **kwargs)
@@ -82,7 +102,7 @@ def result_dict(result: RunResult, sample: int = 10) -> dict[str, Any]:
         "dry_run": result.dry_run,
         "status": result.status,
         "counts": result.counts,
-        "rejected_plugins": [{"plugin": r.plugin, "reason": r.reason} for r in result.rejections],
+        "rejected_plugins": [r.as_dict() for r in result.rejections],
         "rejected_records": result.applied.rejected if result.applied else {},
         "sample": [
             {"customer_id": c.customer_id, "field": c.field, "old": c.old, "new": c.new}
@@ -131,7 +151,7 @@ def print_result(result: RunResult, sample: int = 10) -> None:
                 f"(e.g. {info['example']}); fix them in the ERP, the next run picks them up"
             )
     for r in result.rejections:
-        err.print(f"[yellow]plugin {r.plugin!r} rejected:[/] {r.reason}")
+        err.print(f"[yellow]plugin {r.plugin!r} rejected:[/] {escape(r.reason)}")
     if result.applied:
         for cid, reason in list(result.applied.rejected.items())[:10]:
             err.print(f"[yellow]customer {cid} rejected by the ERP:[/] {reason}")

@@ -76,7 +76,7 @@ def register_declarative(
                 name,
                 functools.partial(make, spec),
                 {**schema, "required": required},
-                f"{title} ({protocol} profile, docs/{spec.data.get('docs', '')})"
+                f"{title} ({protocol} profile; docs: crm-bridge adapters show {name})"
                 + (f"; {spec.data['tested']}" if "tested" in spec.data else ""),
                 secrets,
                 capabilities(spec),

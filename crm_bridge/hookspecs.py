@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from crm_bridge.adapter import AdapterSpec
+    from crm_bridge.config import Config
     from crm_bridge.fields import Field
     from crm_bridge.plan import Plan
     from crm_bridge.snapshot import Snapshot
@@ -53,7 +54,8 @@ def compute(snapshot: Snapshot, settings: Mapping[str, Any]) -> pl.DataFrame | p
 
     Return one frame with a ``customer_id`` column and one column per declared
     field.  A null, or no row, means "no value": the value the ERP holds for
-    that cell is cleared (unless the field is ``keep_last_value``).  The core
+    that cell is cleared (unless the field is ``keep_last_value``); a declared
+    field with no column is a warning and is left as the ERP holds it.  The core
     calls each plugin separately, so one failing plugin does not stop others;
     a plugin that raises anything or returns no frame is rejected.
     """
@@ -94,5 +96,15 @@ def before_apply(plan: Plan, dry_run: bool) -> None:
 
 
 @hookspec
-def after_sync(result: RunResult) -> None:
-    """Called when a sync run has finished, with its run record."""
+def after_sync(result: RunResult, config: Config) -> None:
+    """Called when a sync run has ended, however it ended, with its run record.
+
+    ``result.status`` is ``ok``, ``partial`` or ``failed``; a failed run (it
+    raised: the ERP unreachable, a bad config, the run lock taken...) has
+    ``result.error`` (the message, secrets redacted), the counts made so far and
+    an empty plan; the error is raised again after the observers ran.
+    ``config`` is the loaded configuration (``config.redact(text)`` hides its
+    secrets).  Observers should not raise: after a run that ended, an exception
+    from one is raised to the caller (exit 1); after a failed run it is only
+    reported as a warning, the run's own error being the one that matters.
+    """

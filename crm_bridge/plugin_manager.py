@@ -57,21 +57,32 @@ class Plugins:
         self.trace: Callable[[str], None] | None = None
 
     def enable_tracing(self, write: Callable[[str], None]) -> None:
-        """Report every hook call: pluggy's own tracing for broadcast hooks, and
-        ours for the hooks the core calls plugin by plugin."""
+        """Report every hook call the core makes: one line each with the hook, the
+        plugin, the wall time and a short summary of what it returned, never the
+        arguments themselves (a plan is megabytes)."""
         self.trace = write
-        self.pm.trace.root.setwriter(lambda text: write(text.rstrip()))
-        self.pm.enable_tracing()
 
     def call(self, hook: str, plugin: str, function: Callable[..., Any], **kwargs: Any) -> Any:
         """Call one plugin's implementation of ``hook`` (traced when tracing is on)."""
         if self.trace is None:
             return function(**kwargs)
         started = time.perf_counter()
+        outcome = "raised"
         try:
-            return function(**kwargs)
+            result = function(**kwargs)
+            outcome = summary(result)
+            return result
         finally:
-            self.trace(f"hook {hook} [{plugin}] {time.perf_counter() - started:.3f}s")
+            took = time.perf_counter() - started
+            self.trace(f"hook {hook} [{plugin}] {took:.3f}s -> {outcome}")
+
+    def broadcast(self, hook: str, **kwargs: Any) -> None:
+        """Call every plugin's ``hook`` (an observer hook: results ignored), in
+        pluggy's order, each traced; an exception propagates as pluggy's would."""
+        impls = getattr(self.pm.hook, hook).get_hookimpls()
+        for impl in reversed(impls):
+            wanted = {k: v for k, v in kwargs.items() if k in impl.argnames}
+            self.call(hook, impl.plugin_name, impl.function, **wanted)
 
     def register(self, plugin: Any, name: str, version: str | None = None) -> None:
         """Register an already-imported plugin object (tests, scaffolds)."""
@@ -108,7 +119,11 @@ class Plugins:
 
     def adapters(self) -> dict[str, AdapterSpec]:
         found: dict[str, AdapterSpec] = {}
-        self.pm.hook.register_adapters(register=lambda spec: found.setdefault(spec.name, spec))
+
+        def register(spec: AdapterSpec) -> None:
+            found.setdefault(spec.name, spec)
+
+        self.broadcast("register_adapters", register=register)
         return found
 
     def compute_impls(self) -> list[tuple[str, Any]]:
@@ -144,6 +159,44 @@ def load_plugins(disabled: Collection[str] = ()) -> Plugins:
         info.loaded = True
         info.hooks = plugins._hooks_of(module)
     return plugins
+
+
+def declared_fields(name: str) -> list[Field]:
+    """The fields installed plugin ``name`` declares, enabled or not (to retire
+    the fields of a disabled plugin): its entry point is loaded on its own."""
+    for ep in metadata.entry_points(group=GROUP, name=name):
+        alone = Plugins()
+        try:
+            alone.pm.register(ep.load(), name=name)
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {name!r} cannot be loaded to read its fields: {type(exc).__name__}: {exc}",
+                hint="retire its fields by name: crm-bridge fields retire NAME...",
+            ) from None
+        return list(alone.fields().values())
+    raise ConfigError(
+        f"unknown plugin {name!r}",
+        hint="it must still be installed to know its fields; see crm-bridge plugins list",
+    )
+
+
+def summary(value: Any) -> str:
+    """A few words on a hook's result, for the trace: its type and size."""
+    if value is None:
+        return "None"
+    height = getattr(value, "height", None)
+    if height is not None:  # a DataFrame
+        return f"{type(value).__name__} {height}x{value.width}"
+    if hasattr(value, "collect_schema"):  # a LazyFrame, before collection
+        return "LazyFrame"
+    if isinstance(value, Mapping | list | tuple | set):
+        return f"{type(value).__name__} of {len(value)}"
+    return type(value).__name__
+
+
+def unknown_plugins(plugins: Plugins, names: Collection[str]) -> list[str]:
+    """The names no installed plugin has."""
+    return sorted(set(names) - set(plugins.info))
 
 
 def check_known(plugins: Plugins, names: Collection[str]) -> None:

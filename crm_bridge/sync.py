@@ -7,6 +7,7 @@ adapter from the ``[erp]`` table.
 from __future__ import annotations
 
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,15 +22,15 @@ from crm_bridge.adapter import Adapter, AdapterSpec
 from crm_bridge.apply import ApplyResult, apply, resume
 from crm_bridge.compute import PluginOutput, compute
 from crm_bridge.config import Config
-from crm_bridge.errors import ConfigError
+from crm_bridge.errors import ConfigError, CrmBridgeWarning
 from crm_bridge.extract import extract, read_back
 from crm_bridge.fields import Field, decode, encode
 from crm_bridge.plan import Plan, make_plan
-from crm_bridge.plugin_manager import Plugins, check_known
+from crm_bridge.plugin_manager import Plugins, check_known, unknown_plugins
 from crm_bridge.snapshot import Snapshot
 from crm_bridge.state import RunLock, StateStore
 from crm_bridge.table_cache import TableCache, utc_now
-from crm_bridge.validate import Desired, Rejection, validate
+from crm_bridge.validate import Desired, Rejection, missing_columns, validate
 
 
 @dataclass
@@ -42,10 +43,12 @@ class RunResult:
     rejections: list[Rejection] = field(default_factory=list)
     applied: ApplyResult | None = None
     seconds: float = 0.0
+    # Why a failed run failed (redacted), for observers such as notify.
+    error: str | None = None
 
     @property
     def exit_code(self) -> int:
-        return 3 if self.status == "partial" else 0
+        return {"partial": 3, "failed": 1}.get(self.status, 0)
 
 
 def adapter_spec(cfg: Config, plugins: Plugins) -> AdapterSpec:
@@ -65,8 +68,18 @@ def adapter_spec(cfg: Config, plugins: Plugins) -> AdapterSpec:
 
 
 def check_plugin_settings(cfg: Config, plugins: Plugins) -> None:
+    """A settings table of no installed plugin is an error (a typo would be
+    ignored); a name in ``[plugins] disabled`` that no plugin has is only a
+    warning: an uninstalled plugin must not stop the nightly run."""
     settings = {k for k in cfg.data.get("plugins", {}) if k != "disabled"}
-    check_known(plugins, settings | set(cfg.disabled))
+    check_known(plugins, settings)
+    for name in unknown_plugins(plugins, cfg.disabled):
+        warnings.warn(
+            f"[plugins] disabled in {cfg.path} names {name!r}, which is not installed; "
+            f"remove it with: crm-bridge plugins enable {name}",
+            CrmBridgeWarning,
+            stacklevel=2,
+        )
     for name, schema in plugins.config_schemas().items():
         config_mod.validate(cfg.plugin_settings(name), schema, prefix=("plugins", name))
 
@@ -130,6 +143,43 @@ def _ran(outputs: list[PluginOutput], rejections: list[Rejection]) -> set[str]:
     }
 
 
+def check_provisioning(
+    adapter: Adapter, fields: dict[str, Field], cfg: Config, dry_run: bool
+) -> dict[str, str]:
+    """Fields whose definition the ERP lacks or holds out of date ({name: status}),
+    when the adapter can tell.  With ``[sync] auto_provision`` a real run
+    provisions them first (and returns none); otherwise they are returned, to be
+    left out of the writes: an ERP such as Tryton refuses a customer's whole
+    value set when one key is undefined."""
+    status_of = getattr(adapter, "field_status", None)
+    if status_of is None or not fields:
+        return {}
+    status: dict[str, str] = status_of(list(fields.values()))
+    if not status:
+        return {}
+    names = ", ".join(sorted(status))
+    if cfg.auto_provision and not dry_run:
+        adapter.provision([fields[n] for n in sorted(status)])
+        return {}
+    if cfg.auto_provision:
+        warnings.warn(
+            f"fields not provisioned or out of date in the ERP: {names}; the real run "
+            "provisions them first ([sync] auto_provision)",
+            CrmBridgeWarning,
+            stacklevel=2,
+        )
+        return {}
+    owners = ", ".join(sorted({fields[n].owner or "?" for n in status}))
+    warnings.warn(
+        f"fields not provisioned or out of date in the ERP, left out of the writes: {names} "
+        f"(plugin {owners}); run crm-bridge fields provision, or set [sync] auto_provision "
+        "= true",
+        CrmBridgeWarning,
+        stacklevel=2,
+    )
+    return status
+
+
 def _already_there(desired: Desired, snapshot: Snapshot, plan: Plan) -> list[tuple[str, str, str]]:
     """Cells the ERP already holds but the store does not know as applied.
 
@@ -163,10 +213,27 @@ def sync(
     ``full`` reads every table in full instead of what changed since the last run;
     ``allow_shrink`` lets a run through that reads far fewer records than the last.
     """
-    if dry_run:
-        return _sync(cfg, plugins, True, on_page, on_call, full, allow_shrink)
-    with RunLock(cfg.state_path):
-        return _sync(cfg, plugins, False, on_page, on_call, full, allow_shrink)
+    result = RunResult(None, dry_run, "running", {}, Plan())
+    try:
+        if dry_run:
+            _sync(cfg, plugins, True, on_page, on_call, full, allow_shrink, result)
+        else:
+            with RunLock(cfg.state_path):
+                _sync(cfg, plugins, False, on_page, on_call, full, allow_shrink, result)
+    except (Exception, KeyboardInterrupt) as exc:
+        result.status = "failed"
+        result.error = cfg.redact(f"{type(exc).__name__}: {exc}")[:500]
+        try:
+            plugins.broadcast("after_sync", result=result, config=cfg)
+        except Exception as observer:  # the run's own error is the one to report
+            warnings.warn(
+                f"an after_sync observer failed too: {type(observer).__name__}: {observer}",
+                CrmBridgeWarning,
+                stacklevel=2,
+            )
+        raise
+    plugins.broadcast("after_sync", result=result, config=cfg)
+    return result
 
 
 def _sync(
@@ -176,15 +243,20 @@ def _sync(
     on_page: Callable[[str, int], None] | None,
     on_call: Callable[[int], None] | None,
     full: bool,
-    allow_shrink: bool = False,
+    allow_shrink: bool,
+    result: RunResult,
 ) -> RunResult:
+    """Fills ``result`` (started by ``sync``) as it goes, so a failure's observers
+    see the run id and the counts so far."""
     started = time.perf_counter()
     adapter, fields = connect(cfg, plugins)
     state = None if dry_run else StateStore(cfg.state_path)
     run_id = state.start_run(dry_run) if state else None
-    counts: dict[str, Any] = {}
+    result.run_id = run_id
+    counts: dict[str, Any] = result.counts
     applied = ApplyResult()
     try:
+        unprovisioned = check_provisioning(adapter, fields, cfg, dry_run)
         resumed = resume(adapter, state, run_id) if state and run_id is not None else None
         counts.update(
             resumed_calls=resumed.calls if resumed else 0,
@@ -206,16 +278,33 @@ def _sync(
         shrink_guard.guard(cfg, state, snapshot, allow_shrink)
         snapshot.current = read_back(snapshot.current, fields)
         snapshot.previous = _previous(cfg, state)
-        outputs = compute(plugins, snapshot, cfg.plugin_settings, cfg.plugin_timeout)
+        schemas = plugins.config_schemas()
+        outputs = compute(
+            plugins,
+            snapshot,
+            lambda name: config_mod.with_defaults(cfg.plugin_settings(name), schemas.get(name)),
+            cfg.plugin_timeout,
+        )
         known = snapshot.customers["customer_id"]
         desired, rejections = validate(outputs, fields, known)
+        for cells in desired.values():  # not provisioned: not written, not cleared
+            for name in unprovisioned:
+                cells.pop(name, None)
+        missing = missing_columns(outputs, fields, rejections)
+        for plugin, names in missing.items():
+            warnings.warn(
+                f"plugin {plugin!r} returned no column for its declared field(s) "
+                f"{', '.join(names)}: left as the ERP holds them",
+                CrmBridgeWarning,
+                stacklevel=2,
+            )
         plan = make_plan(
             desired,
             snapshot.current,
             fields,
             snapshot.previous,
             cfg.keep_edited_fields,
-            ran=_ran(outputs, rejections),
+            ran=_ran(outputs, rejections) - set(unprovisioned),
             customers=set(known.cast(pl.String).to_list()),
             reread=tables.reread,
         )
@@ -234,13 +323,17 @@ def _sync(
                 "cleared_cells": plan.cleared,
                 "held_back_cells": plan.held_back,
                 "per_field": plan.per_field(),
+                "plugin_seconds": {o.plugin: round(o.seconds, 3) for o in outputs},
                 "rejected_plugins": len(rejections),
+                "plugin_rejections": [r.as_dict() for r in rejections],
+                "missing_columns": missing,
+                "unprovisioned": dict(sorted(unprovisioned.items())),
                 "quarantined": snapshot.quarantined,
                 "drift": dict(sorted(Counter(f for _, f, _, _ in plan.drift).items())),
             }
         )
-        plugins.pm.hook.before_apply(plan=plan, dry_run=dry_run)
-        result = RunResult(run_id, dry_run, "ok", counts, plan, rejections)
+        plugins.broadcast("before_apply", plan=plan, dry_run=dry_run)
+        result.status, result.plan, result.rejections = "ok", plan, rejections
         if state and run_id is not None:
             result.applied = apply(
                 plan,
@@ -272,5 +365,4 @@ def _sync(
         adapter.close()
         if state:
             state.close()
-    plugins.pm.hook.after_sync(result=result)
     return result

@@ -21,8 +21,25 @@ Desired = dict[str, dict[str, Any]]  # customer id -> field -> normalised value
 
 @dataclass(frozen=True)
 class Rejection:
+    """A plugin's output refused as a whole: why, and where known the field and
+    an example (customer and value) that shows it; kept in the run record."""
+
     plugin: str
     reason: str
+    field: str | None = None
+    example: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "plugin": self.plugin,
+            "field": self.field,
+            "reason": self.reason,
+            "example": self.example,
+        }
+
+
+# reason, and where known: field, example
+Problem = tuple[str, str | None, str | None]
 
 
 INTEGERS = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
@@ -36,25 +53,25 @@ KINDS: dict[str, tuple[type[pl.DataType], ...]] = {
 }
 
 
-def _first_bad(frame: pl.DataFrame, column: str, bad: pl.Expr, field: Field) -> str | None:
+def _first_bad(frame: pl.DataFrame, column: str, bad: pl.Expr, field: Field) -> Problem | None:
     rows = frame.filter(bad.fill_null(False)).select("customer_id", column).head(1)
     if rows.height == 0:
         return None
     cid, value = rows.row(0)
-    return f"field {column!r} for customer {cid!r}: {field.check(value) or 'invalid value'}"
+    reason = f"field {column!r} for customer {cid!r}: {field.check(value) or 'invalid value'}"
+    return reason, column, f"customer {cid!r}: {value!r}"
 
 
-def _check_column(frame: pl.DataFrame, column: str, field: Field) -> str | None:
+def _check_column(frame: pl.DataFrame, column: str, field: Field) -> Problem | None:
     """Vectorised form of ``Field.check`` over one output column."""
     dtype = frame.schema[column]
     if dtype != pl.Null and not isinstance(dtype, KINDS[field.type]):
         value = frame[column].drop_nulls().head(1).to_list()
         got = f"{type(value[0]).__name__} {value[0]!r}" if value else str(dtype)
         cid = frame.filter(pl.col(column).is_not_null())["customer_id"].head(1).to_list()
-        return (
-            f"field {column!r} for customer {cid[0] if cid else '?'!r}: expects "
-            f"{field.type}, got {got}"
-        )
+        where = cid[0] if cid else "?"
+        reason = f"field {column!r} for customer {where!r}: expects {field.type}, got {got}"
+        return reason, column, f"customer {where!r}: {got}"
     col = pl.col(column)
     checks = []
     if field.type == "numeric" and dtype in (pl.Float32, pl.Float64):
@@ -76,24 +93,34 @@ def _check_column(frame: pl.DataFrame, column: str, field: Field) -> str | None:
 def check_output(
     out: PluginOutput, fields: Mapping[str, Field], customers: pl.Series
 ) -> str | None:
+    """Why the plugin's output is refused, or None."""
+    problem = _problem(out, fields, customers)
+    return problem[0] if problem else None
+
+
+def _problem(
+    out: PluginOutput, fields: Mapping[str, Field], customers: pl.Series
+) -> Problem | None:
     frame = out.frame
     assert frame is not None
     if "customer_id" not in frame.columns:
-        return "its output has no customer_id column"
+        return "its output has no customer_id column", None, None
     for column in frame.columns:
         if column == "customer_id":
             continue
         owner = fields[column].owner if column in fields else None
         if owner != out.plugin:
-            return f"it returned the field {column!r}, which it did not declare"
+            return f"it returned the field {column!r}, which it did not declare", column, None
     ids = frame["customer_id"]
     if ids.dtype != customers.dtype:  # compared as text; ids of one type as they are (5x faster)
         ids, customers = ids.cast(pl.String), customers.cast(pl.String)
     if ids.is_duplicated().any():
-        return "its output has several rows for one customer"
+        twice = ids.filter(ids.is_duplicated()).cast(pl.String).min()
+        return "its output has several rows for one customer", None, f"customer {twice!r}"
     unknown = ids.filter(~ids.is_in(customers.implode()) | ids.is_null()).cast(pl.String)
     if unknown.len():
-        return f"its output names {unknown.len()} unknown customer(s), e.g. {unknown.min()!r}"
+        reason = f"its output names {unknown.len()} unknown customer(s), e.g. {unknown.min()!r}"
+        return reason, None, f"customer {unknown.min()!r}"
     for column in frame.columns:
         if column != "customer_id":
             problem = _check_column(frame, column, fields[column])
@@ -113,9 +140,9 @@ def validate(
             continue
         if out.frame is None:
             continue
-        problem = check_output(out, fields, customers)
+        problem = _problem(out, fields, customers)
         if problem:
-            rejections.append(Rejection(out.plugin, problem))
+            rejections.append(Rejection(out.plugin, *problem))
             continue
         # Column by column: one normalising call and one Python list per column.
         ids = out.frame["customer_id"].cast(pl.String).to_list()
@@ -125,3 +152,27 @@ def validate(
             for cells, value in zip(rows, values, strict=True):
                 cells[name] = value
     return desired, rejections
+
+
+def missing_columns(
+    outputs: Sequence[PluginOutput], fields: Mapping[str, Field], rejections: Sequence[Rejection]
+) -> dict[str, list[str]]:
+    """{plugin: declared fields its accepted output has no column for}.
+
+    Reported as a warning, not a rejection: the plugin's other fields are good.
+    Such a field is left as the ERP holds it (it is not among the fields that
+    ran, so its values are not cleared).
+    """
+    rejected = {r.plugin for r in rejections}
+    out: dict[str, list[str]] = {}
+    for o in outputs:
+        if o.frame is None or o.plugin in rejected:
+            continue
+        missing = sorted(
+            name
+            for name, f in fields.items()
+            if f.owner == o.plugin and name not in o.frame.columns
+        )
+        if missing:
+            out[o.plugin] = missing
+    return out

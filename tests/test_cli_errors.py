@@ -94,17 +94,35 @@ def test_missing_config(tmp_path: Path) -> None:
 
 
 def test_unknown_plugin_name(tmp_path: Path) -> None:
+    """A typo in a settings table stops the run; an unknown name in ``disabled`` (a
+    plugin uninstalled since) is only a warning: it must not break the nightly run."""
     (tmp_path / "crm-bridge.toml").write_text(
         '[erp]\nadapter = "tryton"\nurl = "http://127.0.0.1:1"\ndatabase = "d"\n'
-        'username = "u"\npassword = "p"\n[plugins]\ndisabled = ["segmentaton"]\n'
+        'username = "u"\npassword = "${NO_SUCH_PASSWORD_ENV}"\n'
+        "[plugins]\n"
+        'disabled = ["credit"]  # a comment that stays\n'
+        "[plugins.segmentaton]\nx = 1\n"
     )
-    proc = run("sync", cwd=tmp_path)
+    proc = run("sync", cwd=tmp_path, env={"NO_SUCH_PASSWORD_ENV": "pw"})
     assert_clear(
         proc,
         2,
         "unknown plugin 'segmentaton'",
-        "installed plugins: kpis, loyalty, rest, segmentation, soap, tryton",
+        "installed plugins: kpis, loyalty, notify, rest, segmentation, soap, tryton",
     )
+    config = tmp_path / "crm-bridge.toml"
+    config.write_text(config.read_text().replace("[plugins.segmentaton]\nx = 1\n", ""))
+    proc = run("sync", "--dry-run", cwd=tmp_path, env={"NO_SUCH_PASSWORD_ENV": "pw"})
+    assert proc.returncode == 1, proc.stderr  # it went on, to the (absent) ERP
+    assert proc.stderr.startswith(
+        "Warning: [plugins] disabled in " + str(config) + " names 'credit', which is not "
+        "installed; remove it with: crm-bridge plugins enable credit"
+    )
+    assert "cannot connect to Tryton" in proc.stderr
+    # Enabling the name removes it, comments kept; without the ERP's secret.
+    proc = run("plugins", "enable", "credit", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "disabled = []  # a comment that stays" in config.read_text()
     proc = run("plugins", "disable", "nosuch", cwd=tmp_path)
     assert_clear(proc, 2, "unknown plugin 'nosuch'")
 
@@ -115,7 +133,7 @@ def test_doctor_reports_each_check_and_fails_until_provisioned(
     tryton.config(tmp_path / "crm-bridge.toml")
     proc = run("doctor", cwd=tmp_path)
     assert proc.returncode == 1
-    lines = proc.stderr.splitlines()
+    lines = proc.stdout.splitlines()  # plain output is the command's output: stdout
     assert [ln.split()[1] for ln in lines if ln.startswith(("ok", "FAIL"))] == [
         "reachable",
         "login",
@@ -123,7 +141,7 @@ def test_doctor_reports_each_check_and_fails_until_provisioned(
         "fields",
         "permissions",
     ]
-    assert "fix: crm-bridge fields provision" in proc.stderr
+    assert "fix: crm-bridge fields provision" in proc.stdout and proc.stderr == ""
     assert run("fields", "provision", cwd=tmp_path).returncode == 0
     proc = run("doctor", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -133,6 +133,24 @@ def test_hook_before_apply_and_after_sync(tmp_path: Path) -> None:
     assert adapter.write_calls  # before_apply came before these
 
 
+def test_hook_after_sync_is_called_on_a_failed_run_too(tmp_path: Path) -> None:
+    seen: list[Any] = []
+
+    class Watcher:
+        @hookimpl
+        def after_sync(self, result: Any, config: Any) -> None:
+            seen.append((result.status, result.error, config.redact("pw=hunter2-long")))
+
+    cfg, plugins, _adapter = setup(tmp_path, (Watcher(), "watcher"))
+    cfg.secrets.add("hunter2-long")
+    cfg.data["erp"]["adapter"] = "no-such-erp"
+    with pytest.raises(ConfigError):
+        sync(cfg, plugins)
+    ((status, error, redacted),) = seen
+    assert status == "failed" and "no adapter named 'no-such-erp'" in error
+    assert redacted == "pw=***"
+
+
 def test_hook_report_views(tmp_path: Path) -> None:
     cfg, plugins, _adapter = setup(tmp_path, (Tiny(), "tiny"))
     cfg.data["state"] = {"path": str(tmp_path / "state.db")}

@@ -104,3 +104,18 @@ def test_version_lists_plugins_and_verbose_traces_hook_calls(tmp_path: Path) -> 
     plugins.adapters()
     assert "hook declare_fields [loyalty]" in " ".join(lines)
     assert any("register_adapters" in line for line in lines)
+
+
+def test_plugins_list_has_a_header_and_adapters_show_prints_the_shipped_docs() -> None:
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["plugins", "list"], obj=load_plugins())
+    assert listed.exit_code == 0
+    assert listed.output.splitlines()[0].split() == ["name", "version", "state", "hooks"]
+    shown = runner.invoke(cli, ["adapters", "show", "dolibarr"], obj=load_plugins())
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.startswith("# Dolibarr")
+    described = runner.invoke(cli, ["adapters", "list"], obj=load_plugins())
+    assert "docs: crm-bridge adapters show dolibarr" in described.output
+    assert "docs/adapters/" not in described.output  # a path a pip install does not have
+    missing = runner.invoke(cli, ["adapters", "show", "nosuch"], obj=load_plugins())
+    assert missing.exit_code == 2 and "no adapter profile named 'nosuch'" in missing.output

@@ -50,6 +50,9 @@ def test_scaffold_install_sync_uninstall(tryton: Tryton, tmp_path: Path) -> None
     )
     assert own_tests.returncode == 0, own_tests.stdout + own_tests.stderr
     assert "2 passed" in own_tests.stdout
+    generated = (root / "tests" / "test_acme_kpis.py").read_text()
+    assert "run_plugin(plugin, snapshot()" in generated  # the public runner, not internals
+    assert "build/" in (root / ".gitignore").read_text()
 
     python = fresh_venv(tmp_path / "venv")
     work = tmp_path / "work"

@@ -217,7 +217,7 @@ def test_rest_secret_keys_in_plain_text_are_warned_about_too(tmp_path: Path) -> 
             'api_key = "plain-api-key-42"\n'
         )
         proc = run("doctor", cwd=tmp_path)
-    assert "ok   read         Dolibarr at" in proc.stderr  # it ran, with the key
+    assert "ok   read         Dolibarr at" in proc.stdout  # it ran, with the key
     assert proc.stderr.startswith(
         "Warning: config key erp.api_key is written in plain text in "
         f"{tmp_path / 'crm-bridge.toml'}: use api_key = "

@@ -581,8 +581,8 @@ class TrytonAdapter:
         )
         return {r["name"] for r in rows}
 
-    def provision(self, fields: Sequence[Field]) -> list[str]:
-        existing = {
+    def _definitions(self) -> dict[str, dict[str, Any]]:
+        return {
             r["name"]: r
             for r in self.rpc.call(
                 f"model.{FIELD_MODEL}.search_read",
@@ -593,17 +593,37 @@ class TrytonAdapter:
                 ["name", "string", "help", "type_", "selection", "digits", "owner"],
             )
         }
+
+    @staticmethod
+    def _definition(field: Field) -> dict[str, Any]:
+        return {
+            "name": field.name,
+            "string": field.label,
+            "help": field.help or None,
+            "type_": TYPES[field.type],
+            "owner": field.owner,
+            "selection": "\n".join(f"{k}:{v}" for k, v in field.choices) or None,
+            "digits": field.digits if field.type == "numeric" else None,
+        }
+
+    def field_status(self, fields: Sequence[Field]) -> dict[str, str]:
+        """{field: "missing" or "changed"} for each field whose definition in
+        Tryton is absent or differs from its declaration; up-to-date ones left out."""
+        existing = self._definitions()
+        out = {}
+        for field in fields:
+            old = existing.get(field.name)
+            if old is None:
+                out[field.name] = "missing"
+            elif any(old.get(k) != v for k, v in self._definition(field).items()):
+                out[field.name] = "changed"
+        return out
+
+    def provision(self, fields: Sequence[Field]) -> list[str]:
+        existing = self._definitions()
         changes, creates = [], []
         for field in fields:
-            values = {
-                "name": field.name,
-                "string": field.label,
-                "help": field.help or None,
-                "type_": TYPES[field.type],
-                "owner": field.owner,
-                "selection": "\n".join(f"{k}:{v}" for k, v in field.choices) or None,
-                "digits": field.digits if field.type == "numeric" else None,
-            }
+            values = self._definition(field)
             old = existing.get(field.name)
             if old is None:
                 creates.append(values)
@@ -672,18 +692,26 @@ class TrytonAdapter:
                 ),
             ]
         out.append(Check("module", True, f"module {MODULE} activated"))
-        names = {
-            r["name"]
-            for r in self.rpc.call(f"model.{FIELD_MODEL}.search_read", [], 0, None, None, ["name"])
-        }
-        missing = sorted({f.name for f in fields} - names)
+        status = self.field_status(fields)
+        missing = sorted(n for n, s in status.items() if s == "missing")
+        changed = sorted(n for n, s in status.items() if s == "changed")
+        detail = f"{len(fields) - len(missing)}/{len(fields)} fields provisioned"
+        if missing:
+            detail += f", missing: {', '.join(missing[:5])}"
+        if changed:
+            detail += (
+                f"; {len(changed)} defined differently from what the plugins now declare "
+                f"(a plugin was upgraded): {', '.join(changed[:5])}"
+            )
         out.append(
             Check(
                 "fields",
-                not missing,
-                f"{len(fields) - len(missing)}/{len(fields)} fields provisioned"
-                + (f", missing: {', '.join(missing[:5])}" if missing else ""),
-                "crm-bridge fields provision" if missing else None,
+                not status,
+                detail,
+                "crm-bridge fields provision (creates the missing definitions and updates "
+                "the changed ones; until then sync leaves these fields out of its writes)"
+                if status
+                else None,
             )
         )
         try:

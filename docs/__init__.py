@@ -1,0 +1,1 @@
+"""The docs pages, shipped as package data (``crm-bridge adapters show NAME``)."""
