@@ -1,4 +1,4 @@
-"""Fixtures: a real Tryton on SQLite and loopback, built from a cached template.
+"""Fixtures: a real Tryton on SQLite (and on PostgreSQL) and loopback, built from a cached template.
 
 The template (modules activated, company, chart of accounts, the demo's
 generated customers and documents) is built once per machine and cached under
@@ -6,12 +6,14 @@ a key of the Tryton and module versions, the companion module, the data
 profile and the year; each test that needs Tryton gets its own copy and its
 own server process, stopped by process group at the end — including a server
 a test started in its place (``tryton.server``); ``tests/leftovers.py`` fails the
-run if any server is left.
+run if any server is left.  ``tryton_pg`` is the same on a throwaway PostgreSQL
+cluster (tests/postgres.py); ``tryton_db`` runs a test on both.
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 import shutil
 from collections.abc import Iterator
@@ -30,6 +32,10 @@ from crm_bridge.adapters.tryton.sandbox import (
 )
 
 from crm_bridge.sample_data import Profile
+
+from .postgres import PostgresCluster
+from .postgres import build_template as build_pg_template
+from .postgres import restore as restore_pg
 
 # At session end: a server (or any process) the tests left running fails the run.
 pytest_plugins = ["tests.leftovers"]
@@ -114,6 +120,56 @@ def tryton(
         server.stop()
         if erp:  # a test may serve the database again in its place (test_browser.py does)
             erp.server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL 15 cluster for the whole session (tests/postgres.py)."""
+    with PostgresCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def tryton_pg_template(postgres: PostgresCluster) -> Path:
+    return build_pg_template(postgres, PROFILE, echo=lambda m: print(m, flush=True))
+
+
+@pytest.fixture
+def tryton_pg(
+    postgres: PostgresCluster,
+    tryton_pg_template: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Tryton]:
+    """Like ``tryton``, on PostgreSQL: the template restored into a database of its own."""
+    directory = tmp_path / "tryton"
+    directory.mkdir()
+    database = f"test_{os.getpid()}_{next(_DATABASES)}"
+    restore_pg(postgres, tryton_pg_template, database)
+    monkeypatch.setenv(PASSWORD_ENV, ADMIN_PASSWORD)
+    erp: Tryton | None = None
+    server = TrytonServer(directory, database, uri=postgres.uri)
+    try:
+        server.start()
+        erp = Tryton(
+            server, RawRPC(server.url, database), template_end(tryton_pg_template), directory
+        )
+        yield erp
+    finally:
+        server.stop()
+        if erp:
+            erp.server.stop()
+        postgres.psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+_DATABASES = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def tryton_db(request: pytest.FixtureRequest) -> Tryton:
+    """A real Tryton on SQLite, then on PostgreSQL: the tests that must hold on both."""
+    erp: Tryton = request.getfixturevalue("tryton" if request.param == "sqlite" else "tryton_pg")
+    return erp
 
 
 @pytest.fixture(autouse=True)

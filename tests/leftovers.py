@@ -1,9 +1,10 @@
 """A pytest plugin: the suite stops every server it started.
 
 At the end of the session, a process the tests started and left running — a
-trytond a :class:`TrytonServer` started and nobody stopped, or any other child
-of the pytest process (a chromedriver, a ``crm-bridge`` subprocess) — is named,
-killed, and fails the run: a clean-clone ``make test`` must leave nothing behind.
+trytond a :class:`TrytonServer` started and nobody stopped, a PostgreSQL cluster
+(tests/postgres.py) nobody stopped, or any other child of the pytest process (a
+chromedriver, a ``crm-bridge`` subprocess) — is named, killed, and fails the run:
+a clean-clone ``make test`` must leave nothing behind.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from crm_bridge.adapters.tryton.sandbox import TrytonServer
+
+from .postgres import PostgresCluster
 
 _FOUND = pytest.StashKey[dict[int, str]]()
 
@@ -52,6 +55,9 @@ def leftovers() -> dict[int, str]:
         for pid, url in TrytonServer.running.items()
         if group_alive(pid)
     }
+    for pid, data in PostgresCluster.running.items():
+        if group_alive(pid):
+            left[pid] = f"PostgreSQL serving {data} (never stopped)"
     for pid, command in children(os.getpid()).items():
         left.setdefault(pid, command)
     return left
@@ -77,6 +83,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     for pid in left:
         _kill(pid)
     TrytonServer.running.clear()
+    PostgresCluster.running.clear()
     session.config.stash[_FOUND] = left
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

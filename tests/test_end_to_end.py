@@ -56,7 +56,9 @@ def assert_holds(held: dict[str, dict], expected: dict[str, dict]) -> None:
                 assert held[code][name] == value, (code, name)
 
 
-def test_sync_writes_every_field_as_computed(tryton: Tryton, tmp_path: Path) -> None:
+def test_sync_writes_every_field_as_computed(tryton_db: Tryton, tmp_path: Path) -> None:
+    """On SQLite and on PostgreSQL."""
+    tryton = tryton_db
     result = _provisioned_sync(tryton.config(tmp_path / "crm-bridge.toml"))
     assert result.status == "ok", result.rejections
     fields = load_plugins().fields()

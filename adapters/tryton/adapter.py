@@ -42,6 +42,76 @@ TYPES = {
     "date": "date",
     "selection": "selection",
 }
+# The order of the keys on the party's CRM tab (the client sorts a Dict
+# widget's keys by their definition's ``sequence``; it draws no headings):
+# topic by topic, as an accountant reads them.  A key not listed here (a
+# third-party plugin's) comes after these, in declaration order.
+TOPICS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "segment and value",
+        (
+            "rfm_segment",
+            "abc_xyz",
+            "abc_class",
+            "xyz_class",
+            "kpi_revenue_12m",
+            "kpi_clv_12m",
+            "kpi_clv_historic",
+            "next_best_offer",
+            "rfm_score",
+            "rfm_recency_days",
+            "rfm_frequency",
+            "rfm_monetary",
+            "demand_cv",
+        ),
+    ),
+    (
+        "loyalty",
+        (
+            "loyalty_tier",
+            "loyalty_reason",
+            "loyalty_discount",
+            "loyalty_points",
+            "loyalty_points_expiring",
+            "loyalty_next_expiry",
+            "loyalty_below_since",
+        ),
+    ),
+    (
+        "sales dynamics",
+        (
+            "kpi_revenue_growth",
+            "kpi_aov",
+            "kpi_purchases_per_year",
+            "kpi_interpurchase_days",
+            "kpi_distinct_products",
+            "kpi_churn_risk",
+        ),
+    ),
+    ("payment discipline", ("kpi_overdue_amount", "kpi_avg_days_late", "kpi_paid_late_share")),
+    (
+        "funnel and complaints",
+        (
+            "kpi_quote_conversion",
+            "kpi_opportunities_won",
+            "kpi_opportunities_lost",
+            "kpi_last_refusal",
+            "kpi_complaints_12m",
+        ),
+    ),
+)
+SEQUENCES = {
+    name: 100 * (topic + 1) + position
+    for topic, (_, names) in enumerate(TOPICS)
+    for position, name in enumerate(names)
+}
+
+
+def sequences(fields: Sequence[Field]) -> dict[str, int]:
+    """The CRM tab position of each field: by topic, then the others as declared."""
+    others = (f.name for f in fields if f.name not in SEQUENCES)
+    return {**SEQUENCES, **{name: 1000 + i for i, name in enumerate(others)}}
+
 
 CONFIG_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -187,6 +257,7 @@ class TrytonAdapter:
         self._lookups: dict[str, Any] = {}
         # Records the server failed to read: {model: {id: the server's error}}.
         self.unreadable: dict[str, dict[int, str]] = {}
+        self._has_sequence: bool | None = None
 
     def close(self) -> None:
         self.rpc.close()
@@ -581,7 +652,16 @@ class TrytonAdapter:
         )
         return {r["name"] for r in rows}
 
+    def _ordered(self) -> bool:
+        """Whether the module's key definitions have a ``sequence`` (the CRM tab's
+        order; a module from before it has none)."""
+        if self._has_sequence is None:
+            got = self.rpc.call(f"model.{FIELD_MODEL}.fields_get", ["sequence"])
+            self._has_sequence = "sequence" in got
+        return self._has_sequence
+
     def _definitions(self) -> dict[str, dict[str, Any]]:
+        columns = ["name", "string", "help", "type_", "selection", "digits", "owner"]
         return {
             r["name"]: r
             for r in self.rpc.call(
@@ -590,7 +670,7 @@ class TrytonAdapter:
                 0,
                 None,
                 None,
-                ["name", "string", "help", "type_", "selection", "digits", "owner"],
+                [*columns, "sequence"] if self._ordered() else columns,
             )
         }
 
@@ -608,7 +688,8 @@ class TrytonAdapter:
 
     def field_status(self, fields: Sequence[Field]) -> dict[str, str]:
         """{field: "missing" or "changed"} for each field whose definition in
-        Tryton is absent or differs from its declaration; up-to-date ones left out."""
+        Tryton is absent or differs from its declaration (the tab's order aside);
+        up-to-date ones left out."""
         existing = self._definitions()
         out = {}
         for field in fields:
@@ -621,9 +702,12 @@ class TrytonAdapter:
 
     def provision(self, fields: Sequence[Field]) -> list[str]:
         existing = self._definitions()
+        position = sequences(fields)
         changes, creates = [], []
         for field in fields:
             values = self._definition(field)
+            if self._ordered():
+                values["sequence"] = position[field.name]
             old = existing.get(field.name)
             if old is None:
                 creates.append(values)

@@ -63,15 +63,16 @@ def _bin(name: str) -> str:
     return found
 
 
-def _env(directory: Path, **extra: str) -> dict[str, str]:
+def _env(directory: Path, uri: str = "sqlite://", **extra: str) -> dict[str, str]:
+    """trytond's configuration: SQLite files in ``directory``, or the server at ``uri``."""
     env = dict(os.environ)
     env.update(
-        TRYTOND_DATABASE__URI="sqlite://",
+        TRYTOND_DATABASE__URI=uri,
         TRYTOND_DATABASE__PATH=str(directory),
         TRYTOND_SESSION__MAX_ATTEMPT="50",
         PYTHONWARNINGS="ignore",
-        **extra,
     )
+    env.update(extra)
     return env
 
 
@@ -82,6 +83,8 @@ def template_key(profile: Profile) -> str:
     module = resources.files("trytond_crm_bridge")
     for name in ("tryton.cfg", "party.py", "party.xml", "message.xml"):
         h.update(module.joinpath(name).read_bytes())
+    for view in sorted(module.joinpath("view").iterdir(), key=lambda v: v.name):
+        h.update(view.name.encode() + view.read_bytes())
     seed = resources.files("crm_bridge.adapters.tryton").joinpath("seed.py").read_bytes()
     data = resources.files("crm_bridge").joinpath("sample_data.py").read_bytes()
     h.update(seed + data)
@@ -105,33 +108,53 @@ def build_template(profile: Profile, echo: Echo = print) -> Path:
     work.mkdir(parents=True)
     db = work / "template.sqlite"
     db.touch()
+    started = time.monotonic()
+    echo(f"building the Tryton template database (once; cached in {target.parent})")
+    activate_and_seed(work, "template", dataclasses.replace(profile, end=end), echo)
+    (target.parent).mkdir(parents=True, exist_ok=True)
+    target.with_suffix(".json").write_text(json.dumps({"end": end.isoformat()}))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(db, target)
+    shutil.rmtree(work, ignore_errors=True)
+    echo(f"  template ready in {time.monotonic() - started:.0f}s")
+    return target
+
+
+def activate_and_seed(
+    work: Path, database: str, profile: Profile, echo: Echo = print, uri: str = "sqlite://"
+) -> None:
+    """Activate the modules in ``database`` (an SQLite file in ``work`` or a
+    database of the server at ``uri``) and load the generated data into it."""
+    assert profile.end is not None
     passfile = work / "password"
     passfile.write_text(ADMIN_PASSWORD + "\n")
     started = time.monotonic()
-    echo(f"building the Tryton template database (once; cached in {target.parent})")
-    subprocess.run(
-        [
-            _bin("trytond-admin"),
-            "-d",
-            "template",
-            "-u",
-            *MODULES,
-            "--activate-dependencies",
-            "--email",
-            "admin@example.com",
-        ],
-        env=_env(work, TRYTONPASSFILE=str(passfile)),
-        check=True,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-    )
+    try:
+        subprocess.run(
+            [
+                _bin("trytond-admin"),
+                "-d",
+                database,
+                "-u",
+                *MODULES,
+                "--activate-dependencies",
+                "--email",
+                "admin@example.com",
+            ],
+            env=_env(work, uri, TRYTONPASSFILE=str(passfile)),
+            check=True,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+        )
+    finally:
+        passfile.unlink()
     echo(f"  modules activated in {time.monotonic() - started:.0f}s; loading generated data")
     args = [
         sys.executable,
         "-O",
         "-m",
         "crm_bridge.adapters.tryton.seed",
-        "template",
+        database,
         "--customers",
         str(profile.customers),
         "--years",
@@ -141,10 +164,10 @@ def build_template(profile: Profile, echo: Echo = print) -> Path:
         "--seed",
         str(profile.seed),
         "--end",
-        end.isoformat(),
+        profile.end.isoformat(),
     ]
     with subprocess.Popen(
-        args, env=_env(work), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        args, env=_env(work, uri), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     ) as proc:
         assert proc.stderr is not None
         tail: list[str] = []
@@ -154,14 +177,6 @@ def build_template(profile: Profile, echo: Echo = print) -> Path:
                 echo("  " + line.rstrip())
     if proc.returncode:
         raise RuntimeError("seeding the Tryton database failed:\n" + "".join(tail))
-    passfile.unlink()
-    (target.parent).mkdir(parents=True, exist_ok=True)
-    target.with_suffix(".json").write_text(json.dumps({"end": end.isoformat()}))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(db, target)
-    shutil.rmtree(work, ignore_errors=True)
-    echo(f"  template ready in {time.monotonic() - started:.0f}s")
-    return target
 
 
 def template_end(template: Path) -> dt.date:
@@ -177,7 +192,8 @@ def free_port() -> int:
 
 
 class TrytonServer:
-    """A trytond process serving ``directory/<database>.sqlite`` on loopback.
+    """A trytond process serving ``directory/<database>.sqlite`` on loopback,
+    or ``database`` of the PostgreSQL server at ``uri``.
 
     ``running`` holds the pid (= process group) and URL of every server this
     process started and has not stopped: the test suite fails a run that leaves one.
@@ -186,10 +202,16 @@ class TrytonServer:
     running: ClassVar[dict[int, str]] = {}
 
     def __init__(
-        self, directory: Path, database: str, port: int | None = None, web_root: Path | None = None
+        self,
+        directory: Path,
+        database: str,
+        port: int | None = None,
+        web_root: Path | None = None,
+        uri: str = "sqlite://",
     ) -> None:
         self.directory = directory
         self.database = database
+        self.uri = uri
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.web_root = web_root
@@ -202,7 +224,7 @@ class TrytonServer:
         log = open(self.directory / f"trytond-{self.port}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [_bin("trytond"), "-d", self.database],
-            env=_env(self.directory, **extra),
+            env=_env(self.directory, self.uri, **extra),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
