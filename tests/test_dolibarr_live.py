@@ -142,7 +142,7 @@ def test_fields_provision_creates_every_field_once_and_doctor_finds_them(
     # The sync user (not an admin) finds them: API_LOGINS_ALLOWED_FOR_GET_EXTRAFIELDS.
     dolibarr.config(tmp_path / "crm-bridge.toml", key=live.SYNC_KEY)
     doctor = cli("doctor", cwd=tmp_path)
-    assert f"{len(declared)}/{len(declared)} fields present" in doctor.stderr, doctor.stderr
+    assert f"{len(declared)}/{len(declared)} fields present" in doctor.stdout, doctor.stdout
 
 
 def erp_param(erp: live.Dolibarr, name: str) -> dict[str, str]:
@@ -159,9 +159,9 @@ def test_doctor_lists_the_missing_fields_by_their_dolibarr_names(
     dolibarr.config(tmp_path / "crm-bridge.toml", key=live.SYNC_KEY)
     doctor = cli("doctor", cwd=tmp_path)
     assert doctor.returncode == 1
-    assert f"0/{len(declared)} fields present, missing: crm_" in doctor.stderr
-    assert f"and {len(declared) - 5} more" in doctor.stderr
-    assert "options_crm_" not in doctor.stderr
+    assert f"0/{len(declared)} fields present, missing: crm_" in doctor.stdout
+    assert f"and {len(declared) - 5} more" in doctor.stdout
+    assert "options_crm_" not in doctor.stdout
 
 
 def test_a_field_half_created_by_a_failed_request_is_adopted(dolibarr: live.Dolibarr) -> None:
@@ -273,15 +273,15 @@ def test_doctor_names_the_missing_read_all_third_parties_right(
 ) -> None:
     dolibarr.config(tmp_path / "crm-bridge.toml", key=live.SYNC_KEY)
     with_right = cli("doctor", cwd=tmp_path)
-    assert "customers readable" in with_right.stderr, with_right.stderr
+    assert "customers readable" in with_right.stdout, with_right.stdout
     user = dolibarr.sql(f"SELECT rowid FROM llx_user WHERE login = '{live.SYNC_LOGIN}'")[0][0]
     dolibarr.sql(f"DELETE FROM llx_user_rights WHERE fk_user = {user} AND fk_id = 262")
     # Dolibarr's API still answers; it only shows nothing.
     assert dolibarr.api("GET", "/thirdparties", key=live.SYNC_KEY, ok=(404,))
     without = cli("doctor", cwd=tmp_path)
     assert without.returncode == 1
-    assert "no customer is visible to this API user" in without.stderr
-    assert '"Read all third parties" (Third parties, id 262)' in without.stderr
+    assert "no customer is visible to this API user" in without.stdout
+    assert '"Read all third parties" (Third parties, id 262)' in without.stdout
 
 
 def test_doctor_names_a_missing_read_right_per_table(
@@ -289,15 +289,15 @@ def test_doctor_names_a_missing_read_right_per_table(
 ) -> None:
     dolibarr.config(tmp_path / "crm-bridge.toml", key=live.SYNC_KEY)
     granted = cli("doctor", cwd=tmp_path)
-    assert "readable: products, invoices, sale_orders" in granted.stderr, granted.stderr
+    assert "readable: products, invoices, sale_orders" in granted.stdout, granted.stdout
     user = dolibarr.sql(f"SELECT rowid FROM llx_user WHERE login = '{live.SYNC_LOGIN}'")[0][0]
     dolibarr.sql(f"DELETE FROM llx_user_rights WHERE fk_user = {user} AND fk_id = 11")
     assert dolibarr.api("GET", "/invoices", key=live.SYNC_KEY, ok=(403,))
     without = cli("doctor", cwd=tmp_path)
     assert without.returncode == 1
-    assert "denied GET /invoices (HTTP 403)" in without.stderr, without.stderr
+    assert "denied GET /invoices (HTTP 403)" in without.stdout, without.stdout
     assert 'give the API user the right "Read customer invoices" (Invoices, id 11)' in (
-        without.stderr
+        without.stdout
     )
 
 
@@ -315,8 +315,8 @@ def test_doctor_warns_while_writes_add_agenda_events(
     adapter(dolibarr, live.ADMIN_KEY).provision([score])
     dolibarr.config(tmp_path / "crm-bridge.toml", key=live.ADMIN_KEY)
     on = cli("doctor", cwd=tmp_path)
-    assert "warn agenda" in on.stderr and '"Third party modified"' in on.stderr, on.stderr
-    assert "MAIN_AGENDA_ACTIONAUTO_COMPANY_MODIFY" in on.stderr
+    assert "warn agenda" in on.stdout and '"Third party modified"' in on.stdout, on.stdout
+    assert "MAIN_AGENDA_ACTIONAUTO_COMPANY_MODIFY" in on.stdout
     before = _events(dolibarr)
     adapter(dolibarr).write([Batch(("1", "2", "3"), {score.name: 7})])
     assert _events(dolibarr) == before + 3  # why doctor warns
@@ -325,13 +325,13 @@ def test_doctor_warns_while_writes_add_agenda_events(
         "UPDATE llx_const SET value = '0' WHERE name = 'MAIN_AGENDA_ACTIONAUTO_COMPANY_MODIFY'"
     )
     off = cli("doctor", cwd=tmp_path)
-    assert "ok   agenda       off" in off.stderr, off.stderr
+    assert "ok   agenda       off" in off.stdout, off.stdout
     adapter(dolibarr).write([Batch(("1", "2", "3"), {score.name: 8})])
     assert _events(dolibarr) == before + 3
     # The sync user cannot read settings: said, not failed.
     dolibarr.config(tmp_path / "crm-bridge.toml", key=live.SYNC_KEY)
     unread = cli("doctor", cwd=tmp_path)
-    assert "could not read the agenda setting" in unread.stderr
+    assert "could not read the agenda setting" in unread.stdout
 
 
 def test_a_wrong_key_gets_a_hint_naming_the_erp_table(
@@ -340,8 +340,9 @@ def test_a_wrong_key_gets_a_hint_naming_the_erp_table(
     dolibarr.config(tmp_path / "crm-bridge.toml", key="not-the-key-123")
     proc = cli("doctor", cwd=tmp_path)
     assert proc.returncode != 0
-    assert "rejected the credentials (HTTP 401)" in proc.stderr
-    assert "in the [erp] table" in proc.stderr, proc.stderr
+    said = proc.stdout + proc.stderr  # doctor's lines are on stdout, errors on stderr
+    assert "rejected the credentials (HTTP 401)" in said
+    assert "in the [erp] table" in said, said
     assert "Traceback" not in proc.stderr and "not-the-key-123" not in proc.stderr + proc.stdout
 
 
@@ -514,9 +515,9 @@ def test_init_doctor_provision_sync_writes_what_dolibarrs_data_says(
     os.environ["CRM_BRIDGE_ERP_API_KEY"] = live.SYNC_KEY
     try:
         doctor = cli("doctor", cwd=tmp_path)
-        assert doctor.returncode == 0, doctor.stderr
-        assert "FAIL" not in doctor.stderr
-        assert f"dates read in {ZONE} (read from /status)" in doctor.stderr
+        assert doctor.returncode == 0, doctor.stdout
+        assert "FAIL" not in doctor.stdout
+        assert f"dates read in {ZONE} (read from /status)" in doctor.stdout
         synced = cli("sync", "--json", cwd=tmp_path)
     finally:
         del os.environ["CRM_BRIDGE_ERP_API_KEY"]
