@@ -60,7 +60,7 @@ def browser() -> Iterator[Any]:
         session.quit()
 
 
-def _wait(condition: Any, timeout: float = 30) -> Any:
+def _wait(condition: Any, timeout: float = 90) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         try:
