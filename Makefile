@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml adapters/tryton_module/pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test test-erps dolibarr-tree lint typecheck unit install clean dist
+.PHONY: demo test test-erps dolibarr-tree lint typecheck unit install clean dist catalogs
 
 $(STAMP):
 	rm -f $(VENV)/.installed-*
@@ -28,6 +28,12 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/pytest
+
+# Bring the message catalogs (crm_bridge/locale/*/LC_MESSAGES/crm_bridge.po) up to the
+# code: new messages are added untranslated (tests/test_i18n.py fails until they are
+# translated), gone ones dropped.  The .po files are compiled when first used: no .mo.
+catalogs: $(STAMP)
+	$(BIN)/python -m crm_bridge.i18n
 
 # The live ERP tests only (tests/test_dolibarr_live.py): they need a Dolibarr tree.
 test-erps: $(STAMP)

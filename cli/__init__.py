@@ -21,7 +21,7 @@ import click
 import tomlkit
 from rich.markup import escape
 
-from crm_bridge import __version__
+from crm_bridge import __version__, i18n
 from crm_bridge import config as config_mod
 from crm_bridge.console import (
     console,
@@ -40,6 +40,11 @@ from crm_bridge.state import RunLock, StateStore
 from crm_bridge.sync import connect, sync
 
 from .starters import STARTERS
+
+LANG_HELP = (
+    f"Language of the output: {', '.join(i18n.LANGUAGES)} "
+    "(default: [locale] language, else the environment's locale, else en)."
+)
 
 
 class App:
@@ -811,8 +816,9 @@ def main(argv: list[str] | None = None) -> None:
 @cli.command()
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Write the HTML report.")
 @click.option("--xlsx", "xlsx_path", type=click.Path(dir_okay=False), help="Write the workbook.")
+@click.option("--lang", "language", metavar="LANG", help=LANG_HELP)
 @pass_app
-def report(app: App, html_path: str | None, xlsx_path: str | None) -> None:
+def report(app: App, html_path: str | None, xlsx_path: str | None, language: str | None) -> None:
     """The last run's segments, ABC/XYZ, loyalty, KPIs, offers and risks: HTML and XLSX."""
     from crm_bridge import report as report_mod
 
@@ -820,7 +826,8 @@ def report(app: App, html_path: str | None, xlsx_path: str | None) -> None:
         raise ConfigError(
             "say where to write the report", hint="pass --html PATH, --xlsx PATH or both"
         )
-    built = report_mod.from_last_run(app.config, app.plugins)
+    lang = i18n.resolve(language, app.config.language)
+    built = report_mod.from_last_run(app.config, app.plugins, lang)
     for path, write in ((html_path, report_mod.write_html), (xlsx_path, report_mod.write_xlsx)):
         if path:
             try:
@@ -835,8 +842,9 @@ def report(app: App, html_path: str | None, xlsx_path: str | None) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--lang", "language", metavar="LANG", help=LANG_HELP)
 @pass_app
-def diagnose(app: App, as_json: bool) -> None:
+def diagnose(app: App, as_json: bool, language: str | None) -> None:
     """How controlled the customer process is, from the ERP's own data (+, +/-, -)."""
     from crm_bridge import diagnose as diagnose_mod
     from crm_bridge.extract import extract
@@ -850,15 +858,20 @@ def diagnose(app: App, as_json: bool) -> None:
         snapshot, _tables = extract(adapter, cfg.as_of, None, cached, now, cfg.quality)
     finally:
         adapter.close()
-    findings = diagnose_mod.diagnose(snapshot)
-    if as_json:
-        emit_json([f.as_dict() for f in findings])
-        return
-    for process in diagnose_mod.PROCESSES:
-        click.echo(process)
-        for f in (f for f in findings if f.process == process):
-            click.echo(f"  {f.status:<3} {f.parameter}: {f.evidence}")
-            if f.status != "+":
-                click.echo(f"      start: {f.advice}")
-    score = sum({"+": 2, "+/-": 1}.get(f.status, 0) for f in findings)
-    click.echo(f"maturity: {score} of {2 * len(findings)} points")
+    with i18n.using(i18n.resolve(language, cfg.language)):
+        findings = diagnose_mod.diagnose(snapshot)
+        if as_json:
+            emit_json([f.as_dict() for f in findings])
+            return
+        for process in map(i18n._, diagnose_mod.PROCESSES):
+            click.echo(process)
+            for f in (f for f in findings if f.process == process):
+                click.echo(f"  {f.status:<3} {f.parameter}: {f.evidence}")
+                if f.status != "+":
+                    click.echo("      " + i18n._("start: {advice}").format(advice=f.advice))
+        score = sum({"+": 2, "+/-": 1}.get(f.status, 0) for f in findings)
+        click.echo(
+            i18n._("maturity: {score} of {points} points").format(
+                score=score, points=2 * len(findings)
+            )
+        )

@@ -13,6 +13,7 @@ pass for a plugin with nothing to say.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import threading
 import time
@@ -54,7 +55,11 @@ def _within(seconds: float | None, work: Callable[[], Any]) -> Any:
         except BaseException as exc:  # handed to the caller below
             box["error"] = exc
 
-    thread = threading.Thread(target=target, name="crm-bridge-plugin", daemon=True)
+    # The thread runs in a copy of the caller's context: the language in effect carries over.
+    context = contextvars.copy_context()
+    thread = threading.Thread(
+        target=context.run, args=(target,), name="crm-bridge-plugin", daemon=True
+    )
     thread.start()
     thread.join(seconds)
     if thread.is_alive():

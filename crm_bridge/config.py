@@ -98,6 +98,19 @@ class Config:
         return (self.path.parent / raw).resolve()
 
     @property
+    def language(self) -> str | None:
+        """``[locale] language``: of free-text values written to the ERP (None: English)
+        and of report and diagnose when no --lang is given."""
+        value = self.data.get("locale", {}).get("language")
+        return str(value) if value else None
+
+    @property
+    def languages(self) -> list[str] | None:
+        """``[locale] languages``: those to provision labels in (None: every one the ERP has)."""
+        value = self.data.get("locale", {}).get("languages")
+        return [str(v) for v in value] if value else None
+
+    @property
     def disabled(self) -> list[str]:
         return list(self.data.get("plugins", {}).get("disabled", []))
 

@@ -16,14 +16,15 @@ from dataclasses import asdict, dataclass
 
 import polars as pl
 
+from crm_bridge.i18n import N_, _, number, percent
 from crm_bridge.snapshot import Snapshot
 
 PROCESSES = (
-    "Strategy development",
-    "Value creation",
-    "Multichannel integration",
-    "Information management",
-    "Performance assessment",
+    N_("Strategy development"),
+    N_("Value creation"),
+    N_("Multichannel integration"),
+    N_("Information management"),
+    N_("Performance assessment"),
 )
 GOOD = 0.9  # coverage at or above which data counts as consistent
 PARTIAL = 0.5
@@ -42,8 +43,11 @@ class Finding:
 
 
 def _finding(process: str, parameter: str, status: str, evidence: str, advice: str) -> Finding:
-    """A finding; where the data is already good the advice is to keep it that way."""
-    return Finding(process, parameter, status, evidence, advice if status != "+" else "keep it up")
+    """A finding in the language in effect; where the data is already good the
+    advice is to keep it that way."""
+    if status == "+":
+        advice = N_("keep it up")
+    return Finding(_(process), _(parameter), status, evidence, _(advice))
 
 
 def _share(part: int, whole: int) -> float:
@@ -68,11 +72,13 @@ def products_per_customer(s: Snapshot) -> Finding:
     status = "-" if not lines.height else _grade(coverage)
     return _finding(
         PROCESSES[0],
-        "Products per customer",
+        N_("Products per customer"),
         status,
-        f"{lines.height:,} sales lines, {coverage:.0%} name a product; {buyers:,} customers "
-        "with product history",
-        "record the product on every invoice line (not free text)",
+        _(
+            "{lines} sales lines, {coverage} name a product; {buyers} customers with "
+            "product history"
+        ).format(lines=number(lines.height), coverage=percent(coverage), buyers=number(buyers)),
+        N_("record the product on every invoice line (not free text)"),
     )
 
 
@@ -83,10 +89,12 @@ def sales_per_customer(s: Snapshot) -> Finding:
     status = "+" if posted.height else "-"
     return _finding(
         PROCESSES[0],
-        "Sales volume per customer",
+        N_("Sales volume per customer"),
         status,
-        f"{posted.height:,} posted invoices for {buying:,} of {customers:,} customers",
-        "post customer invoices in the ERP",
+        _("{invoices} posted invoices for {buying} of {customers} customers").format(
+            invoices=number(posted.height), buying=number(buying), customers=number(customers)
+        ),
+        N_("post customer invoices in the ERP"),
     )
 
 
@@ -98,10 +106,12 @@ def sales_per_product(s: Snapshot) -> Finding:
     status = "-" if not lines.height else _grade(coverage)
     return _finding(
         PROCESSES[0],
-        "Sales volume per product",
+        N_("Sales volume per product"),
         status,
-        f"{products:,} products sold; {coverage:.0%} of lines carry a product and an amount",
-        "use products with prices on invoice lines",
+        _("{products} products sold; {coverage} of lines carry a product and an amount").format(
+            products=number(products), coverage=percent(coverage)
+        ),
+        N_("use products with prices on invoice lines"),
     )
 
 
@@ -115,10 +125,12 @@ def offers_history(s: Snapshot) -> Finding:
     status = "-" if not quotes else _grade(coverage)
     return _finding(
         PROCESSES[1],
-        "History of offers made",
+        N_("History of offers made"),
         status,
-        f"{orders.height:,} quotes and orders; {coverage:.0%} list the products offered",
-        "send quotes from the ERP's sales module, with product lines",
+        _("{orders} quotes and orders; {coverage} list the products offered").format(
+            orders=number(orders.height), coverage=percent(coverage)
+        ),
+        N_("send quotes from the ERP's sales module, with product lines"),
     )
 
 
@@ -135,11 +147,13 @@ def refusal_categories(s: Snapshot) -> Finding:
         status = _grade(coverage)
     return _finding(
         PROCESSES[1],
-        "Refusal categories by sale stage",
+        N_("Refusal categories by sale stage"),
         status,
-        f"{lost.height:,} lost opportunities ({coverage:.0%} with a reason), "
-        f"{cancelled:,} cancelled quotes (no reason field)",
-        "record why each deal was lost, from a fixed list of reasons",
+        _(
+            "{lost} lost opportunities ({coverage} with a reason), "
+            "{cancelled} cancelled quotes (no reason field)"
+        ).format(lost=number(lost.height), coverage=percent(coverage), cancelled=number(cancelled)),
+        N_("record why each deal was lost, from a fixed list of reasons"),
     )
 
 
@@ -152,20 +166,22 @@ def complaints(s: Snapshot) -> Finding:
     status = "-" if not rows.height else _grade(coverage)
     return _finding(
         PROCESSES[1],
-        "Complaints received (count and content)",
+        N_("Complaints received (count and content)"),
         status,
-        f"{rows.height:,} complaints; {coverage:.0%} say what they are about",
-        "record complaints in the ERP with a type and the customer's words",
+        _("{complaints} complaints; {coverage} say what they are about").format(
+            complaints=number(rows.height), coverage=percent(coverage)
+        ),
+        N_("record complaints in the ERP with a type and the customer's words"),
     )
 
 
 def contacts(s: Snapshot) -> Finding:
     return _finding(
         PROCESSES[2],
-        "Tasks and contacts per customer",
+        N_("Tasks and contacts per customer"),
         "-",
-        "crm-bridge reads no calls, meetings or tasks from this ERP",
-        "log calls, visits and e-mails against the customer in the ERP's activities",
+        _("crm-bridge reads no calls, meetings or tasks from this ERP"),
+        N_("log calls, visits and e-mails against the customer in the ERP's activities"),
     )
 
 
@@ -178,11 +194,17 @@ def document_flow(s: Snapshot) -> Finding:
     status = "-" if not payments.height and not posted.height else _grade(coverage)
     return _finding(
         PROCESSES[3],
-        "Document flow per customer",
+        N_("Document flow per customer"),
         status,
-        f"{payments.height:,} payments ({_share(linked, payments.height):.0%} matched to "
-        f"an invoice); {_share(dated, posted.height):.0%} of invoices have a due date",
-        "reconcile payments with their invoices and give invoices payment terms",
+        _(
+            "{payments} payments ({matched} matched to an invoice); "
+            "{dated} of invoices have a due date"
+        ).format(
+            payments=number(payments.height),
+            matched=percent(_share(linked, payments.height)),
+            dated=percent(_share(dated, posted.height)),
+        ),
+        N_("reconcile payments with their invoices and give invoices payment terms"),
     )
 
 
@@ -191,46 +213,50 @@ def dynamics(s: Snapshot) -> Finding:
     if not posted.height:
         return _finding(
             PROCESSES[3],
-            "Sales dynamics per customer",
+            N_("Sales dynamics per customer"),
             "-",
-            "no posted invoices",
-            "post customer invoices in the ERP",
+            _("no posted invoices"),
+            N_("post customer invoices in the ERP"),
         )
     first = posted["date"].min()
     months = (s.as_of.year - first.year) * 12 + s.as_of.month - first.month  # type: ignore[union-attr]
     status = "+" if months >= 24 else "+/-" if months >= 12 else "-"
     return _finding(
         PROCESSES[3],
-        "Sales dynamics per customer",
+        N_("Sales dynamics per customer"),
         status,
-        f"{months} months of invoices (growth needs 24: this year against last)",
-        "keep the invoice history in the ERP (do not archive it away)",
+        _("{months} months of invoices (growth needs 24: this year against last)").format(
+            months=months
+        ),
+        N_("keep the invoice history in the ERP (do not archive it away)"),
     )
 
 
 def funnel(s: Snapshot) -> Finding:
     opportunities = s.opportunities
     stages = set(opportunities["state"].drop_nulls().unique().to_list())
-    wanted = {"lead", "opportunity", "won", "lost"}
+    wanted = {N_("lead"), N_("opportunity"), N_("won"), N_("lost")}
     present = len(stages & wanted)
     status = "-" if not opportunities.height else "+" if present == 4 else "+/-"
     return _finding(
         PROCESSES[4],
-        "Sales funnel",
+        N_("Sales funnel"),
         status,
-        f"{opportunities.height:,} opportunities; stages recorded: "
-        f"{', '.join(sorted(stages & wanted)) or 'none'}",
-        "track every lead to won or lost in the ERP's opportunities",
+        _("{opportunities} opportunities; stages recorded: {stages}").format(
+            opportunities=number(opportunities.height),
+            stages=", ".join(_(s) for s in sorted(stages & wanted)) or _("none"),
+        ),
+        N_("track every lead to won or lost in the ERP's opportunities"),
     )
 
 
 def marketing(s: Snapshot) -> Finding:
     return _finding(
         PROCESSES[4],
-        "Marketing effectiveness",
+        N_("Marketing effectiveness"),
         "-",
-        "crm-bridge reads no campaign or lead source from this ERP",
-        "record the campaign or source of each lead, then compare won rates per source",
+        _("crm-bridge reads no campaign or lead source from this ERP"),
+        N_("record the campaign or source of each lead, then compare won rates per source"),
     )
 
 

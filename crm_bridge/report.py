@@ -16,6 +16,7 @@ import datetime as dt
 import html
 import io
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -25,9 +26,11 @@ from typing import Any
 import polars as pl
 
 from crm_bridge import diagnose as diagnosis
+from crm_bridge import i18n
 from crm_bridge.config import Config
 from crm_bridge.errors import PluginError, StateError
 from crm_bridge.fields import Field
+from crm_bridge.i18n import N_, _
 from crm_bridge.plugin_manager import Plugins
 from crm_bridge.snapshot import Snapshot
 from crm_bridge.state import StateStore
@@ -36,7 +39,32 @@ from crm_bridge.table_cache import TableCache
 NUMERIC = (pl.Float64, pl.Int64, pl.Decimal)
 TIER_ORDER_FIELD = "loyalty_tier"
 # Values of "not offered" cells (white space) in plugin matrices are highlighted.
-WHITE_SPACE = "not offered"
+WHITE_SPACE = N_("not offered")
+# The report's own column names: shown as they are in English, translated in other languages
+# (a field's column shows the field's label).
+COLUMNS = (
+    N_("segment"),
+    N_("customers"),
+    N_("revenue_12m"),
+    N_("share"),
+    N_("tier"),
+    N_("rank"),
+    N_("customer"),
+    N_("cumulative_share"),
+    N_("customer_share"),
+    N_("abc"),
+    N_("revenue"),
+    N_("customer_id"),
+    N_("movement"),
+    N_("from"),
+    N_("to"),
+    N_("name"),
+    N_("process"),
+    N_("parameter"),
+    N_("status"),
+    N_("evidence"),
+    N_("advice"),
+)
 
 
 @dataclass
@@ -52,10 +80,22 @@ class Report:
     as_of: dt.date
     run_id: int | None
     views: list[View] = field(default_factory=list)
+    language: str = i18n.DEFAULT
+    # column name -> heading; a column not listed shows its name (English does not translate)
+    headings: dict[str, str] = field(default_factory=dict)
+
+    def heading(self, column: str) -> str:
+        return self.headings.get(column, column)
 
 
-def from_last_run(cfg: Config, plugins: Plugins) -> Report:
-    """The report of the last successful real run: its tables, values and changes."""
+def from_last_run(cfg: Config, plugins: Plugins, language: str = i18n.DEFAULT) -> Report:
+    """The report of the last successful real run: its tables, values and changes,
+    in ``language`` (one of :data:`crm_bridge.i18n.LANGUAGES`)."""
+    with i18n.using(language):
+        return _from_last_run(cfg, plugins)
+
+
+def _from_last_run(cfg: Config, plugins: Plugins) -> Report:
     if not cfg.state_path.exists():
         raise no_data()
     cached = TableCache.of(cfg).load(math.inf)
@@ -128,7 +168,7 @@ def build(
     plugin_views: Mapping[str, pl.DataFrame],
     run_id: int | None,
 ) -> Report:
-    report = Report(snapshot.as_of, run_id)
+    report = Report(snapshot.as_of, run_id, language=i18n.current())
     add = report.views.append
     shown = _with_labels(values, fields)  # selection keys as the labels people read
     revenue = "kpi_revenue_12m" if "kpi_revenue_12m" in values.columns else None
@@ -136,34 +176,38 @@ def build(
         seg = _distribution(values, "rfm_segment", revenue, _labels(fields, "rfm_segment"))
         add(
             View(
-                "Segments (RFM)",
+                _("Segments (RFM)"),
                 seg,
-                _bar(seg, "segment", "customers", "Customers per RFM segment"),
+                _bar(seg, "segment", "customers", _("Customers per RFM segment")),
             )
         )
     if revenue:
         pareto = _pareto(values, revenue)
         add(
             View(
-                "ABC Pareto curve",
+                _("ABC Pareto curve"),
                 pareto,
                 _pareto_chart(pareto),
-                "Customers by 12-month revenue, largest first; the lines mark 80% and 95%.",
+                _("Customers by 12-month revenue, largest first; the lines mark 80% and 95%."),
             )
         )
     if {"abc_class", "xyz_class"} <= set(values.columns):
-        add(View("ABC-XYZ matrix", _abc_xyz(values, revenue)))
+        add(View(_("ABC-XYZ matrix"), _abc_xyz(values, revenue)))
     if TIER_ORDER_FIELD in values.columns:
         labels = _labels(fields, TIER_ORDER_FIELD)
         tiers = _distribution(values, TIER_ORDER_FIELD, revenue, labels, "tier")
-        add(View("Loyalty tiers", tiers, _bar(tiers, "tier", "customers", "Customers per tier")))
-        add(View("Loyalty movements in the last run", _movements(changes, fields)))
+        add(
+            View(
+                _("Loyalty tiers"), tiers, _bar(tiers, "tier", "customers", _("Customers per tier"))
+            )
+        )
+        add(View(_("Loyalty movements in the last run"), _movements(changes, fields)))
     kpis = [c for c in values.columns if c.startswith("kpi_") and values[c].dtype in NUMERIC]
     if kpis and "rfm_segment" in values.columns:
         per = shown.group_by("rfm_segment").agg(
             customers=pl.len(), **{k: pl.col(k).mean().round(2) for k in kpis}
         )
-        add(View("KPIs per segment (averages)", per.sort("customers", descending=True)))
+        add(View(_("KPIs per segment (averages)"), per.sort("customers", descending=True)))
     if "kpi_churn_risk" in values.columns:
         cols = [
             c
@@ -188,26 +232,38 @@ def build(
             .select(cols)
             .head(25)
         )
-        add(View("Top customers at risk", risk, note="Highest churn risk first, then revenue."))
+        add(
+            View(
+                _("Top customers at risk"),
+                risk,
+                note=_("Highest churn risk first, then revenue."),
+            )
+        )
     for title, frame in plugin_views.items():
-        add(View(title, frame))
+        add(View(_(title), frame))
     add(
         View(
-            "CRM maturity diagnosis",
+            _("CRM maturity diagnosis"),
             diagnosis.frame(diagnosis.diagnose(snapshot)),
-            note="+ data present and consistent, +/- present but partial, - absent.",
+            note=_("+ data present and consistent, +/- present but partial, - absent."),
         )
     )
+    if report.language != i18n.DEFAULT:
+        report.headings = {
+            c: _(fields[c].label) if c in fields else _(c)
+            for view in report.views
+            for c in view.frame.columns
+        }
     return report
 
 
 def _labels(fields: Mapping[str, Field], name: str) -> dict[str, str]:
-    return dict(fields[name].choices) if name in fields else {}
+    return {k: _(v) for k, v in fields[name].choices} if name in fields else {}
 
 
 def _with_labels(values: pl.DataFrame, fields: Mapping[str, Field]) -> pl.DataFrame:
     return values.with_columns(
-        pl.col(n).replace_strict(dict(f.choices), default=pl.col(n))
+        pl.col(n).replace_strict({k: _(v) for k, v in f.choices}, default=pl.col(n))
         for n, f in fields.items()
         if f.type == "selection" and n in values.columns
     )
@@ -260,7 +316,7 @@ def _abc_xyz(values: pl.DataFrame, revenue: str | None) -> pl.DataFrame:
             hit = grouped.filter((pl.col("abc_class") == abc) & (pl.col("xyz_class") == xyz))
             n = int(hit["customers"][0]) if hit.height else 0
             money = float(hit["revenue"][0]) if hit.height and revenue else 0.0
-            row[xyz] = f"{n} · {money:,.0f}" if revenue else str(n)
+            row[xyz] = f"{n} · {i18n.number(money)}" if revenue else str(n)
         rows.append(row)
     return pl.DataFrame(rows)
 
@@ -275,9 +331,9 @@ def _movements(
         if name != TIER_ORDER_FIELD:
             continue
         if old is None:
-            move = "new"
+            move = _("new")
         else:
-            move = "upgrade" if order.get(new, -1) > order.get(old, -1) else "downgrade"
+            move = _("upgrade") if order.get(new, -1) > order.get(old, -1) else _("downgrade")
         rows.append(
             {
                 "customer_id": cid,
@@ -306,12 +362,16 @@ def _svg(draw: Callable[[Any], None]) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
-    draw(ax)
-    fig.tight_layout()
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg")
-    plt.close(fig)
+    # Chinese is not in Matplotlib's own font: leave the text as text for the browser's fonts.
+    cjk = i18n.current() == "zh_CN"
+    with warnings.catch_warnings(), plt.rc_context({"svg.fonttype": "none"} if cjk else {}):
+        warnings.filterwarnings("ignore", "Glyph .* missing", UserWarning)
+        fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
+        draw(ax)
+        fig.tight_layout()
+        buffer = io.StringIO()
+        fig.savefig(buffer, format="svg")
+        plt.close(fig)
     text = buffer.getvalue()
     return text[text.index("<svg") :]
 
@@ -324,7 +384,7 @@ def _bar(frame: pl.DataFrame, label: str, value: str, title: str) -> str:
             color="#3b6ea5",
         )
         ax.set_title(title)
-        ax.set_xlabel(value)
+        ax.set_xlabel(_(value))
 
     return _svg(draw)
 
@@ -338,10 +398,10 @@ def _pareto_chart(pareto: pl.DataFrame) -> str:
         )
         for mark in (0.8, 0.95):
             ax.axhline(mark, color="#c0392b", linestyle="--", linewidth=1)
-            ax.text(0.99, mark - 0.07, f"{mark:.0%}", ha="right", color="#c0392b")
-        ax.set_xlabel("share of customers")
-        ax.set_ylabel("share of 12-month revenue")
-        ax.set_title("ABC Pareto curve")
+            ax.text(0.99, mark - 0.07, i18n.percent(mark), ha="right", color="#c0392b")
+        ax.set_xlabel(_("share of customers"))
+        ax.set_ylabel(_("share of 12-month revenue"))
+        ax.set_title(_("ABC Pareto curve"))
         ax.set_ylim(0, 1.02)
 
     return _svg(draw)
@@ -356,12 +416,24 @@ td.white{background:#fff3c4}.note{color:#666;font-size:.9em}figure{margin:0}"""
 
 
 def write_html(report: Report, path: Path) -> None:
+    with i18n.using(report.language):
+        path.write_text(_html(report), "utf-8")
+
+
+def _html(report: Report) -> str:
+    title = _("crm-bridge report")
+    made = f"{dt.datetime.now():%Y-%m-%d %H:%M}"
+    if report.run_id:
+        line = _("As of {date}, run {run}; made {made}.")
+    else:
+        line = _("As of {date}; made {made}.")
     parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>crm-bridge report {report.as_of}</title><style>{CSS}</style></head><body>",
-        f"<h1>crm-bridge report</h1><p class='note'>As of {report.as_of}"
-        + (f", run {report.run_id}" if report.run_id else "")
-        + f"; made {dt.datetime.now():%Y-%m-%d %H:%M}.</p>",
+        f"<!doctype html><html lang='{report.language.replace('_', '-')}'><head>"
+        "<meta charset='utf-8'>",
+        f"<title>{html.escape(title)} {report.as_of}</title><style>{CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1><p class='note'>"
+        + html.escape(line.format(date=i18n.date(report.as_of), run=report.run_id, made=made))
+        + "</p>",
     ]
     for view in report.views:
         parts.append(f"<section><h2>{html.escape(view.title)}</h2>")
@@ -369,27 +441,30 @@ def write_html(report: Report, path: Path) -> None:
             parts.append(f"<p class='note'>{html.escape(view.note)}</p>")
         if view.chart:
             parts.append(f"<figure class='chart'>{view.chart}</figure>")
-        parts.append(_table(view.frame))
+        parts.append(_table(view.frame, report.heading))
         parts.append("</section>")
     parts.append("</body></html>")
-    path.write_text("\n".join(parts), "utf-8")
+    return "\n".join(parts)
 
 
-def _table(frame: pl.DataFrame, limit: int = 500) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
+def _table(frame: pl.DataFrame, heading: Callable[[str], str], limit: int = 500) -> str:
+    head = "".join(f"<th>{html.escape(heading(c))}</th>" for c in frame.columns)
     body = []
+    white_space = _(WHITE_SPACE)
     shares = ["share" in c for c in frame.columns]
     for row in frame.head(limit).iter_rows():
         cells = []
         for share, value in zip(shares, row, strict=True):
             kind = "num" if isinstance(value, int | float) else ""
-            if isinstance(value, str) and value.startswith(WHITE_SPACE):
+            if isinstance(value, str) and value.startswith(white_space):
                 kind = "white"
             text = _text(value, share)
             cells.append(f"<td class='{kind}'>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     more = (
-        f"<p class='note'>{frame.height - limit} more rows in the XLSX.</p>"
+        "<p class='note'>"
+        + html.escape(_("{rows} more rows in the XLSX.").format(rows=frame.height - limit))
+        + "</p>"
         if frame.height > limit
         else ""
     )
@@ -400,22 +475,25 @@ def _text(value: Any, share: bool) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.1%}" if share else f"{value:,.2f}"
+        return i18n.percent(value, 1) if share else i18n.number(value, 2)
     return str(value)
 
 
 def write_xlsx(report: Report, path: Path) -> None:
     import xlsxwriter
 
-    with xlsxwriter.Workbook(str(path)) as workbook:
+    with xlsxwriter.Workbook(str(path)) as workbook, i18n.using(report.language):
         used: set[str] = set()
+        white_space = _(WHITE_SPACE)
         for view in report.views:
             name = _sheet_name(view.title, used)
-            frame = view.frame
+            frame = _headed(view.frame, report.heading)
             formats: dict[str, str] = {}
-            for column, dtype in frame.schema.items():
+            for (source, dtype), column in zip(
+                view.frame.schema.items(), frame.columns, strict=True
+            ):
                 if dtype == pl.Float64:
-                    formats[column] = "0.00%" if "share" in column else "#,##0.00"
+                    formats[column] = "0.00%" if "share" in source else "#,##0.00"
                 elif dtype == pl.Int64:
                     formats[column] = "#,##0"
                 elif dtype == pl.Date:
@@ -425,11 +503,11 @@ def write_xlsx(report: Report, path: Path) -> None:
                 column: {
                     "type": "text",
                     "criteria": "begins with",
-                    "value": WHITE_SPACE,
+                    "value": white_space,
                     "format": {"bg_color": "#FFF3C4"},
                 }
                 for column, dtype in frame.schema.items()
-                if dtype == pl.String and frame[column].str.starts_with(WHITE_SPACE).any()
+                if dtype == pl.String and frame[column].str.starts_with(white_space).any()
             }
             frame.write_excel(
                 workbook,
@@ -441,6 +519,17 @@ def write_xlsx(report: Report, path: Path) -> None:
                 autofit=True,
                 include_header=True,
             )
+
+
+def _headed(frame: pl.DataFrame, heading: Callable[[str], str]) -> pl.DataFrame:
+    """The frame with its columns under their headings (kept apart if two read the same)."""
+    names: dict[str, str] = {}
+    for column in frame.columns:
+        name, n = heading(column), 2
+        while name in names.values():
+            name, n = f"{heading(column)} ({n})", n + 1
+        names[column] = name
+    return frame.rename(names)
 
 
 def _sheet_name(title: str, used: set[str]) -> str:

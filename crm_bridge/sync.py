@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 
 from crm_bridge import config as config_mod
-from crm_bridge import mapping, shrink_guard
+from crm_bridge import i18n, mapping, shrink_guard
 from crm_bridge.adapter import Adapter, AdapterSpec
 from crm_bridge.apply import ApplyResult, apply, resume
 from crm_bridge.compute import PluginOutput, compute
@@ -279,12 +279,13 @@ def _sync(
         snapshot.current = read_back(snapshot.current, fields)
         snapshot.previous = _previous(cfg, state)
         schemas = plugins.config_schemas()
-        outputs = compute(
-            plugins,
-            snapshot,
-            lambda name: config_mod.with_defaults(cfg.plugin_settings(name), schemas.get(name)),
-            cfg.plugin_timeout,
-        )
+        with i18n.using(cfg.language):  # the language of the texts plugins write
+            outputs = compute(
+                plugins,
+                snapshot,
+                lambda name: config_mod.with_defaults(cfg.plugin_settings(name), schemas.get(name)),
+                cfg.plugin_timeout,
+            )
         known = snapshot.customers["customer_id"]
         desired, rejections = validate(outputs, fields, known)
         for cells in desired.values():  # not provisioned: not written, not cleared

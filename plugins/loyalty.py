@@ -27,6 +27,7 @@ from typing import Any
 import polars as pl
 
 from crm_bridge import Field, Snapshot, hookimpl
+from crm_bridge.i18n import _, frame_format, ngettext, number
 
 from .customer_sales import customer_sales
 
@@ -219,43 +220,54 @@ def tiers(
     )
 
 
-def _reason(tier_list: list[dict[str, Any]], window_days: int) -> pl.Expr:
-    label = pl.col("loyalty_tier").str.to_titlecase()
+def _reason(tier_list: list[dict[str, Any]], window_days: int, counts: list[int]) -> pl.Expr:
+    """Why each customer has its tier, in numbers, in the ``[locale] language`` of the run."""
+    label = pl.col("loyalty_tier").replace_strict(
+        {k: _(k.capitalize()) for k in (*TIER_KEYS, NONE)}, default=pl.col("loyalty_tier")
+    )
     spend = pl.col("spend").round(0).cast(pl.Int64)
-    facts = pl.format(
-        "{}-day spend {}, {} {}; {}",
-        pl.lit(window_days),
-        spend,
-        pl.col("purchases"),
-        pl.when(pl.col("purchases") == 1).then(pl.lit("invoice")).otherwise(pl.lit("invoices")),
+    invoices = pl.col("purchases").replace_strict(
+        {n: ngettext("{count} invoice", "{count} invoices", n).format(count=n) for n in counts},
+        default=pl.col("purchases").cast(pl.String),
+        return_dtype=pl.String,
+    )
+    payment = (
         pl.when(pl.col("overdue_days") > 0)
-        .then(pl.format("oldest overdue invoice {} days", pl.col("overdue_days")))
+        .then(frame_format(_("oldest overdue invoice {days} days"), days=pl.col("overdue_days")))
         .when(pl.col("avg_days_late") > 0)
         .then(
-            pl.format(
-                "paid {} days late on average", pl.col("avg_days_late").round(0).cast(pl.Int64)
+            frame_format(
+                _("paid {days} days late on average"),
+                days=pl.col("avg_days_late").round(0).cast(pl.Int64),
             )
         )
-        .otherwise(pl.lit("paid on time")),
+        .otherwise(pl.lit(_("paid on time")))
+    )
+    facts = frame_format(
+        _("{window}-day spend {spend}, {invoices}; {payment}"),
+        window=pl.lit(window_days),
+        spend=spend,
+        invoices=invoices,
+        payment=payment,
     )
     why: Any = (
         pl.when(pl.col("below_since").is_not_null())
         .then(
-            pl.format(
-                "below thresholds since {}, kept during the grace period", pl.col("below_since")
+            frame_format(
+                _("below thresholds since {date}, kept during the grace period"),
+                date=pl.col("below_since"),
             )
         )
         .when(pl.col("cap") > pl.col("hyst"))
-        .then(pl.lit("capped by payment conditions"))
+        .then(pl.lit(_("capped by payment conditions")))
     )
     for rank, t in enumerate(tier_list):
-        need = pl.lit(
-            f"meets spend >= {t.get('min_spend', 0):,.0f}"
-            + (f", >= {t['min_purchases']} invoices" if t.get("min_purchases") else "")
-        )
-        why = why.when(pl.col("rank") == rank).then(need)
-    why = why.otherwise(pl.lit("below every tier"))
-    return pl.format("{}: {} ({})", label, facts, why)
+        text = _("meets spend >= {spend}").format(spend=number(t.get("min_spend", 0)))
+        if t.get("min_purchases"):
+            text += _(", >= {count} invoices").format(count=t["min_purchases"])
+        why = why.when(pl.col("rank") == rank).then(pl.lit(text))
+    why = why.otherwise(pl.lit(_("below every tier")))
+    return frame_format(_("{tier}: {facts} ({why})"), tier=label, facts=facts, why=why)
 
 
 def points(snapshot: Snapshot, per_unit: float, expiry_days: int) -> pl.DataFrame:
@@ -309,7 +321,9 @@ def compute(snapshot: Snapshot, settings: Mapping[str, Any]) -> pl.DataFrame:
         int(settings.get("points_expiry_days", 365)),
     )
     return (
-        out.with_columns(loyalty_reason=_reason(tier_list, window))
+        out.with_columns(
+            loyalty_reason=_reason(tier_list, window, out["purchases"].unique().to_list())
+        )
         .join(pts, on="customer_id", how="left")
         .select(
             "customer_id",

@@ -12,6 +12,7 @@ from typing import Any
 import polars as pl
 
 from crm_bridge import Field, Snapshot, hookimpl
+from crm_bridge.i18n import N_, _
 
 from . import abc_xyz, offers, rfm
 
@@ -183,7 +184,15 @@ def report_views(
         return {}
     names = snapshot.products.select("product_id", product=pl.col("name"))
     text = pl.concat_str(
-        pl.col("status").replace({"not_offered": "not offered"}),
+        pl.col("status").replace_strict(
+            {
+                "bought": _("bought"),
+                "quoted": _("quoted"),
+                "refused": _("refused"),
+                "not_offered": _("not offered"),
+            },
+            default=pl.col("status"),
+        ),
         pl.when(pl.col("date").is_not_null()).then(pl.lit(" ") + pl.col("date").cast(pl.String)),
         pl.when(pl.col("reason").is_not_null()).then(pl.lit(" (") + pl.col("reason") + pl.lit(")")),
         ignore_nulls=True,
@@ -199,7 +208,7 @@ def report_views(
     out = wide.join(customers, on="customer_id").sort("segment", "customer")
     products = [c for c in out.columns if c not in ("segment", "customer_id", "customer")]
     return {
-        "Segment × product matrix": out.select(
+        N_("Segment × product matrix"): out.select(
             "segment", "customer", *[pl.col(p).fill_null("—") for p in sorted(products)]
         )
     }

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 import polars as pl
 
 from crm_bridge import Snapshot
+from crm_bridge.i18n import _
 
 STATUSES = ("bought", "quoted", "refused", "not_offered")
 
@@ -55,7 +56,7 @@ def _pairs(snapshot: Snapshot) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame
                 "customer_id",
                 "product_id",
                 "date",
-                reason=pl.lit("Quote cancelled", dtype=pl.String),
+                reason=pl.lit(_("Quote cancelled"), dtype=pl.String),
             ),
             snapshot.scan("opportunities")
             .filter(pl.col("state") == "lost")
@@ -63,7 +64,7 @@ def _pairs(snapshot: Snapshot) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame
                 "customer_id",
                 "product_id",
                 "date",
-                reason=pl.col("lost_reason").fill_null("Opportunity lost (no reason recorded)"),
+                reason=pl.col("lost_reason").fill_null(_("Opportunity lost (no reason recorded)")),
             ),
         ]
     )

@@ -1,0 +1,152 @@
+"""The message catalogs: complete, placeholders kept, the glossary followed; the language
+reaches the diagnosis, the loyalty reason and the choice of a command's language."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import polars as pl
+import pytest
+from crm_bridge.plugins import loyalty
+
+from crm_bridge import Snapshot, i18n
+from crm_bridge.diagnose import PROCESSES, diagnose
+from crm_bridge.errors import ConfigError
+from crm_bridge.i18n import N_
+from crm_bridge.plugin_manager import load_plugins
+
+GLOSSARY = Path(__file__).parents[1] / "docs" / "glossary.md"
+TRANSLATED = ("ru", "lv", "zh_CN")
+AS_OF = dt.date(2026, 6, 30)
+
+
+@pytest.mark.parametrize("language", i18n.LANGUAGES)
+def test_every_catalog_translates_every_message_with_the_same_placeholders(
+    language: str,
+) -> None:
+    messages = i18n.builtin_messages()
+    assert len(messages) > 150  # fields, report, diagnosis, loyalty reasons, CLI
+    assert i18n.problems(i18n.read_catalog(language), messages) == []
+
+
+def test_a_catalog_lacking_a_message_or_changing_a_placeholder_fails() -> None:
+    catalog = i18n.read_catalog("ru")
+    catalog.delete("Churn risk")
+    catalog["{rows} more rows in the XLSX."].string = "Ещё строк в XLSX: {n}."
+    catalog[("{count} invoice", "{count} invoices")].string = ("{count} счёт", "{count} счёта", "")
+    found = i18n.problems(catalog, i18n.builtin_messages())
+    assert len(found) == 3, found
+    assert any("no msgid 'Churn risk'" in p for p in found), found
+    assert any("['n']" in p and "['rows']" in p for p in found), found
+    assert any("untranslated" in p and "{count} invoice" in p for p in found), found
+
+
+def test_catalogs_follow_the_glossary() -> None:
+    terms = _glossary()
+    assert len(terms) >= 25
+    fields = load_plugins([]).fields().values()
+    labels = [f.label for f in fields] + [label for f in fields for k, label in f.choices]
+    labels += [*PROCESSES, *_report_titles(), *_diagnosis_parameters()]
+    checked = 0
+    for language in TRANSLATED:
+        with i18n.using(language):
+            for en, *translations in terms:
+                term = translations[("ru", "lv", "zh_CN").index(language)]
+                pattern = re.compile(rf"\b{re.escape(en)}s?\b", re.IGNORECASE)
+                for label in labels:
+                    if pattern.search(label):
+                        checked += 1
+                        text = i18n._(label)
+                        assert _uses(text, term, language), (language, label, text, term)
+    assert checked > 150
+
+
+def test_diagnosis_in_chinese_has_no_english_left() -> None:
+    snapshot = Snapshot.from_rows(
+        AS_OF, customers=[{"customer_id": "1", "name": "C1", "active": True}]
+    )
+    with i18n.using("zh_CN"):
+        findings = diagnose(snapshot)
+    english = {f.parameter for f in diagnose(snapshot)} | set(PROCESSES)
+    for f in findings:
+        for text in (f.process, f.parameter, f.evidence, f.advice):
+            assert text not in english and not re.search(r"[a-z]{4,} [a-z]{3,}", text), text
+    assert findings[0].process == "战略制定"
+
+
+def test_loyalty_reason_in_russian_with_plural_forms() -> None:
+    m = pl.DataFrame(
+        {
+            "customer_id": ["1", "2", "3"],
+            "spend": [12806.0, 900.0, 4000.0],
+            "purchases": [5, 1, 2],
+            "margin": [0.0, 0.0, 0.0],
+            "avg_days_late": [0.0, 3.2, 0.0],
+            "overdue_days": [0, 0, 75],
+        },
+        schema_overrides={"customer_id": pl.Categorical},
+    )
+    previous = pl.DataFrame(
+        schema={"customer_id": pl.Categorical, "prev_tier": pl.String, "prev_below_since": pl.Date}
+    )
+    tiers = loyalty.tiers(m, loyalty.DEFAULT_TIERS, AS_OF, 90, previous)
+    reasons = {}
+    for language in ("en", "ru"):
+        with i18n.using(language):
+            out = tiers.with_columns(reason=loyalty._reason(loyalty.DEFAULT_TIERS, 365, [1, 2, 5]))
+        reasons[language] = out["reason"].to_list()
+    assert reasons["en"][0] == (
+        "Gold: 365-day spend 12806, 5 invoices; paid on time (meets spend >= 10,000, >= 4 invoices)"
+    )
+    assert reasons["ru"][0] == (
+        "Золотой: покупки за 365 дн.: 12806, 5 счетов; оплата в срок "
+        "(покупки >= 10\xa0000, счетов >= 4)"
+    )
+    assert "1 счёт;" in reasons["ru"][1] and "Бронзовый" in reasons["ru"][1]
+    assert "2 счёта;" in reasons["ru"][2] and "просроченный счёт 75 дн." in reasons["ru"][2]
+
+
+def test_the_language_of_a_command() -> None:
+    assert i18n.normalize("ru_RU.UTF-8") == "ru"
+    assert i18n.normalize("zh-Hans-CN") == "zh_CN" and i18n.normalize("zh_TW") is None
+    assert i18n.normalize("C.UTF-8") == "en" and i18n.normalize("de_DE") is None
+    assert i18n.from_environment({"LANG": "lv_LV.UTF-8"}) == "lv"
+    assert i18n.from_environment({"LC_ALL": "de_DE.UTF-8", "LANG": "ru_RU"}) is None
+    assert i18n.resolve("zh_CN", "ru") == "zh_CN"
+    assert i18n.resolve(None, "lv") == "lv"
+    with pytest.raises(ConfigError, match="no catalog for this language"):
+        i18n.resolve("klingon", None)
+
+
+def _glossary() -> list[tuple[str, str, str, str]]:
+    text = GLOSSARY.read_text("utf-8").split("## Terms")[1].split("##")[0]
+    rows = []
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0] not in ("en", "---") and "/" not in cells[0]:
+            rows.append((cells[0], cells[1], cells[2], cells[3]))
+    return rows
+
+
+def _uses(text: str, term: str, language: str) -> bool:
+    """Whether ``text`` uses every word of ``term`` (Russian and Latvian: its stem)."""
+    text = text.lower().replace("ё", "е")
+    for word in re.findall(r"\w+", term.lower().replace("ё", "е")):
+        stem = word if language == "zh_CN" else word[: max(4, len(word) - 3)]
+        if stem not in text:
+            return False
+    return True
+
+
+def _report_titles() -> list[str]:
+    source = (Path(i18n.__file__).parent / "report.py").read_text("utf-8")
+    titles = re.findall(r'View\(\s*_\("([^"]+)"\)', source)
+    assert len(titles) >= 8
+    return [*titles, N_("Segment × product matrix")]
+
+
+def _diagnosis_parameters() -> list[str]:
+    source = (Path(i18n.__file__).parent / "diagnose.py").read_text("utf-8")
+    return re.findall(r'PROCESSES\[\d\],\s*N_\("([^"]+)"\)', source)
