@@ -312,6 +312,10 @@ def fields_provision(app: App, as_json: bool) -> None:
     adapter, declared = connect(app.config, app.plugins)
     try:
         changes = adapter.provision(list(declared.values()))
+        # Where the adapter can: labels, help texts and choice names in each language.
+        translate = getattr(adapter, "provision_translations", None)
+        if translate is not None:
+            changes += translate(list(declared.values()), app.config.languages)
     finally:
         adapter.close()
     if as_json:

@@ -143,6 +143,11 @@ class Adapter(Protocol):
     # fields whose definition the ERP lacks or holds differently from the
     # declaration.  Where an adapter has it, sync checks before writing (and
     # provisions with ``[sync] auto_provision``, else leaves those fields out).
+    #
+    # Optional: ``provision_translations(fields, languages) -> [change, ...]`` writes
+    # each field's label, help text and choice names in every catalog language the ERP
+    # has active (of ``languages``, ``[locale] languages``, when not None);
+    # ``fields provision`` calls it after ``provision``.  Idempotent like ``provision``.
 
     def retire(self, name: str) -> int:
         """Remove field ``name`` from every customer, then its definition; return the

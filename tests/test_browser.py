@@ -17,9 +17,9 @@ from crm_bridge.adapters.tryton.sandbox import ADMIN_PASSWORD, TrytonServer
 
 from crm_bridge import config as config_mod
 from crm_bridge.plugin_manager import load_plugins
-from crm_bridge.sync import sync
+from crm_bridge.sync import connect, sync
 
-from .browser import chromium, sao_root
+from .browser import chinese_font, chromium, sao_root
 from .conftest import Tryton
 from .test_sync_engine import _provision
 
@@ -142,6 +142,76 @@ def test_the_crm_tab_shows_the_values_with_their_labels(
         assert fields[name].label in text, f"label of {name} missing on the CRM tab"
     assert dict(fields["loyalty_tier"].choices)[held["loyalty_tier"]] in text
     assert _screenshot(browser, tmp_path, "crm-tab.png").stat().st_size > 20_000
+
+
+def test_a_russian_user_reads_the_crm_tab_in_russian(
+    tryton: Tryton, tmp_path: Path, browser: Any
+) -> None:
+    """Labels and choice names on the CRM tab are the catalog's, for a user whose Tryton
+    language is Russian (then Latvian, then Chinese: a screenshot of each)."""
+    from selenium.webdriver.common.by import By
+
+    from crm_bridge import i18n
+
+    from .test_cli_errors import run
+
+    chinese_font()
+    cfg_path = tryton.config(tmp_path / "crm-bridge.toml")
+    _provision(cfg_path)
+    assert sync(config_mod.load(cfg_path), load_plugins()).status == "ok"
+    adapter, _ = connect(config_mod.load(cfg_path), load_plugins())
+    try:
+        adapter.activate_languages(["ru", "lv", "zh_CN"])
+    finally:
+        adapter.close()
+    assert run("fields", "provision", cwd=tmp_path).returncode == 0
+    code, held = next(
+        (c, v)
+        for c, v in sorted(tryton.rpc.crm_values().items())
+        if v.get("loyalty_tier") and v.get("rfm_segment") and v.get("abc_xyz")
+    )
+    party = tryton.rpc.party_ids()[code]
+    fields = load_plugins().fields()
+    items = tryton.rpc("model.ir.module.config_wizard.item.search", [])
+    tryton.rpc("model.ir.module.config_wizard.item.write", items, {"state": "done"})
+
+    tryton.server.stop()  # the same database, served again with the web client
+    web = TrytonServer(tryton.directory, "test", web_root=sao_root()).start()
+    tryton.server = web
+    for language in ("ru", "lv", "zh_CN"):
+        tryton.rpc("model.res.user.set_preferences", {"language": language})
+        with i18n.using(language):
+            labels = {n: i18n._(fields[n].label) for n in fields}
+            choices = {n: {k: i18n._(v) for k, v in fields[n].choices} for n in fields}
+        browser.get("about:blank")
+        browser.delete_all_cookies()
+        browser.get(web.url + "/")
+        browser.execute_script("localStorage.clear(); sessionStorage.clear();")
+        _login(browser, web.url)
+        browser.get(f"{web.url}/#test/model/party.party/{party}")
+        tab = _wait(
+            lambda: next(
+                a
+                for a in browser.find_elements(By.CSS_SELECTOR, "a[role=tab]")
+                if a.text.strip() == "CRM"
+            )
+        )
+        tab.click()
+        wanted = (labels["rfm_segment"], choices["rfm_segment"][held["rfm_segment"]])
+        text = _wait(
+            lambda wanted=wanted: next(
+                p.text
+                for p in browser.find_elements(By.CSS_SELECTOR, ".tab-pane.active")
+                if all(w in p.text for w in wanted)
+            )
+        )
+        for name in ("rfm_segment", "loyalty_tier", "abc_xyz", "kpi_churn_risk", "kpi_aov"):
+            assert labels[name] in text, f"{language}: label of {name} missing on the CRM tab"
+            if fields[name].label not in labels[name]:  # "RFM segment" in "RFM segments"
+                assert fields[name].label not in text, f"{language}: {name} still in English"
+        assert choices["loyalty_tier"][held["loyalty_tier"]] in text, language
+        shot = _screenshot(browser, tmp_path, f"crm-tab-{language.replace('_', '-')}.png")
+        assert shot.stat().st_size > 20_000
 
 
 def test_the_html_report_renders_its_charts(tryton: Tryton, tmp_path: Path, browser: Any) -> None:

@@ -24,6 +24,8 @@ def test_demo_runs_end_to_end_and_says_how_to_look(tryton_template: Path, tmp_pa
     assert "Champions" in out and "Gold" in out
     assert "database 'demo', user 'admin', password 'admin'" in out
     assert "34 field definitions provisioned" in proc.stderr
+    translated = re.search(r"(\d+) translated into ru, lv, zh_CN", proc.stderr)
+    assert translated and int(translated.group(1)) == 3 * 34, proc.stderr
     assert (tmp_path / "demo" / "state.db").exists()
     page = (tmp_path / "demo" / "report.html").read_text("utf-8")
     assert "<h2>ABC Pareto curve</h2>" in page and "<svg" in page

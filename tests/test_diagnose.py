@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 from crm_bridge import Snapshot
@@ -12,6 +13,7 @@ from crm_bridge.testing import invoice
 
 from .conftest import Tryton
 from .test_cli_errors import run
+from .test_i18n import untranslated
 
 AS_OF = dt.date(2026, 6, 30)
 
@@ -98,4 +100,11 @@ def test_cli_diagnose_on_the_demo_erp(tryton: Tryton, tmp_path: Path) -> None:
     assert got["Tasks and contacts per customer"]["status"] == "-"
     text = run("diagnose", cwd=tmp_path)
     assert text.returncode == 0 and "Value creation" in text.stdout and "maturity:" in text.stdout
+    chinese = run("diagnose", "--lang", "zh_CN", cwd=tmp_path)
+    assert chinese.returncode == 0, chinese.stderr
+    assert "战略制定" in chinese.stdout and "成熟度：" in chinese.stdout
+    assert untranslated(chinese.stdout.splitlines(), "zh_CN") == []
+    assert not re.search(r"[a-z]{4,} [a-z]{3,}", chinese.stdout), chinese.stdout
+    as_json = run("diagnose", "--json", cwd=tmp_path, env={"LANG": "ru_RU.UTF-8"})
+    assert {f["process"] for f in json.loads(as_json.stdout)} >= {"Разработка стратегии"}
     assert not (tmp_path / "tables").exists()  # diagnose never writes the table cache

@@ -150,3 +150,27 @@ def _report_titles() -> list[str]:
 def _diagnosis_parameters() -> list[str]:
     source = (Path(i18n.__file__).parent / "diagnose.py").read_text("utf-8")
     return re.findall(r'PROCESSES\[\d\],\s*N_\("([^"]+)"\)', source)
+
+
+def untranslated(texts: list[str], language: str) -> list[str]:
+    """The texts (an output's text nodes or cells) that are, or hold, a catalog message
+    left in English although ``language`` translates it."""
+    catalog = i18n.read_catalog(language)
+    whole, parts = set(), set()
+    for entry in catalog:
+        ids = [entry.id] if isinstance(entry.id, str) else list(entry.id)
+        strings = [entry.string] if isinstance(entry.string, str) else list(entry.string)
+        for message in ids:
+            if not message or any(message in s for s in strings):
+                continue  # a message its translation keeps (ABC, RFM segment -> RFM segments)
+            whole.add(message)
+            parts.update(p.strip(" ,;:()") for p in i18n.PLACEHOLDER.sub("\0", message).split("\0"))
+    parts = {p for p in parts if len(p) >= 10 and " " in p}
+    return [t for t in texts if t.strip() in whole or any(p in t for p in parts)]
+
+
+def html_texts(page: str) -> list[str]:
+    """The text nodes of an HTML page (charts' SVG text included)."""
+    import html
+
+    return [html.unescape(t).strip() for t in re.split(r"<[^>]+>", page) if t.strip()]

@@ -3,6 +3,7 @@ an XLSX workbook with one sheet per view, numbers that match what the ERP holds.
 
 from __future__ import annotations
 
+import html
 import re
 import zipfile
 from collections import Counter
@@ -14,6 +15,7 @@ from crm_bridge.sync import sync
 
 from .conftest import Tryton
 from .test_cli_errors import assert_clear, run
+from .test_i18n import html_texts, untranslated
 from .test_sync_engine import _provision
 
 VIEWS = (
@@ -72,3 +74,18 @@ def test_report_html_and_xlsx_from_the_last_run(tryton: Tryton, tmp_path: Path) 
         cells = book.read(f"xl/worksheets/sheet{matrix}.xml").decode()
     assert 'operator="beginsWith"' in cells and "not offered" in cells  # white space marked
     assert sheets[0] == "Segments (RFM)"
+
+    # The same report in Latvian: no catalog message left in English, in the page or the book.
+    proc = run("report", "--lang", "lv", "--html", "lv.html", "--xlsx", "lv.xlsx", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    page = (tmp_path / "lv.html").read_text("utf-8")
+    assert "<html lang='lv'>" in page and "<h2>Lojalitātes līmeņi</h2>" in page
+    assert "<th>RFM segments</th>" in page  # a field's column under its label
+    assert untranslated(html_texts(page), "lv") == []
+    with zipfile.ZipFile(tmp_path / "lv.xlsx") as book:
+        workbook = book.read("xl/workbook.xml").decode()
+        cells = re.findall(r"<t[^>]*>([^<]*)</t>", book.read("xl/sharedStrings.xml").decode())
+    sheets = re.findall(r'<sheet name="([^"]+)"', workbook)
+    assert len(sheets) == len(VIEWS) and sheets[0] == "Segmenti (RFM)"
+    assert untranslated([html.unescape(c) for c in sheets + cells], "lv") == []
+    assert "nav piedāvāts" in " ".join(cells)  # the matrix's white space, in Latvian

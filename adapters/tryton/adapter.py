@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from crm_bridge import retry
+from crm_bridge import i18n, retry
 from crm_bridge.adapter import CONNECTION_SETTINGS, Batch, Capabilities, Check, WriteResult
 from crm_bridge.errors import ErpError, RefusedError
 from crm_bridge.fields import Field
@@ -32,6 +32,34 @@ from .rpc import TrytonRPC
 
 MODULE = "crm_bridge"
 FIELD_MODEL = "crm_bridge.field"
+# The language of the definitions themselves (Tryton's [database] language, en unless
+# changed): read and written in it whatever the user's language, so that an admin who
+# reads Russian does not provision English labels into the Russian translation.
+BASE = {"language": "en"}
+# Catalog languages Tryton does not ship (its ir.lang has Lithuanian, not Latvian).
+EXTRA_LANGUAGES = {
+    "lv": {
+        "code": "lv",
+        "name": "Latviešu",
+        "nplurals": 3,
+        "plural": "0 if n % 10 == 0 or 11 <= n % 100 <= 19 else 1 if n % 10 == 1 else 2",
+        "date": "%d.%m.%Y",
+        "grouping": "[3, 3, 0]",
+        "decimal_point": ",",
+        "thousands_sep": " ",
+        "mon_grouping": "[3, 3, 0]",
+        "mon_decimal_point": ",",
+        "mon_thousands_sep": " ",
+        "p_sign_posn": 1,
+        "n_sign_posn": 1,
+        "negative_sign": "-",
+        "positive_sign": "",
+        "p_cs_precedes": False,
+        "n_cs_precedes": False,
+        "p_sep_by_space": True,
+        "n_sep_by_space": True,
+    }
+}
 DICT_FIELD = "crm"
 APPLY = "crm_apply"  # the module's conditional key-level write
 TYPES = {
@@ -671,6 +699,7 @@ class TrytonAdapter:
                 None,
                 None,
                 [*columns, "sequence"] if self._ordered() else columns,
+                context=BASE,
             )
         }
 
@@ -713,10 +742,86 @@ class TrytonAdapter:
                 creates.append(values)
                 changes.append(f"created {field.name}")
             elif any(old.get(k) != v for k, v in values.items()):
-                self.rpc.call(f"model.{FIELD_MODEL}.write", [old["id"]], values)
+                self.rpc.call(f"model.{FIELD_MODEL}.write", [old["id"]], values, context=BASE)
                 changes.append(f"updated {field.name}")
         if creates:
-            self.rpc.call(f"model.{FIELD_MODEL}.create", creates)
+            self.rpc.call(f"model.{FIELD_MODEL}.create", creates, context=BASE)
+        return changes
+
+    def languages(self) -> list[str]:
+        """The catalog languages other than the base one that Tryton has active
+        (``translatable``: loaded, so that users can choose them)."""
+        active = self.rpc.call(
+            "model.ir.lang.search_read", [("translatable", "=", True)], 0, None, None, ["code"]
+        )
+        codes = {r["code"] for r in active}
+        return [c for c in i18n.LANGUAGES if c in codes and c != BASE["language"]]
+
+    def activate_languages(self, codes: Sequence[str]) -> list[str]:
+        """Make the languages ``codes`` choosable in Tryton (as "Load translations" in
+        Administration > Languages does, Tryton's own texts included); Latvian, which
+        Tryton does not ship, is created first.  Returns the codes newly activated."""
+        rows = self.rpc.call(
+            "model.ir.lang.search_read",
+            [("code", "in", list(codes))],
+            0,
+            None,
+            None,
+            ["code", "translatable"],
+            context={"active_test": False},
+        )
+        found = {r["code"]: r for r in rows}
+        missing = [c for c in codes if c not in found and c in EXTRA_LANGUAGES]
+        if missing:
+            self.rpc.call("model.ir.lang.create", [EXTRA_LANGUAGES[c] for c in missing])
+            return self.activate_languages(codes)
+        todo = [r for r in rows if not r["translatable"]]
+        if todo:
+            self.rpc.call("model.ir.lang.write", [r["id"] for r in todo], {"active": True})
+            self.rpc.call("model.ir.lang.load_translations", [r["id"] for r in todo])
+        return [r["code"] for r in todo]
+
+    def provision_translations(
+        self, fields: Sequence[Field], languages: Sequence[str] | None = None
+    ) -> list[str]:
+        """Write each field's label, help text and choice names in every language Tryton
+        has active (of ``languages``, when given): the translations of the key definitions.
+        What already reads the same is left alone, so a second run writes nothing."""
+        wanted = [c for c in self.languages() if languages is None or c in languages]
+        changes = []
+        columns = ["name", "string", "help", "selection"]
+        for language in wanted:
+            held = {
+                r["name"]: r
+                for r in self.rpc.call(
+                    f"model.{FIELD_MODEL}.search_read",
+                    [("name", "in", [f.name for f in fields])],
+                    0,
+                    None,
+                    None,
+                    ["id", *columns],
+                    context={"language": language},
+                )
+            }
+            with i18n.using(language):
+                for field in fields:
+                    old = held.get(field.name)
+                    if old is None:
+                        continue
+                    values = {
+                        "string": i18n._(field.label),
+                        "help": i18n._(field.help) or None,
+                        "selection": "\n".join(f"{k}:{i18n._(v)}" for k, v in field.choices)
+                        or None,
+                    }
+                    if any(old.get(k) != v for k, v in values.items()):
+                        self.rpc.call(
+                            f"model.{FIELD_MODEL}.write",
+                            [old["id"]],
+                            values,
+                            context={"language": language},
+                        )
+                        changes.append(f"translated {field.name} ({language})")
         return changes
 
     def retire(self, name: str) -> int:

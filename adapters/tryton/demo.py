@@ -19,10 +19,13 @@ from crm_bridge.plugin_manager import load_plugins
 from crm_bridge.sample_data import Profile
 from crm_bridge.sync import connect, sync
 
+from .adapter import TrytonAdapter
 from .sandbox import ADMIN_PASSWORD, sandbox, web_client
 
 PASSWORD_ENV = "CRM_BRIDGE_DEMO_PASSWORD"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+# The languages the demo's Tryton gets beside English (docs/glossary.md).
+DEMO_LANGUAGES = ("ru", "lv", "zh_CN")
 
 
 @click.command()
@@ -74,9 +77,16 @@ def demo(directory: str, customers: int, keep_running: bool, port: int | None) -
         adapter, fields = connect(cfg, plugins)
         try:
             changes = adapter.provision(list(fields.values()))
+            # Russian, Latvian and Chinese beside English: the labels in all four.
+            assert isinstance(adapter, TrytonAdapter)
+            adapter.activate_languages(DEMO_LANGUAGES)
+            translated = adapter.provision_translations(list(fields.values()))
         finally:
             adapter.close()
-        err.print(f"Tryton up at {server.url}; {len(changes)} field definitions provisioned")
+        err.print(
+            f"Tryton up at {server.url}; {len(changes)} field definitions provisioned, "
+            f"{len(translated)} translated into {', '.join(DEMO_LANGUAGES)}"
+        )
         with sync_progress() as (on_page, on_call):
             result = sync(cfg, plugins, on_page=on_page, on_call=on_call)
         print_result(result)
@@ -91,7 +101,8 @@ def demo(directory: str, customers: int, keep_running: bool, port: int | None) -
         console.print(
             f"Look at the values in Tryton: server {server.url}, database "
             f"{server.database!r}, user 'admin', password '{ADMIN_PASSWORD}' -> Parties > "
-            "Parties > open a customer > CRM tab.\n"
+            "Parties > open a customer > CRM tab (to read it in Russian, Latvian or Chinese: "
+            "the user menu > Preferences > Language).\n"
             f"Run crm-bridge yourself: crm-bridge --config {cfg_path} sync --dry-run "
             f"(with {PASSWORD_ENV}={ADMIN_PASSWORD})"
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -191,17 +192,23 @@ class TrytonRPC:
         self.context = {}
         self.context = self.call("model.res.user.get_preferences", True)
 
-    def call(self, method: str, *params: Any) -> Any:
-        """Call ``method``; model calls get the user's context appended."""
+    def call(self, method: str, *params: Any, context: Mapping[str, Any] | None = None) -> Any:
+        """Call ``method``; model calls get the user's context appended, with
+        ``context`` over it (``{"language": "ru"}``: read and write in Russian)."""
         if "Authorization" not in self.http.headers:
             self.login()
-        args = [*params, self.context] if method.startswith("model.") else list(params)
         try:
-            return self._with_retry(method, args)
+            return self._with_retry(method, self._args(method, params, context))
         except _SessionExpired:
             self.login()
-            args = [*params, self.context] if method.startswith("model.") else list(params)
-            return self._with_retry(method, args)
+            return self._with_retry(method, self._args(method, params, context))
+
+    def _args(
+        self, method: str, params: tuple[Any, ...], context: Mapping[str, Any] | None
+    ) -> list[Any]:
+        if not method.startswith("model."):
+            return list(params)
+        return [*params, {**self.context, **context} if context else self.context]
 
     def close(self) -> None:
         self.http.close()
