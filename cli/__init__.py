@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import traceback
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -320,11 +321,12 @@ def fields_provision(app: App, as_json: bool) -> None:
         adapter.close()
     if as_json:
         emit_json({"changes": changes, "fields": len(declared)})
-    else:
-        click.echo(
-            f"{len(declared)} fields declared; "
-            + (", ".join(changes) if changes else "all up to date")
-        )
+        return
+    # Translations in one phrase per language: "translated 34 fields (ru)".
+    per_language = Counter(c.rsplit(" ", 1)[1] for c in changes if c.startswith("translated "))
+    said = [c for c in changes if not c.startswith("translated ")]
+    said += [f"translated {n} fields {language}" for language, n in per_language.items()]
+    click.echo(f"{len(declared)} fields declared; " + (", ".join(said) or "all up to date"))
 
 
 @cli.command("sync")
