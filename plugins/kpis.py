@@ -16,6 +16,7 @@ from typing import Any
 import polars as pl
 
 from crm_bridge import Field, Snapshot, hookimpl
+from crm_bridge.i18n import _, frame_format
 
 from . import clv
 from .customer_sales import customer_sales
@@ -250,9 +251,31 @@ def _funnel(snapshot: Snapshot) -> pl.LazyFrame:
             kpi_quote_conversion=pl.when(total > 0).then(pl.col("accepted") / total * 100).round(1),
             kpi_opportunities_won="kpi_opportunities_won",
             kpi_opportunities_lost="kpi_opportunities_lost",
-            kpi_last_refusal=pl.max_horizontal("refusal", "lost"),
+            kpi_last_refusal=_in_words(pl.max_horizontal("refusal", "lost")),
             kpi_complaints_12m="kpi_complaints_12m",
         )
+    )
+
+
+def _in_words(refusal: pl.Expr) -> pl.Expr:
+    """The last refusal in the ``[locale] language`` of the run (chosen in English above,
+    where the order of the words decides a tie)."""
+    date, rest = refusal.str.slice(0, 10), refusal.str.slice(11)
+    reason = rest.str.strip_prefix("opportunity lost: ")
+    return (
+        pl.when(rest == "quote refused")
+        .then(frame_format(_("{date} quote refused"), date=date))
+        .when(rest.str.starts_with("opportunity lost: "))
+        .then(
+            frame_format(
+                _("{date} opportunity lost: {reason}"),
+                date=date,
+                reason=pl.when(reason == "no reason recorded")
+                .then(pl.lit(_("no reason recorded")))
+                .otherwise(reason),
+            )
+        )
+        .otherwise(refusal)
     )
 
 

@@ -174,3 +174,24 @@ def html_texts(page: str) -> list[str]:
     import html
 
     return [html.unescape(t).strip() for t in re.split(r"<[^>]+>", page) if t.strip()]
+
+
+def test_last_refusal_in_latvian_and_unchanged_in_english() -> None:
+    from crm_bridge.plugins import kpis
+
+    english = [
+        "2026-03-01 quote refused",
+        "2026-03-02 opportunity lost: no reason recorded",
+        "2026-03-03 opportunity lost: Price",
+        None,
+    ]
+    frame = pl.DataFrame({"r": english})
+    assert frame.select(kpis._in_words(pl.col("r")))["r"].to_list() == english
+    with i18n.using("lv"):
+        latvian = frame.select(kpis._in_words(pl.col("r")))["r"].to_list()
+    assert latvian == [
+        "2026-03-01 piedāvājums atteikts",
+        "2026-03-02 iespēja zaudēta: iemesls nav reģistrēts",
+        "2026-03-03 iespēja zaudēta: Price",  # the ERP's own words stay as they are
+        None,
+    ]
