@@ -20,7 +20,7 @@ from crm_bridge.plugin_manager import load_plugins
 from crm_bridge.sync import connect, sync
 
 from .browser import chinese_font, chromium, sao_root
-from .conftest import Tryton
+from .conftest import RawRPC, Tryton
 from .test_sync_engine import _provision
 
 # CRM_BRIDGE_UPDATE_SCREENSHOTS=1 refreshes the README's pictures; otherwise a run
@@ -178,8 +178,9 @@ def test_a_russian_user_reads_the_crm_tab_in_russian(
     tryton.server.stop()  # the same database, served again with the web client
     web = TrytonServer(tryton.directory, "test", web_root=sao_root()).start()
     tryton.server = web
+    rpc = RawRPC(web.url, "test")
     for language in ("ru", "lv", "zh_CN"):
-        tryton.rpc("model.res.user.set_preferences", {"language": language})
+        rpc("model.res.user.set_preferences", {"language": language})
         with i18n.using(language):
             labels = {n: i18n._(fields[n].label) for n in fields}
             choices = {n: {k: i18n._(v) for k, v in fields[n].choices} for n in fields}
