@@ -38,7 +38,7 @@ from crm_bridge.errors import ConfigError, CrmBridgeError, PluginError
 from crm_bridge.fields import Field
 from crm_bridge.plugin_manager import Plugins, check_known, declared_fields, load_plugins
 from crm_bridge.state import RunLock, StateStore
-from crm_bridge.sync import connect, sync
+from crm_bridge.sync import connect, provision, sync
 
 from .starters import STARTERS
 
@@ -312,11 +312,7 @@ def fields_provision(app: App, as_json: bool) -> None:
     """Create or update the field definitions in the ERP (idempotent)."""
     adapter, declared = connect(app.config, app.plugins)
     try:
-        changes = adapter.provision(list(declared.values()))
-        # Where the adapter can: labels, help texts and choice names in each language.
-        translate = getattr(adapter, "provision_translations", None)
-        if translate is not None:
-            changes += translate(list(declared.values()), app.config.languages)
+        changes = provision(adapter, list(declared.values()), app.config.languages)
     finally:
         adapter.close()
     if as_json:

@@ -143,6 +143,17 @@ def _ran(outputs: list[PluginOutput], rejections: list[Rejection]) -> set[str]:
     }
 
 
+def provision(adapter: Adapter, fields: list[Field], languages: list[str] | None) -> list[str]:
+    """Create or update the field definitions, then, where the adapter can, their
+    labels, help texts and choice names in each language the ERP has active (of
+    ``languages``, ``[locale] languages``, when given); what changed."""
+    changes = adapter.provision(fields)
+    translate = getattr(adapter, "provision_translations", None)
+    if translate is not None:
+        changes += translate(fields, languages)
+    return changes
+
+
 def check_provisioning(
     adapter: Adapter, fields: dict[str, Field], cfg: Config, dry_run: bool
 ) -> dict[str, str]:
@@ -159,7 +170,7 @@ def check_provisioning(
         return {}
     names = ", ".join(sorted(status))
     if cfg.auto_provision and not dry_run:
-        adapter.provision([fields[n] for n in sorted(status)])
+        provision(adapter, [fields[n] for n in sorted(status)], cfg.languages)
         return {}
     if cfg.auto_provision:
         warnings.warn(

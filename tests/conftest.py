@@ -176,4 +176,9 @@ def tryton_db(request: pytest.FixtureRequest) -> Tryton:
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("CRM_BRIDGE_LOAD_PLUGINS", "CRM_BRIDGE_CONFIG", "CRM_BRIDGE_TRACEBACK"):
         monkeypatch.delenv(name, raising=False)
+    # Outputs are in English unless a test asks for a language (report and diagnose
+    # follow the environment's locale).
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
     assert "CRM_BRIDGE_LOAD_PLUGINS" not in os.environ
