@@ -803,6 +803,7 @@ class TrytonAdapter:
                     context={"language": language},
                 )
             }
+            pairs: list[Any] = []  # one write per language: [ids], values, [ids], values...
             with i18n.using(language):
                 for field in fields:
                     old = held.get(field.name)
@@ -815,13 +816,10 @@ class TrytonAdapter:
                         or None,
                     }
                     if any(old.get(k) != v for k, v in values.items()):
-                        self.rpc.call(
-                            f"model.{FIELD_MODEL}.write",
-                            [old["id"]],
-                            values,
-                            context={"language": language},
-                        )
+                        pairs += [[old["id"]], values]
                         changes.append(f"translated {field.name} ({language})")
+            if pairs:
+                self.rpc.call(f"model.{FIELD_MODEL}.write", *pairs, context={"language": language})
         return changes
 
     def retire(self, name: str) -> int:
