@@ -312,7 +312,7 @@ def fields_provision(app: App, as_json: bool) -> None:
     """Create or update the field definitions in the ERP (idempotent)."""
     adapter, declared = connect(app.config, app.plugins)
     try:
-        changes = provision(adapter, list(declared.values()), app.config.languages)
+        changes = provision(adapter, list(declared.values()), app.config)
     finally:
         adapter.close()
     if as_json:

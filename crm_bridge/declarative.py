@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
-from crm_bridge import mapping
+from crm_bridge import i18n, mapping
 from crm_bridge.adapter import (
     CONNECTION_SETTINGS,
     AdapterSpec,
@@ -438,7 +438,7 @@ class DeclarativeAdapter:
             elif (
                 "update" in provision
                 and "label" in provision["list"]
-                and mapping.get(old, provision["list"]["label"]) != f.label
+                and mapping.get(old, provision["list"]["label"]) != i18n._(f.label)
             ):
                 variables["def_id"] = mapping.get(old, provision["list"].get("id", "id"))
                 self.call(provision["update"], variables)
@@ -467,26 +467,28 @@ class DeclarativeAdapter:
 
     def _definition_vars(self, f: Field, provision: Mapping[str, Any]) -> dict[str, Any]:
         style = provision.get("selection", "lines")
+        choices = [(k, i18n._(v)) for k, v in f.choices]
         selection: Any
         if style == "key_label_lines":
-            selection = "\n".join(f"{k}:{v}" for k, v in f.choices)
+            selection = "\n".join(f"{k}:{v}" for k, v in choices)
         elif style == "json":
-            selection = {k: v for k, v in f.choices}
+            selection = {k: v for k, v in choices}
         elif style == "odoo":
             selection = [
-                [0, 0, {"value": k, "name": v, "sequence": i}] for i, (k, v) in enumerate(f.choices)
+                [0, 0, {"value": k, "name": v, "sequence": i}] for i, (k, v) in enumerate(choices)
             ]
         else:
-            selection = "\n".join(k for k, _ in f.choices)
+            selection = "\n".join(k for k, _ in choices)
         return {
             "name": f.name,
             "erp_name": mapping.erp_name(self.definition_name, f.name),
             "field_name": mapping.erp_name(self.field_name, f.name),
-            "label": f.label,
-            "help": f.help,
+            # one label per field in these ERPs: in [locale] language (see sync.provision)
+            "label": i18n._(f.label),
+            "help": i18n._(f.help),
             "type": provision["types"][f.type],
             "size": provision.get("sizes", {}).get(f.type),
-            "selection": selection if f.choices else None,
+            "selection": selection if choices else None,
             "digits": f.digits,
             "owner": f.owner,
         }

@@ -143,14 +143,16 @@ def _ran(outputs: list[PluginOutput], rejections: list[Rejection]) -> set[str]:
     }
 
 
-def provision(adapter: Adapter, fields: list[Field], languages: list[str] | None) -> list[str]:
+def provision(adapter: Adapter, fields: list[Field], cfg: Config) -> list[str]:
     """Create or update the field definitions, then, where the adapter can, their
     labels, help texts and choice names in each language the ERP has active (of
-    ``languages``, ``[locale] languages``, when given); what changed."""
-    changes = adapter.provision(fields)
+    ``[locale] languages`` when given); what changed.  An ERP that keeps one label per
+    field (Dolibarr, ERPNext and Odoo here) gets it in ``[locale] language``."""
+    with i18n.using(cfg.language):
+        changes = adapter.provision(fields)
     translate = getattr(adapter, "provision_translations", None)
     if translate is not None:
-        changes += translate(fields, languages)
+        changes += translate(fields, cfg.languages)
     return changes
 
 
@@ -170,7 +172,7 @@ def check_provisioning(
         return {}
     names = ", ".join(sorted(status))
     if cfg.auto_provision and not dry_run:
-        provision(adapter, [fields[n] for n in sorted(status)], cfg.languages)
+        provision(adapter, [fields[n] for n in sorted(status)], cfg)
         return {}
     if cfg.auto_provision:
         warnings.warn(

@@ -195,3 +195,45 @@ def test_last_refusal_in_latvian_and_unchanged_in_english() -> None:
         "2026-03-03 iespēja zaudēta: Price",  # the ERP's own words stay as they are
         None,
     ]
+
+
+def test_dolibarr_extrafield_labels_in_the_configured_language(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dolibarr keeps one label per extrafield: it is written in [locale] language, a
+    second provision changes nothing, and a new language relabels without touching values."""
+    import json
+
+    import responses
+    from click.testing import CliRunner
+    from crm_bridge.cli import cli
+
+    from . import fake_erps
+
+    erp = fake_erps.Dolibarr()
+    monkeypatch.setenv("DOLI_KEY", erp.key)
+    config = tmp_path / "crm-bridge.toml"
+    base = (
+        f'[erp]\nadapter = "dolibarr"\nurl = "{erp.base}/api/index.php"\n'
+        'api_key = "${DOLI_KEY}"\n[sync]\nas_of = "2024-04-30"\n[state]\npath = "state.db"\n'
+    )
+    runner = CliRunner()
+
+    def provision(language: str) -> list[str]:
+        config.write_text(base + f'[locale]\nlanguage = "{language}"\n', "utf-8")
+        got = runner.invoke(
+            cli, ["--config", str(config), "fields", "provision", "--json"], obj=load_plugins()
+        )
+        assert got.exit_code == 0, got.output
+        return list(json.loads(got.stdout)["changes"])
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        erp.install(rsps)
+        assert "created rfm_segment" in provision("lv")
+        assert erp.extrafields["crm_rfm_segment"]["label"] == "RFM segments"
+        assert erp.extrafields["crm_loyalty_tier"]["label"] == "Lojalitātes līmenis"
+        assert provision("lv") == []
+        values = json.dumps(erp.thirdparties, sort_keys=True, default=str)
+        assert "updated loyalty_tier" in provision("ru")
+        assert erp.extrafields["crm_loyalty_tier"]["label"] == "Уровень лояльности"
+        assert json.dumps(erp.thirdparties, sort_keys=True, default=str) == values
