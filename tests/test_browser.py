@@ -213,6 +213,19 @@ def test_a_russian_user_reads_the_crm_tab_in_russian(
         assert choices["loyalty_tier"][held["loyalty_tier"]] in text, language
         shot = _screenshot(browser, tmp_path, f"crm-tab-{language.replace('_', '-')}.png")
         assert shot.stat().st_size > 20_000
+        if language == "ru":  # the CRM list: the companion module's columns, in Russian
+            _menu(browser, "CRM", "Клиенты")
+            headings = _wait(
+                lambda: (
+                    {
+                        th.text.strip()
+                        for th in browser.find_elements(By.CSS_SELECTOR, "#tabcontent th")
+                        if th.is_displayed()
+                    }
+                    >= {"Сегмент RFM", "Уровень лояльности", "Выручка (12 мес.)"}
+                )
+            )
+            assert headings
 
 
 def test_the_html_report_renders_its_charts(tryton: Tryton, tmp_path: Path, browser: Any) -> None:

@@ -19,14 +19,19 @@ from .test_cli_errors import run
 LANGUAGES = ("ru", "lv", "zh_CN")
 
 
-def _keys(rpc: RawRPC, language: str) -> dict[str, dict[str, Any]]:
-    """The key definitions as Tryton gives them to its client in ``language``."""
+def _in(rpc: RawRPC, language: str, method: str, *params: Any) -> Any:
+    """``method`` called as a user who reads ``language``."""
     saved = rpc.context
     rpc.context = {**saved, "language": language}
     try:
-        keys = rpc("model.crm_bridge.field.search_get_keys", [], None)
+        return rpc(method, *params)
     finally:
         rpc.context = saved
+
+
+def _keys(rpc: RawRPC, language: str) -> dict[str, dict[str, Any]]:
+    """The key definitions as Tryton gives them to its client in ``language``."""
+    keys = _in(rpc, language, "model.crm_bridge.field.search_get_keys", [], None)
     return {k["name"]: k for k in keys}
 
 
@@ -44,6 +49,11 @@ def test_provision_writes_every_active_language_and_a_second_run_changes_nothing
     finally:
         adapter.close()
     values_before = tryton.rpc.crm_values()
+    # The companion module's own texts (the CRM list's columns, the menu) come with it.
+    columns = _in(tryton.rpc, "ru", "model.party.party.fields_get", ["crm_rfm_segment"])
+    assert columns["crm_rfm_segment"]["string"] == "Сегмент RFM"
+    menus = _in(tryton.rpc, "zh_CN", "model.ir.ui.menu.search_read", [], 0, None, None, ["name"])
+    assert {"客户分段", "各忠诚度等级的客户数"} <= {m["name"] for m in menus}
 
     first = run("fields", "provision", "--json", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
