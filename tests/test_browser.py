@@ -4,11 +4,8 @@ in headless Chromium, after a real sync.  The test installs sao (npm) and Chromi
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
-import json
 import os
-import sqlite3
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -23,7 +20,7 @@ from crm_bridge.plugin_manager import load_plugins
 from crm_bridge.sync import sync
 
 from .browser import chromium, sao_root
-from .conftest import Tryton
+from .conftest import Tryton, crm_in_sqlite
 from .test_sync_engine import _provision
 
 # CRM_BRIDGE_UPDATE_SCREENSHOTS=1 refreshes the README's pictures; otherwise a run
@@ -95,32 +92,6 @@ def _login(browser: Any, url: str) -> None:
             and browser.find_elements(By.CSS_SELECTOR, "a[role=tab], #menu tr")
         )
     )
-
-
-def _stored(database: Path) -> tuple[dict[str, dict[str, Any]], dict[str, Any], dict[str, str]]:
-    """Read raw from the SQLite file (no server has it open): each party's crm dict by
-    code, the key definitions by name and the English date and number conventions."""
-
-    def tagged(obj: dict[str, Any]) -> Any:  # Tryton's JSON tags for Decimal and date
-        if obj.get("__class__") == "Decimal":
-            return Decimal(obj["decimal"])
-        if obj.get("__class__") == "date":
-            return dt.date(obj["year"], obj["month"], obj["day"])
-        return obj
-
-    with sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True) as db:
-        db.row_factory = sqlite3.Row
-        parties = {
-            r["code"]: json.loads(r["crm"], object_hook=tagged)
-            for r in db.execute("SELECT code, crm FROM party_party WHERE crm IS NOT NULL")
-        }
-        keys = {r["name"]: dict(r) for r in db.execute("SELECT * FROM crm_bridge_field")}
-        lang = dict(
-            db.execute(
-                "SELECT date, decimal_point, thousands_sep FROM ir_lang WHERE code = 'en'"
-            ).fetchone()
-        )
-    return {c: v for c, v in parties.items() if v}, keys, lang
 
 
 def _as_shown(value: Any, key: dict[str, Any], lang: dict[str, str]) -> str:
@@ -200,7 +171,7 @@ def test_the_crm_tab_shows_every_stored_value_as_formatted_for_the_reader(
     party_ids = tryton.rpc.party_ids()
 
     tryton.server.stop()  # the same database, read raw, then served with the web client
-    stored, keys, lang = _stored(tryton.directory / "test.sqlite")
+    stored, keys, lang = crm_in_sqlite(tryton.directory / "test.sqlite")
     # The fullest customer, then the fullest holding a key not seen yet, until every
     # key held by any customer is covered.
     chosen: list[str] = []
