@@ -256,6 +256,62 @@ def _list_rows(browser: Any, columns: int) -> list[list[str]]:
     return [c for c in cells if len(c) >= columns]
 
 
+# The columns of CRM › Customers: title -> crm key (numbers have two decimals there).
+LIST_COLUMNS = {
+    "RFM Segment": "rfm_segment",
+    "Loyalty Tier": "loyalty_tier",
+    "ABC/XYZ Class": "abc_xyz",
+    "Revenue (12m)": "kpi_revenue_12m",
+    "Churn Risk": "kpi_churn_risk",
+    "Overdue Amount": "kpi_overdue_amount",
+    "Average Days Late": "kpi_avg_days_late",
+    "Predicted CLV (12m)": "kpi_clv_12m",
+    "Next Best Offer": "next_best_offer",
+}
+
+
+def _list_cells(tryton: Tryton, codes: set[str]) -> dict[str, dict[str, str]]:
+    """What each CRM › Customers row must show, from the stored values read raw over
+    JSON-RPC: the name, selection labels, numbers grouped with two decimals."""
+    keys = {
+        k["name"]: {**k, "digits": 2}
+        for k in tryton.rpc(
+            "model.crm_bridge.field.search_read",
+            [],
+            0,
+            None,
+            None,
+            ["name", "type_", "selection", "digits"],
+        )
+    }
+    (lang,) = tryton.rpc(
+        "model.ir.lang.search_read",
+        [("code", "=", "en")],
+        0,
+        None,
+        None,
+        ["date", "decimal_point", "thousands_sep"],
+    )
+    rows = tryton.rpc(
+        "model.party.party.search_read",
+        [("code", "in", sorted(codes))],
+        0,
+        None,
+        None,
+        ["code", "name", "crm"],
+    )
+    return {
+        r["code"]: {
+            "Name": r["name"],
+            **{
+                title: _as_shown(r["crm"][key], keys[key], lang) if key in r["crm"] else ""
+                for title, key in LIST_COLUMNS.items()
+            },
+        }
+        for r in rows
+    }
+
+
 def test_the_crm_menu_lists_sorts_and_draws_customers(
     tryton_db: Tryton, tmp_path: Path, browser: Any
 ) -> None:
@@ -274,6 +330,7 @@ def test_the_crm_menu_lists_sorts_and_draws_customers(
     }
     assert len(at_risk) >= 3
     segments = {v["rfm_segment"] for v in tryton.rpc.crm_values().values() if "rfm_segment" in v}
+    expected_rows = _list_cells(tryton, set(at_risk))
     # The first login's configuration wizard hides the menu: done already.
     items = tryton.rpc("model.ir.module.config_wizard.item.search", [])
     tryton.rpc("model.ir.module.config_wizard.item.write", items, {"state": "done"})
@@ -325,6 +382,15 @@ def test_the_crm_menu_lists_sorts_and_draws_customers(
         raise AssertionError(f"{titles}\n{_list_rows(browser, 5)}") from exc
     assert {r["Code"] for r in rows} == set(at_risk)
     assert all(r["RFM Segment"] == "At risk" for r in rows)
+    # Every cell equals the party's stored value, formatted as the column shows it.
+    wrong = {
+        (r["Code"], title): (text, want)
+        for r in rows
+        for title, text in r.items()
+        if title in expected_rows[r["Code"]] and text != (want := expected_rows[r["Code"]][title])
+    }
+    assert wrong == {}, wrong
+    assert set(titles) >= {"Name", *LIST_COLUMNS}, titles
     _screenshot(browser, tmp_path, "crm-customers.png")
 
     _menu(browser, "CRM", "Segments", "Customers per RFM Segment")
