@@ -2,11 +2,11 @@
 
 Each refusal of ``trytond_crm_bridge`` (an undeclared key, a value of the wrong type,
 a choice the key does not declare, a stale expected value in ``crm_apply``) is sent
-to a real Tryton with plain JSON-RPC — ``party.party.write`` as any client could,
-and ``party.party.crm_apply`` as crm-bridge does — and the test then reads the
-parties back raw: the refusal names the key and the party, and nothing changed
-(neither the refused party's dict nor its ``write_date``, nor another party's in
-the same call).
+to a real Tryton with plain JSON-RPC — ``party.party.write`` and ``create`` as any
+client could, and ``party.party.crm_apply`` as crm-bridge does — and the test then
+reads the parties back raw: the refusal names the key and the party, and nothing
+changed (neither the refused party's dict nor its ``write_date``, nor another
+party's in the same call, and no party was created).
 """
 
 from __future__ import annotations
@@ -56,8 +56,11 @@ def _send(tryton: Tryton, method: str, ids: list[int], crm: dict[str, Any]) -> s
     """Send ``crm`` for the first party (the second gets a valid change in the same
     call) and return the server's refusal as text; fail if it was accepted."""
     good = {**BEFORE, "loyalty_points": 999}
+    new = ["Accepted new party", "Refused new party"]
     if method == "write":
         args: tuple[Any, ...] = ([ids[1]], {"crm": good}, [ids[0]], {"crm": {**BEFORE, **crm}})
+    elif method == "create":  # two new parties, the second refused: neither is created
+        args = ([{"name": new[0], "crm": good}, {"name": new[1], "crm": {**BEFORE, **crm}}],)
     else:
         args = ([[ids[1], {"loyalty_points": 999}, {}], [ids[0], crm, {}]],)
     try:
@@ -65,13 +68,17 @@ def _send(tryton: Tryton, method: str, ids: list[int], crm: dict[str, Any]) -> s
     except RuntimeError as exc:  # the JSON-RPC error member: [kind, [message, ...]]
         kind, (message, *_) = exc.args[0]
         assert kind == "UserError", exc.args[0]
-        name = tryton.rpc("model.party.party.read", [ids[0]], ["rec_name"])[0]["rec_name"]
-        assert f'on party "{name}"' in message, message
+        if method == "create":
+            assert new[1] in message, message
+            assert tryton.rpc("model.party.party.search_count", [("name", "in", new)]) == 0
+        else:
+            name = tryton.rpc("model.party.party.read", [ids[0]], ["rec_name"])[0]["rec_name"]
+            assert f'on party "{name}"' in message, message
         return str(message)
     raise AssertionError(f"{method} of {crm!r} was accepted: {result!r}")
 
 
-METHODS = ("write", "crm_apply")
+METHODS = ("write", "create", "crm_apply")
 
 
 @pytest.mark.parametrize("method", METHODS)
