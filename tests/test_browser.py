@@ -137,10 +137,11 @@ return Array.from(dict.querySelectorAll('.dict-row'))
 
 
 def _crm_tab(browser: Any, url: str, party: int, code: str) -> list[dict[str, Any]]:
-    """Open the party (a new tab of the web client), its CRM tab, and read every row."""
+    """Open the party (a new tab of the web client at ``url``, ending with the
+    database's hash), its CRM tab, and read every row."""
     from selenium.webdriver.common.by import By
 
-    browser.get(f"{url}/#test/model/party.party/{party}")
+    browser.get(f"{url}/model/party.party/{party}")
     active = "#tabcontent > .tab-content > .tab-pane.active, #tabcontent .tab-pane.active"
 
     def crm_link() -> Any:
@@ -159,19 +160,48 @@ def _crm_tab(browser: Any, url: str, party: int, code: str) -> list[dict[str, An
 
 
 def test_the_crm_tab_shows_every_stored_value_as_formatted_for_the_reader(
-    tryton: Tryton, tmp_path: Path, browser: Any
+    tryton_db: Tryton, tmp_path: Path, browser: Any
 ) -> None:
     """Every key held by the customers shown (chosen so that every key held by anyone is
     among them) is on the CRM tab with its declared label, and shows exactly the stored
     value read raw from the database: the selection's label, the date in the language's
-    format, the number with its thousands separator and the key's decimals."""
+    format, the number with its thousands separator and the key's decimals.  On SQLite
+    (values read with SQL from the file) and PostgreSQL (read over plain JSON-RPC)."""
+    tryton = tryton_db
     cfg_path = tryton.config(tmp_path / "crm-bridge.toml")
     _provision(cfg_path)
     assert sync(config_mod.load(cfg_path), load_plugins()).status == "ok"
     party_ids = tryton.rpc.party_ids()
+    stored = {c: v for c, v in tryton.rpc.crm_values().items() if v}
+    keys = {
+        k["name"]: k
+        for k in tryton.rpc(
+            "model.crm_bridge.field.search_read",
+            [],
+            0,
+            None,
+            None,
+            ["name", "string", "type_", "digits", "selection"],
+        )
+    }
+    (lang,) = tryton.rpc(
+        "model.ir.lang.search_read",
+        [("code", "=", "en")],
+        0,
+        None,
+        None,
+        ["date", "decimal_point", "thousands_sep"],
+    )
 
-    tryton.server.stop()  # the same database, read raw, then served with the web client
-    stored, keys, lang = crm_in_sqlite(tryton.directory / "test.sqlite")
+    server = tryton.server
+    server.stop()  # the same database, served again with the web client
+    if server.uri.startswith("sqlite"):  # the file itself agrees with what the RPC read
+        in_file, file_keys, file_lang = crm_in_sqlite(
+            server.directory / f"{server.database}.sqlite"
+        )
+        assert in_file == stored
+        assert {k: {n: v[n] for n in keys[k]} for k, v in file_keys.items()} == keys
+        assert all(file_lang[n] == lang[n] for n in ("date", "decimal_point", "thousands_sep"))
     # The fullest customer, then the fullest holding a key not seen yet, until every
     # key held by any customer is covered.
     chosen: list[str] = []
@@ -183,12 +213,12 @@ def test_the_crm_tab_shows_every_stored_value_as_formatted_for_the_reader(
         seen |= set(stored[code])
     assert {"loyalty_next_expiry", "rfm_segment", "kpi_revenue_12m", "loyalty_points"} <= seen
 
-    web = TrytonServer(tryton.directory, "test", web_root=sao_root()).start()
-    tryton.server = web
+    web = TrytonServer(server.directory, server.database, web_root=sao_root(), uri=server.uri)
+    tryton.server = web.start()
     _login(browser, web.url)
     for code in chosen:
         held = stored[code]
-        rows = _crm_tab(browser, web.url, party_ids[code], code)
+        rows = _crm_tab(browser, f"{web.url}/#{web.database}", party_ids[code], code)
         assert [r["key"] for r in rows if r["key"] not in held] == [], f"{code}: extra rows"
         shown = {r["key"]: r for r in rows}
         assert sorted(shown) == sorted(held), f"{code}: keys shown differ from the keys held"
