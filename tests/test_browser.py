@@ -250,6 +250,30 @@ def test_the_html_report_renders_its_charts(tryton: Tryton, tmp_path: Path, brow
     assert all(c.size["width"] > 300 and c.size["height"] > 150 for c in charts)
     headings = [h.text for h in browser.find_elements(By.TAG_NAME, "h2")]
     assert "ABC Pareto curve" in headings and "Segment × product matrix" in headings
+
+    # The segment and tier tables, as the browser shows them, hold what the ERP holds:
+    # customers and 12-month revenue per value, read raw over JSON-RPC.
+    fields = load_plugins().fields()
+    held = tryton.rpc.crm_values().values()
+    for title, name in (("Segments (RFM)", "rfm_segment"), ("Loyalty tiers", "loyalty_tier")):
+        labels = dict(fields[name].choices)
+        expected: dict[str, list[Any]] = {}
+        for values in held:
+            if name in values:
+                row = expected.setdefault(labels[values[name]], [0, Decimal(0)])
+                row[0] += 1
+                row[1] += values.get("kpi_revenue_12m", 0)
+        section = next(
+            s
+            for s in browser.find_elements(By.TAG_NAME, "section")
+            if s.find_element(By.TAG_NAME, "h2").text == title
+        )
+        shown = {
+            cells[0]: cells[1:3]
+            for tr in section.find_elements(By.CSS_SELECTOR, "tbody tr")
+            if (cells := [td.text for td in tr.find_elements(By.TAG_NAME, "td")])
+        }
+        assert shown == {k: [str(n), f"{money:,.2f}"] for k, (n, money) in expected.items()}
     assert _screenshot(browser, tmp_path, "report.png").stat().st_size > 20_000
 
 
