@@ -12,8 +12,11 @@ from .test_cli_errors import run
 
 
 def _printed_table(out: str, title: str) -> dict[str, int]:
-    """The rows (label, customers) of a table the demo printed under ``title``."""
-    lines = out.split(title, 1)[1].splitlines()
+    """The rows (label, customers) of a table the demo printed under ``title`` (which
+    the terminal may have wrapped)."""
+    found = re.search(r"\s+".join(map(re.escape, title.split())), out)
+    assert found, f"no table {title!r} in the demo's output"
+    lines = out[found.end() :].splitlines()
     rows: dict[str, int] = {}
     for line in lines[1:]:
         cells = [c.strip() for c in re.split(r"[│┃|]", line)[1:-1]]
