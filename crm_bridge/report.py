@@ -283,7 +283,7 @@ def _distribution(
         values.filter(pl.col(column).is_not_null())
         .group_by(column)
         .agg(aggs)
-        .with_columns(share=(pl.col("customers") / pl.col("customers").sum()).round(4))
+        .with_columns(share=pl.col("customers") / pl.col("customers").sum())
         .sort("customers", descending=True)
     )
     named = pl.col(column).replace_strict(labels, default=pl.col(column)).alias(name)
@@ -297,8 +297,10 @@ def _pareto(values: pl.DataFrame, revenue: str) -> pl.DataFrame:
         rank=pl.int_range(1, pl.len() + 1),
         customer=pl.col("name"),
         revenue_12m=pl.col(revenue).round(2),
-        cumulative_share=(pl.col(revenue).cum_sum() / total).round(4),
-        customer_share=(pl.int_range(1, pl.len() + 1) / pl.len()).round(4),
+        # Shares unrounded: the page rounds them once, to 0.1% (rounded to 4 places
+        # first, 96.9466% would show as 97.0%); the XLSX shows them as 0.00%.
+        cumulative_share=pl.col(revenue).cum_sum() / total,
+        customer_share=pl.int_range(1, pl.len() + 1) / pl.len(),
         abc_class=pl.col("abc_class") if "abc_class" in values.columns else pl.lit(None),
     )
 

@@ -81,6 +81,39 @@ class RawRPC:
         return {r["code"]: r["id"] for r in rows if r["code"]}
 
 
+def crm_in_sqlite(
+    database: Path,
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], dict[str, str]]:
+    """Read raw from a Tryton SQLite file that no server has open: each party's
+    non-empty crm dict by code, the key definitions by name (``crm_bridge_field``
+    rows) and the English date and number conventions (``ir_lang``)."""
+    import datetime as dt
+    import json
+    import sqlite3
+    from decimal import Decimal
+
+    def tagged(obj: dict[str, Any]) -> Any:  # Tryton's JSON tags for Decimal and date
+        if obj.get("__class__") == "Decimal":
+            return Decimal(obj["decimal"])
+        if obj.get("__class__") == "date":
+            return dt.date(obj["year"], obj["month"], obj["day"])
+        return obj
+
+    with sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True) as db:
+        db.row_factory = sqlite3.Row
+        parties = {
+            r["code"]: json.loads(r["crm"], object_hook=tagged)
+            for r in db.execute("SELECT code, crm FROM party_party WHERE crm IS NOT NULL")
+        }
+        keys = {r["name"]: dict(r) for r in db.execute("SELECT * FROM crm_bridge_field")}
+        lang = dict(
+            db.execute(
+                "SELECT date, decimal_point, thousands_sep FROM ir_lang WHERE code = 'en'"
+            ).fetchone()
+        )
+    return {c: v for c, v in parties.items() if v}, keys, lang
+
+
 @dataclass
 class Tryton:
     server: TrytonServer

@@ -20,7 +20,7 @@ from crm_bridge.plugin_manager import load_plugins
 from crm_bridge.sync import connect, sync
 
 from .browser import chinese_font, chromium, sao_root
-from .conftest import RawRPC, Tryton
+from .conftest import RawRPC, Tryton, crm_in_sqlite
 from .test_sync_engine import _provision
 
 # CRM_BRIDGE_UPDATE_SCREENSHOTS=1 refreshes the README's pictures; otherwise a run
@@ -94,53 +94,144 @@ def _login(browser: Any, url: str) -> None:
     )
 
 
-def test_the_crm_tab_shows_the_values_with_their_labels(
-    tryton: Tryton, tmp_path: Path, browser: Any
-) -> None:
+def _as_shown(value: Any, key: dict[str, Any], lang: dict[str, str]) -> str:
+    """The text the web client must show for a stored value: the selection's label,
+    the date in the language's format, numbers grouped with the key's decimals."""
+    kind = key["type_"]
+    if kind == "selection":
+        choices = dict(
+            line.split(":", 1) for line in (key["selection"] or "").splitlines() if ":" in line
+        )
+        return choices[value].strip()
+    if kind == "date":
+        return str(value.strftime(lang["date"]))
+    if kind in ("integer", "numeric", "float"):
+        digits = 0 if kind == "integer" else key["digits"]
+        text = f"{value:,.{digits}f}"
+        marks = {",": lang["thousands_sep"], ".": lang["decimal_point"]}
+        return "".join(marks.get(c, c) for c in text)
+    return str(value)
+
+
+# Each row of the CRM tab's dict widget: its label, the key (the control's name) and
+# what the visible control shows (a select's chosen label, an input's text).
+SHOWN_ROWS = """
+const dict = Array.from(document.querySelectorAll('#tabcontent .form-dict'))
+    .find(d => d.offsetParent !== null);
+if (!dict) { return null; }
+// (the last row, without a label, is the box to add a key: not a value)
+return Array.from(dict.querySelectorAll('.dict-row'))
+    .filter(row => row.querySelector('.dict-label')).map(row => {
+    const shown = Array.from(row.querySelectorAll('input, select'))
+        // (a date's calendar button is an empty input of type date: not the value)
+        .filter(c => c.offsetParent !== null && c.type !== 'hidden'
+            && c.getAttribute('role') !== 'button');
+    return {
+        label: row.querySelector('.dict-label').innerText.trim(),
+        key: (row.querySelector('[name]') || {}).name || null,
+        shown: shown.map(c => c.tagName === 'SELECT'
+            ? (c.selectedOptions[0] || {text: ''}).text : c.value),
+    };
+});
+"""
+
+
+def _crm_tab(browser: Any, url: str, party: int, code: str) -> list[dict[str, Any]]:
+    """Open the party (a new tab of the web client at ``url``, ending with the
+    database's hash), its CRM tab, and read every row."""
     from selenium.webdriver.common.by import By
 
+    browser.get(f"{url}/model/party.party/{party}")
+    active = "#tabcontent > .tab-content > .tab-pane.active, #tabcontent .tab-pane.active"
+
+    def crm_link() -> Any:
+        pane = browser.find_element(By.CSS_SELECTOR, active)
+        codes = [i.get_attribute("value") for i in pane.find_elements(By.CSS_SELECTOR, "input")]
+        if code not in codes:  # still the previous party's tab
+            return None
+        return next(
+            a
+            for a in pane.find_elements(By.CSS_SELECTOR, "a[role=tab]")
+            if a.text.strip() == "CRM" and a.is_displayed()
+        )
+
+    _wait(crm_link).click()
+    return list(_wait(lambda: browser.execute_script(SHOWN_ROWS)))
+
+
+def test_the_crm_tab_shows_every_stored_value_as_formatted_for_the_reader(
+    tryton_db: Tryton, tmp_path: Path, browser: Any
+) -> None:
+    """Every key held by the customers shown (chosen so that every key held by anyone is
+    among them) is on the CRM tab with its declared label, and shows exactly the stored
+    value read raw from the database: the selection's label, the date in the language's
+    format, the number with its thousands separator and the key's decimals.  On SQLite
+    (values read with SQL from the file) and PostgreSQL (read over plain JSON-RPC)."""
+    tryton = tryton_db
     cfg_path = tryton.config(tmp_path / "crm-bridge.toml")
     _provision(cfg_path)
     assert sync(config_mod.load(cfg_path), load_plugins()).status == "ok"
-    values = tryton.rpc.crm_values()
-    code, held = next(
-        (c, v)
-        for c, v in sorted(values.items())
-        if v.get("loyalty_tier") and v.get("rfm_segment") and v.get("kpi_aov")
+    party_ids = tryton.rpc.party_ids()
+    stored = {c: v for c, v in tryton.rpc.crm_values().items() if v}
+    keys = {
+        k["name"]: k
+        for k in tryton.rpc(
+            "model.crm_bridge.field.search_read",
+            [],
+            0,
+            None,
+            None,
+            ["name", "string", "type_", "digits", "selection"],
+        )
+    }
+    (lang,) = tryton.rpc(
+        "model.ir.lang.search_read",
+        [("code", "=", "en")],
+        0,
+        None,
+        None,
+        ["date", "decimal_point", "thousands_sep"],
     )
-    party = tryton.rpc.party_ids()[code]
-    fields = load_plugins().fields()
 
-    tryton.server.stop()  # the same database, served again with the web client
-    web = TrytonServer(tryton.directory, "test", web_root=sao_root()).start()
-    tryton.server = web
+    server = tryton.server
+    server.stop()  # the same database, served again with the web client
+    if server.uri.startswith("sqlite"):  # the file itself agrees with what the RPC read
+        in_file, file_keys, file_lang = crm_in_sqlite(
+            server.directory / f"{server.database}.sqlite"
+        )
+        assert in_file == stored
+        assert {k: {n: v[n] for n in keys[k]} for k, v in file_keys.items()} == keys
+        assert all(file_lang[n] == lang[n] for n in ("date", "decimal_point", "thousands_sep"))
+    # The fullest customer, then the fullest holding a key not seen yet, until every
+    # key held by any customer is covered.
+    chosen: list[str] = []
+    seen: set[str] = set()
+    every = set().union(*stored.values())
+    while seen != every:
+        code = max(sorted(stored), key=lambda c: len(set(stored[c]) - seen))
+        chosen.append(code)
+        seen |= set(stored[code])
+    assert {"loyalty_next_expiry", "rfm_segment", "kpi_revenue_12m", "loyalty_points"} <= seen
+
+    web = TrytonServer(server.directory, server.database, web_root=sao_root(), uri=server.uri)
+    tryton.server = web.start()
     _login(browser, web.url)
-    browser.get(f"{web.url}/#test/model/party.party/{party}")
-    tab = _wait(
-        lambda: next(
-            a
-            for a in browser.find_elements(By.CSS_SELECTOR, "a[role=tab]")
-            if a.text.strip() == "CRM"
+    for code in chosen:
+        held = stored[code]
+        rows = _crm_tab(browser, f"{web.url}/#{web.database}", party_ids[code], code)
+        assert [r["key"] for r in rows if r["key"] not in held] == [], f"{code}: extra rows"
+        shown = {r["key"]: r for r in rows}
+        assert sorted(shown) == sorted(held), f"{code}: keys shown differ from the keys held"
+        wrong = {}
+        for name, value in held.items():
+            expected = (f"{keys[name]['string']}:", [_as_shown(value, keys[name], lang)])
+            got = (shown[name]["label"], shown[name]["shown"])
+            if got != expected:
+                wrong[name] = (value, got, expected)
+        assert wrong == {}, "\n".join(
+            f"{code} {k}: stored {v!r}, shown {g!r}, expected {e!r}"
+            for k, (v, g, e) in wrong.items()
         )
-    )
-    tab.click()
-    pane = _wait(
-        lambda: next(
-            p
-            for p in browser.find_elements(By.CSS_SELECTOR, ".tab-pane.active")
-            if fields["rfm_segment"].label in p.text
-        )
-    )
-    text = _wait(
-        lambda: (
-            pane.text
-            if dict(fields["rfm_segment"].choices)[held["rfm_segment"]] in pane.text
-            else None
-        )
-    )
-    for name in ("rfm_segment", "loyalty_tier", "abc_xyz", "kpi_aov", "kpi_churn_risk"):
-        assert fields[name].label in text, f"label of {name} missing on the CRM tab"
-    assert dict(fields["loyalty_tier"].choices)[held["loyalty_tier"]] in text
     assert _screenshot(browser, tmp_path, "crm-tab.png").stat().st_size > 20_000
 
 
@@ -243,6 +334,30 @@ def test_the_html_report_renders_its_charts(tryton: Tryton, tmp_path: Path, brow
     assert all(c.size["width"] > 300 and c.size["height"] > 150 for c in charts)
     headings = [h.text for h in browser.find_elements(By.TAG_NAME, "h2")]
     assert "ABC Pareto curve" in headings and "Segment × product matrix" in headings
+
+    # The segment and tier tables, as the browser shows them, hold what the ERP holds:
+    # customers and 12-month revenue per value, read raw over JSON-RPC.
+    fields = load_plugins().fields()
+    held = tryton.rpc.crm_values().values()
+    for title, name in (("Segments (RFM)", "rfm_segment"), ("Loyalty tiers", "loyalty_tier")):
+        labels = dict(fields[name].choices)
+        expected: dict[str, list[Any]] = {}
+        for values in held:
+            if name in values:
+                row = expected.setdefault(labels[values[name]], [0, Decimal(0)])
+                row[0] += 1
+                row[1] += values.get("kpi_revenue_12m", 0)
+        section = next(
+            s
+            for s in browser.find_elements(By.TAG_NAME, "section")
+            if s.find_element(By.TAG_NAME, "h2").text == title
+        )
+        shown = {
+            cells[0]: cells[1:3]
+            for tr in section.find_elements(By.CSS_SELECTOR, "tbody tr")
+            if (cells := [td.text for td in tr.find_elements(By.TAG_NAME, "td")])
+        }
+        assert shown == {k: [str(n), f"{money:,.2f}"] for k, (n, money) in expected.items()}
     assert _screenshot(browser, tmp_path, "report.png").stat().st_size > 20_000
 
 
@@ -279,6 +394,62 @@ def _list_rows(browser: Any, columns: int) -> list[list[str]]:
     return [c for c in cells if len(c) >= columns]
 
 
+# The columns of CRM › Customers: title -> crm key (numbers have two decimals there).
+LIST_COLUMNS = {
+    "RFM Segment": "rfm_segment",
+    "Loyalty Tier": "loyalty_tier",
+    "ABC/XYZ Class": "abc_xyz",
+    "Revenue (12m)": "kpi_revenue_12m",
+    "Churn Risk": "kpi_churn_risk",
+    "Overdue Amount": "kpi_overdue_amount",
+    "Average Days Late": "kpi_avg_days_late",
+    "Predicted CLV (12m)": "kpi_clv_12m",
+    "Next Best Offer": "next_best_offer",
+}
+
+
+def _list_cells(tryton: Tryton, codes: set[str]) -> dict[str, dict[str, str]]:
+    """What each CRM › Customers row must show, from the stored values read raw over
+    JSON-RPC: the name, selection labels, numbers grouped with two decimals."""
+    keys = {
+        k["name"]: {**k, "digits": 2}
+        for k in tryton.rpc(
+            "model.crm_bridge.field.search_read",
+            [],
+            0,
+            None,
+            None,
+            ["name", "type_", "selection", "digits"],
+        )
+    }
+    (lang,) = tryton.rpc(
+        "model.ir.lang.search_read",
+        [("code", "=", "en")],
+        0,
+        None,
+        None,
+        ["date", "decimal_point", "thousands_sep"],
+    )
+    rows = tryton.rpc(
+        "model.party.party.search_read",
+        [("code", "in", sorted(codes))],
+        0,
+        None,
+        None,
+        ["code", "name", "crm"],
+    )
+    return {
+        r["code"]: {
+            "Name": r["name"],
+            **{
+                title: _as_shown(r["crm"][key], keys[key], lang) if key in r["crm"] else ""
+                for title, key in LIST_COLUMNS.items()
+            },
+        }
+        for r in rows
+    }
+
+
 def test_the_crm_menu_lists_sorts_and_draws_customers(
     tryton_db: Tryton, tmp_path: Path, browser: Any
 ) -> None:
@@ -297,6 +468,7 @@ def test_the_crm_menu_lists_sorts_and_draws_customers(
     }
     assert len(at_risk) >= 3
     segments = {v["rfm_segment"] for v in tryton.rpc.crm_values().values() if "rfm_segment" in v}
+    expected_rows = _list_cells(tryton, set(at_risk))
     # The first login's configuration wizard hides the menu: done already.
     items = tryton.rpc("model.ir.module.config_wizard.item.search", [])
     tryton.rpc("model.ir.module.config_wizard.item.write", items, {"state": "done"})
@@ -348,6 +520,15 @@ def test_the_crm_menu_lists_sorts_and_draws_customers(
         raise AssertionError(f"{titles}\n{_list_rows(browser, 5)}") from exc
     assert {r["Code"] for r in rows} == set(at_risk)
     assert all(r["RFM Segment"] == "At risk" for r in rows)
+    # Every cell equals the party's stored value, formatted as the column shows it.
+    wrong = {
+        (r["Code"], title): (text, want)
+        for r in rows
+        for title, text in r.items()
+        if title in expected_rows[r["Code"]] and text != (want := expected_rows[r["Code"]][title])
+    }
+    assert wrong == {}, wrong
+    assert set(titles) >= {"Name", *LIST_COLUMNS}, titles
     _screenshot(browser, tmp_path, "crm-customers.png")
 
     _menu(browser, "CRM", "Segments", "Customers per RFM Segment")

@@ -4,9 +4,27 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from pathlib import Path
 
+from .conftest import crm_in_sqlite
 from .test_cli_errors import run
+
+
+def _printed_table(out: str, title: str) -> dict[str, int]:
+    """The rows (label, customers) of a table the demo printed under ``title`` (which
+    the terminal may have wrapped)."""
+    found = re.search(r"\s+".join(map(re.escape, title.split())), out)
+    assert found, f"no table {title!r} in the demo's output"
+    lines = out[found.end() :].splitlines()
+    rows: dict[str, int] = {}
+    for line in lines[1:]:
+        cells = [c.strip() for c in re.split(r"[│┃|]", line)[1:-1]]
+        if len(cells) == 2 and cells[1].isdigit():
+            rows[cells[0]] = int(cells[1])
+        elif rows and not cells:  # the table's bottom edge
+            break
+    return rows
 
 
 def test_demo_runs_end_to_end_and_says_how_to_look(tryton_template: Path, tmp_path: Path) -> None:
@@ -14,7 +32,24 @@ def test_demo_runs_end_to_end_and_says_how_to_look(tryton_template: Path, tmp_pa
     assert proc.returncode == 0, proc.stderr
     out = " ".join(proc.stdout.split())
     assert re.search(r"wrote (\d+) customers in \d+ journaled batch\(es\); run 1: ok", out)
-    assert int(re.search(r"wrote (\d+) customers", out).group(1)) > 250
+    wrote = int(re.search(r"wrote (\d+) customers", out).group(1))
+    assert wrote > 250
+
+    # The numbers printed are what the demo's database holds, read raw (SQL).
+    stored, keys, _ = crm_in_sqlite(tmp_path / "demo" / "demo.sqlite")
+    assert wrote == len(stored)
+    for name, title in (
+        ("rfm_segment", "Customers per RFM segment"),
+        ("abc_xyz", "Customers per ABC/XYZ class"),
+        ("loyalty_tier", "Customers per Loyalty tier"),
+    ):
+        labels = dict(
+            line.split(":", 1) for line in keys[name]["selection"].splitlines() if ":" in line
+        )
+        held = Counter(labels[v[name]].strip() for v in stored.values() if name in v)
+        if without := wrote - sum(held.values()):  # customers written without this key
+            held["(none)"] = without
+        assert _printed_table(proc.stdout, title) == dict(held), title
     for title in (
         "Customers per RFM segment",
         "Customers per ABC/XYZ class",
