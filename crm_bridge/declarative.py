@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
-from crm_bridge import mapping
+from crm_bridge import list_views, mapping
 from crm_bridge.adapter import (
     CONNECTION_SETTINGS,
     AdapterSpec,
@@ -429,22 +429,52 @@ class DeclarativeAdapter:
                     self.call(lookup["request"], self.vars), lookup["path"]
                 )
         changes = []
-        for f in fields:
-            variables = {**self.vars, **self._definition_vars(f, provision)}
+        listing = provision["list"]
+        # What an existing definition is compared on: its label, or the mapping's list.
+        compare = listing.get(
+            "compare", {listing["label"]: "{label}"} if "label" in listing else {}
+        )
+        for position, f in enumerate(fields, int(provision.get("position", 0)) + 1):
+            variables = {**self.vars, **self._definition_vars(f, provision, position)}
             old = existing.get(f.name)
             if old is None:
                 self._create(f, provision, variables)
                 changes.append(f"created {f.name}")
-            elif (
-                "update" in provision
-                and "label" in provision["list"]
-                and mapping.get(old, provision["list"]["label"]) != f.label
-            ):
-                variables["def_id"] = mapping.get(old, provision["list"].get("id", "id"))
+            elif "update" in provision and _differs(old, compare, variables):
+                variables["def_id"] = mapping.get(old, listing.get("id", "id"))
                 self.call(provision["update"], variables)
                 changes.append(f"updated {f.name}")
+        for view in provision.get("views", ()):
+            changes.extend(self._provision_view(view, fields, provision))
         self._definitions = self._date_names = None
         return changes
+
+    def _provision_view(
+        self, view: Mapping[str, Any], fields: Sequence[Field], provision: Mapping[str, Any]
+    ) -> list[str]:
+        """Create or update one record that shows the fields (Dolibarr's CRM heading,
+        Odoo's inherited list and search views); found again by its name."""
+        variables: dict[str, Any] = {**self.vars, "position": int(provision.get("position", 0))}
+        if "arch" in view:
+            variables["arch"] = list_views.ARCHES[view["arch"]](fields, self.field_name)
+        held = self._view(view)
+        if held is None:
+            self.call(view["create"], variables)
+            return [f"created {view['title']}"]
+        if _differs(held, view["list"].get("compare", {}), variables):
+            variables["def_id"] = mapping.get(held, view["list"].get("id", "id"))
+            self.call(view["update"], variables)
+            return [f"updated {view['title']}"]
+        return []
+
+    def _view(self, view: Mapping[str, Any]) -> Any:
+        """The ERP's record of ``view``, or None."""
+        listing = view["list"]
+        for records in self.pages(listing):
+            for record in records:
+                if str(mapping.get(record, listing["name"])) == view["name"]:
+                    return record
+        return None
 
     def _create(self, f: Field, provision: Mapping[str, Any], variables: Mapping[str, Any]) -> None:
         """Create one definition; a create that failed but left the definition behind
@@ -465,7 +495,9 @@ class DeclarativeAdapter:
             for f in fields
         )
 
-    def _definition_vars(self, f: Field, provision: Mapping[str, Any]) -> dict[str, Any]:
+    def _definition_vars(
+        self, f: Field, provision: Mapping[str, Any], position: int = 0
+    ) -> dict[str, Any]:
         style = provision.get("selection", "lines")
         selection: Any
         if style == "key_label_lines":
@@ -489,6 +521,11 @@ class DeclarativeAdapter:
             "selection": selection if f.choices else None,
             "digits": f.digits,
             "owner": f.owner,
+            # A headline column of the customer list (and a filter there), or not:
+            # as the ERP spells it (Dolibarr: "1" shown, "-1" offered in the list).
+            "in_list": provision.get("listed", [0, 1])[int(f.list_column)],
+            "total": int(f.list_total),
+            "position": position,
         }
 
     def retire(self, name: str) -> int:
@@ -504,6 +541,8 @@ class DeclarativeAdapter:
                 cid, reason = next(iter(result.rejected.items()))
                 raise ErpError(f"{self.where} refused to clear {name!r} on {cid}: {reason}")
         provision = self.mapping.data.get("provision", {})
+        for view in provision.get("views", ()):
+            self._drop_from_view(view, mapping.erp_name(self.field_name, name))
         old = self.definitions().get(name)
         if old is not None and "delete" in provision:
             def_id = mapping.get(old, provision["list"].get("id", "id"))
@@ -511,6 +550,20 @@ class DeclarativeAdapter:
             self.call(provision["delete"], {**self.vars, "def_id": def_id, "erp_name": erp})
         self._current = self._definitions = self._date_names = None
         return len(holders)
+
+    def _drop_from_view(self, view: Mapping[str, Any], erp_name: str) -> None:
+        """Take a retired field out of a view that names it (Odoo refuses to delete a
+        field a view uses)."""
+        compare = view["list"].get("compare", {})
+        path = next((p for p, t in compare.items() if t == "{arch}"), None)
+        held = self._view(view) if path is not None else None
+        if held is None or path is None:
+            return
+        arch = str(mapping.get(held, path) or "")
+        if arch and erp_name in arch:
+            def_id = mapping.get(held, view["list"].get("id", "id"))
+            variables = {**self.vars, "def_id": def_id, "arch": list_views.without(arch, erp_name)}
+            self.call(view["update"], variables)
 
     def check(self, fields: Sequence[Field]) -> list[Check]:
         doctor = self.mapping.data.get("doctor", {})
@@ -738,6 +791,31 @@ class DeclarativeAdapter:
 
 
 SKIPPED = "(not sent: the ERP failed first)"
+
+
+def _differs(record: Any, compare: Mapping[str, Any], variables: Mapping[str, Any]) -> bool:
+    """Whether ``record`` holds other values than ``compare`` ({path in the record:
+    template}) renders: compared as text (ERPs send numbers as strings), an XML
+    arch whitespace aside, a missing value as empty."""
+    for path, template in compare.items():
+        want, held = (
+            _as_text(mapping.render(template, variables)),
+            _as_text(mapping.get(record, path)),
+        )
+        if want.startswith("<") and held.startswith("<"):
+            if not list_views.same(want, held):
+                return True
+        elif want != held:
+            return True
+    return False
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(int(value))
+    return str(value)
 
 
 def _since(spec: Mapping[str, Any], since: dt.datetime) -> dict[str, Any]:
