@@ -1,9 +1,11 @@
 """The one small base of the declarative adapters (REST and SOAP).
 
 Everything a mapping file describes lives here: paging, records to canonical
-rows, reading back crm-bridge's values, provisioning, and writing (grouped
-multi-record calls, parallel single-record calls, read-modify-write for ERPs
-whose update replaces the whole record, refusals isolated by splitting).
+rows, reading back crm-bridge's values, provisioning (the definitions with their
+list settings, and the records that show them: a heading, inherited views), and
+writing (grouped multi-record calls, parallel single-record calls,
+read-modify-write for ERPs whose update replaces the whole record, refusals
+isolated by splitting).
 A subclass supplies one thing: :meth:`call`, which sends one request of the
 mapping and returns the decoded answer.
 """
