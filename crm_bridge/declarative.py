@@ -431,25 +431,34 @@ class DeclarativeAdapter:
                     self.call(lookup["request"], self.vars), lookup["path"]
                 )
         changes = []
-        listing = provision["list"]
-        # What an existing definition is compared on: its label, or the mapping's list.
-        compare = listing.get(
-            "compare", {listing["label"]: "{label}"} if "label" in listing else {}
-        )
-        for position, f in enumerate(fields, int(provision.get("position", 0)) + 1):
-            variables = {**self.vars, **self._definition_vars(f, provision, position)}
-            old = existing.get(f.name)
+        for f, variables, old in self._plan(fields, provision, existing):
             if old is None:
                 self._create(f, provision, variables)
                 changes.append(f"created {f.name}")
-            elif "update" in provision and _differs(old, compare, variables):
-                variables["def_id"] = mapping.get(old, listing.get("id", "id"))
+            else:
+                variables["def_id"] = mapping.get(old, provision["list"].get("id", "id"))
                 self.call(provision["update"], variables)
                 changes.append(f"updated {f.name}")
         for view in provision.get("views", ()):
             changes.extend(self._provision_view(view, fields, provision))
         self._definitions = self._date_names = None
         return changes
+
+    def _plan(
+        self, fields: Sequence[Field], provision: Mapping[str, Any], existing: Mapping[str, Any]
+    ) -> Iterator[tuple[Field, dict[str, Any], Any]]:
+        """(field, its template variables, the ERP's definition or None) for each field
+        to create, or to update because its definition differs from the declaration
+        (label, list settings: ``list.compare``)."""
+        listing = provision["list"]
+        compare = listing.get(
+            "compare", {listing["label"]: "{label}"} if "label" in listing else {}
+        )
+        for position, f in enumerate(fields, int(provision.get("position", 0)) + 1):
+            variables = {**self.vars, **self._definition_vars(f, provision, position)}
+            old = existing.get(f.name)
+            if old is None or ("update" in provision and _differs(old, compare, variables)):
+                yield f, variables, old
 
     def _provision_view(
         self, view: Mapping[str, Any], fields: Sequence[Field], provision: Mapping[str, Any]
@@ -611,6 +620,20 @@ class DeclarativeAdapter:
             more = f" and {len(names) - 5} more" if len(names) > 5 else ""
             detail += f", missing: {', '.join(names[:5])}{more}"
         out.append(Check("fields", not missing, detail, hint))
+        provision = self.mapping.data.get("provision")
+        if provision is not None and not missing:
+            stale = [f.name for f, _, old in self._plan(fields, provision, existing) if old]
+            if stale:
+                more = f" and {len(stale) - 5} more" if len(stale) > 5 else ""
+                out.append(
+                    Check(
+                        "definitions",
+                        True,
+                        f"{len(stale)} field definition(s) differ from their declaration "
+                        f"(label or list settings): {', '.join(stale[:5])}{more}",
+                        "crm-bridge fields provision",
+                    )
+                )
         return out
 
     def _rights(self, rights: Mapping[str, str]) -> list[Check]:

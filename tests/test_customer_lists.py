@@ -139,6 +139,10 @@ def test_dolibarr_an_earlier_installation_is_updated_and_keeps_its_values(
     for held in dolibarr.extrafields.values():
         held.update(list="1", pos="0", totalizable="0")
     del dolibarr.extrafields["crmbridge"]
+    checks = {c.name: c for c in _dolibarr(dolibarr).check(declared)}
+    assert checks["fields"].ok and checks["definitions"].ok  # a note, not a failure
+    assert checks["definitions"].detail.startswith(f"{len(declared)} field definition(s)")
+    assert checks["definitions"].hint == "crm-bridge fields provision"
     again = _dolibarr(dolibarr).provision(declared)
     assert sorted(again) == sorted(
         [f"updated {f.name}" for f in declared]
@@ -147,6 +151,7 @@ def test_dolibarr_an_earlier_installation_is_updated_and_keeps_its_values(
     assert {k: dict(p["array_options"]) for k, p in dolibarr.thirdparties.items()} == values
     assert values["1"]["options_crm_rfm_segment"] == "at_risk"
     assert _dolibarr(dolibarr).provision(declared) == []
+    assert "definitions" not in {c.name for c in _dolibarr(dolibarr).check(declared)}
 
 
 # -- ERPNext ----------------------------------------------------------------------------
