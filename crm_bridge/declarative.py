@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
-from crm_bridge import list_views, mapping
+from crm_bridge import list_views, mapping, topics
 from crm_bridge.adapter import (
     CONNECTION_SETTINGS,
     AdapterSpec,
@@ -454,7 +454,8 @@ class DeclarativeAdapter:
         compare = listing.get(
             "compare", {listing["label"]: "{label}"} if "label" in listing else {}
         )
-        for position, f in enumerate(fields, int(provision.get("position", 0)) + 1):
+        first = int(provision.get("position", 0)) + 1
+        for position, f in enumerate(topics.reading_order(fields), first):
             variables = {**self.vars, **self._definition_vars(f, provision, position)}
             old = existing.get(f.name)
             if old is None or ("update" in provision and _differs(old, compare, variables)):

@@ -16,14 +16,15 @@ from collections.abc import Callable, Sequence
 
 from crm_bridge import mapping
 from crm_bridge.fields import Field
+from crm_bridge.topics import reading_order
 
 
 def odoo_list(fields: Sequence[Field], field_name: str) -> str:
-    """An inherited res.partner list view: one optional column per headline field
-    (``sum`` on the totalled ones).  ``expr="."`` is the inherited view's root,
+    """An inherited res.partner list view: one optional column per headline field,
+    topic by topic (``sum`` on the totalled ones).  ``expr="."`` is the inherited view's root,
     ``<list>`` in Odoo 18+ and ``<tree>`` before, so one arch fits both."""
     xpath = _xpath()
-    for f in fields:
+    for f in reading_order(fields):
         if f.list_column:
             attrs = {"name": mapping.erp_name(field_name, f.name), "optional": "show"}
             if f.list_total:
@@ -37,7 +38,7 @@ def odoo_search(fields: Sequence[Field], field_name: str) -> str:
     search bar (a selection by its labels), then one *Group By* entry per headline
     selection, under a separator."""
     xpath = _xpath()
-    headline = [f for f in fields if f.list_column]
+    headline = [f for f in reading_order(fields) if f.list_column]
     for f in headline:
         ET.SubElement(xpath, "field", {"name": mapping.erp_name(field_name, f.name)})
     groups = [f for f in headline if f.type == "selection"]

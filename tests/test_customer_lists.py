@@ -21,6 +21,7 @@ from crm_bridge import list_views, mapping
 from crm_bridge.adapter import Batch
 from crm_bridge.fields import Field
 from crm_bridge.plugin_manager import load_plugins
+from crm_bridge.topics import reading_order
 
 from . import fake_erps
 
@@ -115,9 +116,11 @@ def test_dolibarr_groups_the_fields_under_a_crm_heading_and_lists_the_headline_o
         "3",
     )
     fields = {k: v for k, v in held.items() if k != "crmbridge"}
+    # Topic by topic (crm_bridge.topics), as on Tryton's CRM tab.
     assert sorted(fields, key=lambda k: int(fields[k]["pos"])) == [
-        f"crm_{f.name}" for f in declared
+        f"crm_{f.name}" for f in reading_order(declared)
     ]
+    assert int(fields["crm_rfm_segment"]["pos"]) == 1001
     for f in declared:
         got = fields[f"crm_{f.name}"]
         assert got["list"] == ("1" if f.list_column else "-1"), f.name
@@ -167,9 +170,9 @@ def test_erpnext_headline_fields_are_in_the_list_view_and_the_standard_filters(
     assert _erpnext(erpnext).provision(declared) == []
     # A declaration that stops being a headline field is taken out of the list.
     changed = [dataclasses.replace(f, list_column=False, list_total=False) for f in declared]
-    assert _erpnext(erpnext).provision(changed) == [
+    assert sorted(_erpnext(erpnext).provision(changed)) == sorted(
         f"updated {f.name}" for f in declared if f.list_column
-    ]
+    )
     assert not any(d["in_list_view"] for d in erpnext.docs["Custom Field"])
     assert _erpnext(erpnext).provision(changed) == []
 
@@ -198,7 +201,8 @@ def test_odoo_inherited_list_and_search_views_add_the_headline_fields(
     views = _views(odoo)
     listing, search = views["crm_bridge.res_partner_list"], views["crm_bridge.res_partner_search"]
     assert (listing["inherit_id"], search["inherit_id"]) == (120, 121)  # base's views
-    headline = [f"x_crm_{f.name}" for f in declared if f.list_column]
+    headline = [f"x_crm_{f.name}" for f in reading_order(declared) if f.list_column]
+    assert headline[:3] == ["x_crm_rfm_segment", "x_crm_abc_xyz", "x_crm_abc_class"]
     assert _named(listing["arch"], "field") == headline
     summed = {str(e.get("name")) for e in ET.fromstring(listing["arch"]).iter() if e.get("sum")}
     assert summed == {"x_crm_kpi_revenue_12m", "x_crm_kpi_overdue_amount"}

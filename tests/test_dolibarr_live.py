@@ -31,6 +31,7 @@ from crm_bridge.adapters.rest.adapter import RestAdapter  # noqa: E402
 from crm_bridge import mapping  # noqa: E402
 from crm_bridge.adapter import Batch  # noqa: E402
 from crm_bridge.testing import CONFORMANCE_FIELDS, AdapterConformance  # noqa: E402
+from crm_bridge.topics import reading_order  # noqa: E402
 
 # The default instance's PHP timezone; CRM_BRIDGE_DOLIBARR_TZ runs the suite in another.
 ZONE = os.environ.get("CRM_BRIDGE_DOLIBARR_TZ", "UTC")
@@ -172,10 +173,10 @@ def test_provision_puts_the_fields_under_a_crm_heading_and_the_headline_ones_in_
     assert cli("fields", "provision", cwd=tmp_path).returncode == 0
     held = _list_settings(dolibarr)
     # The heading first (a "separate" extrafield, on the card only), then the fields
-    # in declaration order: Dolibarr shows a card's extrafields by pos.
+    # topic by topic, as on Tryton's CRM tab: Dolibarr shows a card's extrafields by pos.
     assert held.pop("crmbridge") == ("separate", "1000", "3", "0")
     assert [n for n, _ in sorted(held.items(), key=lambda i: int(str(i[1][1])))] == [
-        f"crm_{n}" for n in declared
+        f"crm_{f.name}" for f in reading_order(list(declared.values()))
     ]
     assert all(int(str(pos)) > 1000 for _, pos, _, _ in held.values())
     for name, f in declared.items():
