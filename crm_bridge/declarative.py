@@ -1,9 +1,11 @@
 """The one small base of the declarative adapters (REST and SOAP).
 
 Everything a mapping file describes lives here: paging, records to canonical
-rows, reading back crm-bridge's values, provisioning, and writing (grouped
-multi-record calls, parallel single-record calls, read-modify-write for ERPs
-whose update replaces the whole record, refusals isolated by splitting).
+rows, reading back crm-bridge's values, provisioning (the definitions with their
+list settings, and the records that show them: a heading, inherited views), and
+writing (grouped multi-record calls, parallel single-record calls,
+read-modify-write for ERPs whose update replaces the whole record, refusals
+isolated by splitting).
 A subclass supplies one thing: :meth:`call`, which sends one request of the
 mapping and returns the decoded answer.
 """
@@ -22,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
-from crm_bridge import i18n, mapping
+from crm_bridge import i18n, list_views, mapping, topics
 from crm_bridge.adapter import (
     CONNECTION_SETTINGS,
     AdapterSpec,
@@ -429,22 +431,62 @@ class DeclarativeAdapter:
                     self.call(lookup["request"], self.vars), lookup["path"]
                 )
         changes = []
-        for f in fields:
-            variables = {**self.vars, **self._definition_vars(f, provision)}
-            old = existing.get(f.name)
+        for f, variables, old in self._plan(fields, provision, existing):
             if old is None:
                 self._create(f, provision, variables)
                 changes.append(f"created {f.name}")
-            elif (
-                "update" in provision
-                and "label" in provision["list"]
-                and mapping.get(old, provision["list"]["label"]) != i18n._(f.label)
-            ):
+            else:
                 variables["def_id"] = mapping.get(old, provision["list"].get("id", "id"))
                 self.call(provision["update"], variables)
                 changes.append(f"updated {f.name}")
+        for view in provision.get("views", ()):
+            changes.extend(self._provision_view(view, fields, provision))
         self._definitions = self._date_names = None
         return changes
+
+    def _plan(
+        self, fields: Sequence[Field], provision: Mapping[str, Any], existing: Mapping[str, Any]
+    ) -> Iterator[tuple[Field, dict[str, Any], Any]]:
+        """(field, its template variables, the ERP's definition or None) for each field
+        to create, or to update because its definition differs from the declaration
+        (label, list settings: ``list.compare``)."""
+        listing = provision["list"]
+        compare = listing.get(
+            "compare", {listing["label"]: "{label}"} if "label" in listing else {}
+        )
+        first = int(provision.get("position", 0)) + 1
+        for position, f in enumerate(topics.reading_order(fields), first):
+            variables = {**self.vars, **self._definition_vars(f, provision, position)}
+            old = existing.get(f.name)
+            if old is None or ("update" in provision and _differs(old, compare, variables)):
+                yield f, variables, old
+
+    def _provision_view(
+        self, view: Mapping[str, Any], fields: Sequence[Field], provision: Mapping[str, Any]
+    ) -> list[str]:
+        """Create or update one record that shows the fields (Dolibarr's CRM heading,
+        Odoo's inherited list and search views); found again by its name."""
+        variables: dict[str, Any] = {**self.vars, "position": int(provision.get("position", 0))}
+        if "arch" in view:
+            variables["arch"] = list_views.ARCHES[view["arch"]](fields, self.field_name)
+        held = self._view(view)
+        if held is None:
+            self.call(view["create"], variables)
+            return [f"created {view['title']}"]
+        if _differs(held, view["list"].get("compare", {}), variables):
+            variables["def_id"] = mapping.get(held, view["list"].get("id", "id"))
+            self.call(view["update"], variables)
+            return [f"updated {view['title']}"]
+        return []
+
+    def _view(self, view: Mapping[str, Any]) -> Any:
+        """The ERP's record of ``view``, or None."""
+        listing = view["list"]
+        for records in self.pages(listing):
+            for record in records:
+                if str(mapping.get(record, listing["name"])) == view["name"]:
+                    return record
+        return None
 
     def _create(self, f: Field, provision: Mapping[str, Any], variables: Mapping[str, Any]) -> None:
         """Create one definition; a create that failed but left the definition behind
@@ -465,7 +507,9 @@ class DeclarativeAdapter:
             for f in fields
         )
 
-    def _definition_vars(self, f: Field, provision: Mapping[str, Any]) -> dict[str, Any]:
+    def _definition_vars(
+        self, f: Field, provision: Mapping[str, Any], position: int = 0
+    ) -> dict[str, Any]:
         style = provision.get("selection", "lines")
         choices = [(k, i18n._(v)) for k, v in f.choices]
         selection: Any
@@ -491,6 +535,11 @@ class DeclarativeAdapter:
             "selection": selection if choices else None,
             "digits": f.digits,
             "owner": f.owner,
+            # A headline column of the customer list (and a filter there), or not:
+            # as the ERP spells it (Dolibarr: "1" shown, "-1" offered in the list).
+            "in_list": provision.get("listed", [0, 1])[int(f.list_column)],
+            "total": int(f.list_total),
+            "position": position,
         }
 
     def retire(self, name: str) -> int:
@@ -506,6 +555,8 @@ class DeclarativeAdapter:
                 cid, reason = next(iter(result.rejected.items()))
                 raise ErpError(f"{self.where} refused to clear {name!r} on {cid}: {reason}")
         provision = self.mapping.data.get("provision", {})
+        for view in provision.get("views", ()):
+            self._drop_from_view(view, mapping.erp_name(self.field_name, name))
         old = self.definitions().get(name)
         if old is not None and "delete" in provision:
             def_id = mapping.get(old, provision["list"].get("id", "id"))
@@ -513,6 +564,20 @@ class DeclarativeAdapter:
             self.call(provision["delete"], {**self.vars, "def_id": def_id, "erp_name": erp})
         self._current = self._definitions = self._date_names = None
         return len(holders)
+
+    def _drop_from_view(self, view: Mapping[str, Any], erp_name: str) -> None:
+        """Take a retired field out of a view that names it (Odoo refuses to delete a
+        field a view uses)."""
+        compare = view["list"].get("compare", {})
+        path = next((p for p, t in compare.items() if t == "{arch}"), None)
+        held = self._view(view) if path is not None else None
+        if held is None or path is None:
+            return
+        arch = str(mapping.get(held, path) or "")
+        if arch and erp_name in arch:
+            def_id = mapping.get(held, view["list"].get("id", "id"))
+            variables = {**self.vars, "def_id": def_id, "arch": list_views.without(arch, erp_name)}
+            self.call(view["update"], variables)
 
     def check(self, fields: Sequence[Field]) -> list[Check]:
         doctor = self.mapping.data.get("doctor", {})
@@ -558,6 +623,20 @@ class DeclarativeAdapter:
             more = f" and {len(names) - 5} more" if len(names) > 5 else ""
             detail += f", missing: {', '.join(names[:5])}{more}"
         out.append(Check("fields", not missing, detail, hint))
+        provision = self.mapping.data.get("provision")
+        if provision is not None and not missing:
+            stale = [f.name for f, _, old in self._plan(fields, provision, existing) if old]
+            if stale:
+                more = f" and {len(stale) - 5} more" if len(stale) > 5 else ""
+                out.append(
+                    Check(
+                        "definitions",
+                        True,
+                        f"{len(stale)} field definition(s) differ from their declaration "
+                        f"(label or list settings): {', '.join(stale[:5])}{more}",
+                        "crm-bridge fields provision",
+                    )
+                )
         return out
 
     def _rights(self, rights: Mapping[str, str]) -> list[Check]:
@@ -740,6 +819,31 @@ class DeclarativeAdapter:
 
 
 SKIPPED = "(not sent: the ERP failed first)"
+
+
+def _differs(record: Any, compare: Mapping[str, Any], variables: Mapping[str, Any]) -> bool:
+    """Whether ``record`` holds other values than ``compare`` ({path in the record:
+    template}) renders: compared as text (ERPs send numbers as strings), an XML
+    arch whitespace aside, a missing value as empty."""
+    for path, template in compare.items():
+        want, held = (
+            _as_text(mapping.render(template, variables)),
+            _as_text(mapping.get(record, path)),
+        )
+        if want.startswith("<") and held.startswith("<"):
+            if not list_views.same(want, held):
+                return True
+        elif want != held:
+            return True
+    return False
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(int(value))
+    return str(value)
 
 
 def _since(spec: Mapping[str, Any], since: dt.datetime) -> dict[str, Any]:

@@ -33,8 +33,11 @@ class Field:
     writing (a material change).  When the plugin ran and has no
     value for a customer (a null, or no row), the value the ERP holds no longer
     applies and is cleared; ``keep_last_value`` keeps it instead (for a field
-    that means "the last one seen").  ``owner`` is filled in by the core with
-    the name of the plugin that declared the field.
+    that means "the last one seen").  ``list_column`` makes it a headline
+    value: a column of the ERP's customer list and a filter there, as far as
+    the ERP allows (docs/adapters/*.md); ``list_total`` also totals that column
+    (a sum across customers that means something: money).  ``owner`` is filled
+    in by the core with the name of the plugin that declared the field.
     """
 
     name: str
@@ -51,6 +54,8 @@ class Field:
     # a model refit moving every prediction in its fourth digit rewrites nobody.
     tolerance: float = 0
     relative_tolerance: float = 0
+    list_column: bool = False
+    list_total: bool = False
     # Accepted for plugins written when nulls were not cleared by default;
     # clearing is now what every field does, so it changes nothing.
     clear_when_empty: bool = field(default=False, compare=False)
@@ -66,6 +71,10 @@ class Field:
             raise ValueError(f"field {self.name!r}: type must be one of {', '.join(FIELD_TYPES)}")
         if self.type == "selection" and not self.choices:
             raise ValueError(f"field {self.name!r}: a selection needs choices")
+        if self.list_total and not (self.list_column and self.type in ("integer", "numeric")):
+            raise ValueError(
+                f"field {self.name!r}: list_total needs list_column and an integer or numeric type"
+            )
 
     def check(self, value: Any) -> str | None:
         """Return why ``value`` is not valid for this field, or None if it is."""

@@ -54,7 +54,13 @@ def declare_fields() -> list[Field]:
             "Distinct products bought",
             "Number of different products ever invoiced to the customer.",
         ),
-        _n("kpi_revenue_12m", "Revenue (12m)", "Net invoiced amount, last 12 months."),
+        _n(
+            "kpi_revenue_12m",
+            "Revenue (12m)",
+            "Net invoiced amount, last 12 months.",
+            list_column=True,
+            list_total=True,
+        ),
         _n(
             "kpi_revenue_growth",
             "Revenue growth % (12m)",
@@ -79,6 +85,7 @@ def declare_fields() -> list[Field]:
             digits=2,
             minimum=0,
             maximum=1,
+            list_column=True,
         ),
         _n("kpi_clv_historic", "Historic CLV", "Net invoiced amount since the first purchase."),
         _n(
@@ -89,6 +96,7 @@ def declare_fields() -> list[Field]:
             minimum=0,
             # The model is refitted on every run: a move under 1 % is the refit, not news.
             relative_tolerance=0.01,
+            list_column=True,
         ),
         _n(
             "kpi_avg_days_late",
@@ -97,6 +105,7 @@ def declare_fields() -> list[Field]:
             "(early counts as 0).",
             digits=1,
             minimum=0,
+            list_column=True,
         ),
         _n(
             "kpi_paid_late_share",
@@ -111,6 +120,8 @@ def declare_fields() -> list[Field]:
             "Overdue amount",
             "Unpaid invoices past their due date today.",
             minimum=0,
+            list_column=True,
+            list_total=True,
         ),
         _n(
             "kpi_quote_conversion",

@@ -92,6 +92,7 @@ def declare_fields() -> list[Field]:
             "Best tier whose thresholds are met over the last 365 days (upgrade at once); "
             "downgrade only after 90 days below the current tier's thresholds.",
             choices=[(k, k.capitalize()) for k in (*TIER_KEYS, NONE)],
+            list_column=True,
         ),
         Field(
             "loyalty_reason",

@@ -214,8 +214,9 @@ class Dolibarr(FakeErp):
             if method == "PUT":
                 held = party["array_options"] or {}
                 for key, value in (body.get("array_options") or {}).items():
-                    if key.removeprefix("options_") not in self.extrafields:
-                        continue  # Dolibarr ignores options_ keys that are not defined
+                    held_def = self.extrafields.get(key.removeprefix("options_"))
+                    if held_def is None or held_def["type"] == "separate":
+                        continue  # Dolibarr ignores options_ keys that are not columns
                     held[key] = value
                 party["array_options"] = held or []
                 for key, value in body.items():
@@ -233,10 +234,10 @@ class Dolibarr(FakeErp):
                     return _json(409, {"error": {"code": 409, "message": "already exists"}})
                 if body.get("param") == {}:  # PHP strlen() on an array in extrafields.class.php
                     return _json(500, {"error": {"code": 500, "message": "Internal Server Error"}})
-                self.extrafields[name] = {"type": body["type"], "label": body["label"]}
+                self.extrafields[name] = {"type": body["type"], **_extrafield(body)}
                 return _json(200, name)
             if method == "PUT":
-                self.extrafields[name].update(label=body["label"])
+                self.extrafields[name].update(_extrafield(body))
                 return _json(200, name)
             if method == "DELETE":
                 self.extrafields.pop(name, None)
@@ -245,6 +246,23 @@ class Dolibarr(FakeErp):
                         party["array_options"].pop(f"options_{name}", None)
                 return _json(200, name)
         return _json(501, {"error": {"code": 501, "message": f"fake: {method} {path}"}})
+
+
+def _extrafield(body: dict[str, Any]) -> dict[str, Any]:
+    """What Dolibarr keeps of a POST or PUT /setup/extrafields body, as its GET sends
+    it back.  Documented with source (23.0.0-beta api_setup.class.php postExtrafields /
+    updateExtrafields, core/class/extrafields.class.php): every attribute is rewritten
+    from the body, a missing one as empty (so a PUT resets what it leaves out); pos
+    and totalizable are cast to int, then read back from MariaDB as strings ("1001",
+    "0"); list is kept as sent ("1", "-1", "3"); a "separate" type adds no column."""
+    return {
+        "label": body["label"],
+        "list": str(body.get("list", "")),
+        "pos": str(int(body.get("pos") or 0)),
+        "totalizable": str(int(body.get("totalizable") or 0)),
+        "help": body.get("help", ""),
+        "param": body.get("param", ""),
+    }
 
 
 # -- ERPNext ---------------------------------------------------------------------
@@ -483,7 +501,14 @@ class ERPNext(FakeErp):
             if any(d["fieldname"] == body["fieldname"] for d in docs):
                 # documented: DuplicateEntryError is HTTP 409 (frappe/exceptions.py)
                 return _json(409, {"exc_type": "DuplicateEntryError"})
-            doc = {**body, "name": f"{body['dt']}-{body['fieldname']}"}
+            # documented: in_list_view and in_standard_filter are Check fields of
+            # Custom Field, 0 unless set (frappe/custom/doctype/custom_field/custom_field.json)
+            doc = {
+                "in_list_view": 0,
+                "in_standard_filter": 0,
+                **body,
+                "name": f"{body['dt']}-{body['fieldname']}",
+            }
             docs.append(doc)
             for customer in self.docs["Customer"]:
                 customer[body["fieldname"]] = None
@@ -585,6 +610,16 @@ class Odoo(FakeErp):
             "account.move.line": {},
             "ir.model": {77: {"id": 77, "model": "res.partner"}},
             "ir.model.fields": {},
+            # documented: the base module's partner list and search views, by XML id
+            # (odoo/addons/base/views/res_partner_views.xml); their ids are made up
+            "ir.model.data": {
+                1: {"id": 1, "module": "base", "name": "view_partner_tree", "res_id": 120},
+                2: {"id": 2, "module": "base", "name": "view_res_partner_filter", "res_id": 121},
+            },
+            "ir.ui.view": {
+                120: {"id": 120, "name": "res.partner.list", "model": "res.partner"},
+                121: {"id": 121, "name": "res.partner.select", "model": "res.partner"},
+            },
         }
         names = dict((i, n) for i, n, _ in CUSTOMERS)
         line_id = 1000
@@ -664,6 +699,8 @@ class Odoo(FakeErp):
         return _json(200, [{"id": r["id"], **{f: r.get(f, False) for f in fields}} for r in rows])
 
     def _write(self, model: str, table: dict[int, dict[str, Any]], kw: dict[str, Any]) -> Answer:
+        if model == "ir.ui.view" and (refused := self._check_view(kw["vals"])):
+            return refused
         missing = [i for i in kw["ids"] if i not in table]
         # documented: MissingError "Record does not exist or has been deleted." (odoo
         # exceptions); its JSON-2 status (404) is # assumed
@@ -705,6 +742,8 @@ class Odoo(FakeErp):
     def _create(self, model: str, table: dict[int, dict[str, Any]], kw: dict[str, Any]) -> Answer:
         ids = []
         for vals in kw["vals_list"]:
+            if model == "ir.ui.view" and (refused := self._check_view(vals)):
+                return refused
             if model == "ir.model.fields":
                 # documented: a custom field's name must start with x_ (ir.model.fields
                 # ValidationError "Custom fields must have a name that starts with 'x_' !")
@@ -727,7 +766,42 @@ class Odoo(FakeErp):
             ids.append(new)
         return _json(200, ids)
 
+    def _check_view(self, vals: dict[str, Any]) -> Answer | None:
+        """Documented: a view is validated when created or written; a <field> the
+        model lacks is a ValidationError (ir.ui.view _check_xml, "Field ... does not
+        exist in model ..."); an inherited view needs its parent (inherit_id).  The
+        fake checks only the x_ fields; the HTTP status is # assumed as for fields."""
+        known = {f["name"] for f in self.models["ir.model.fields"].values()}
+        if "inherit_id" in vals and vals["inherit_id"] not in self.models["ir.ui.view"]:
+            return _json(422, {"name": "odoo.exceptions.ValidationError", "message": "inherit_id"})
+        for name in re.findall(r'<field name="(x_\w+)"', str(vals.get("arch", ""))):
+            if name not in known:
+                return _json(
+                    422,
+                    {
+                        "name": "odoo.exceptions.ValidationError",
+                        "message": f'Field "{name}" does not exist in model "res.partner"',
+                    },
+                )
+        return None
+
     def _unlink(self, model: str, table: dict[int, dict[str, Any]], kw: dict[str, Any]) -> Answer:
+        if model == "ir.model.fields":
+            # documented: a field still named by a view cannot be deleted (ir_model.py
+            # _prepare_update: "Cannot rename/delete fields that are still present in
+            # views"); the HTTP status is # assumed
+            for i in kw["ids"]:
+                name = table[i]["name"]
+                for view in self.models["ir.ui.view"].values():
+                    if f'name="{name}"' in str(view.get("arch", "")):
+                        return _json(
+                            422,
+                            {
+                                "name": "odoo.exceptions.UserError",
+                                "message": "Cannot rename/delete fields that are still "
+                                f"present in views: {name} in {view['name']}",
+                            },
+                        )
         for i in kw["ids"]:
             gone = table.pop(i)
             if model == "ir.model.fields":

@@ -79,7 +79,8 @@ def convert(odoo: dict[str, Any]) -> dict[str, Any]:
         },
     }
     out["errors"] = {"path": "error", "message": "error.data.message"}
-    out["lookups"]["partner_model"]["path"] = "result.0.id"
+    for lookup in out["lookups"].values():
+        lookup["path"] = "result." + lookup["path"]
     return out
 
 

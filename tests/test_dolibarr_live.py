@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,7 +29,9 @@ if TREE is None:
 from crm_bridge.adapters.rest.adapter import RestAdapter  # noqa: E402
 
 from crm_bridge import mapping  # noqa: E402
+from crm_bridge.adapter import Batch  # noqa: E402
 from crm_bridge.testing import CONFORMANCE_FIELDS, AdapterConformance  # noqa: E402
+from crm_bridge.topics import reading_order  # noqa: E402
 
 # The default instance's PHP timezone; CRM_BRIDGE_DOLIBARR_TZ runs the suite in another.
 ZONE = os.environ.get("CRM_BRIDGE_DOLIBARR_TZ", "UTC")
@@ -127,6 +130,7 @@ def test_fields_provision_creates_every_field_once_and_doctor_finds_them(
     first = cli("fields", "provision", "--json", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     held = _extrafields(dolibarr)
+    assert held.pop("crmbridge") == "separate"  # the CRM heading: no column
     assert set(held) == {f"crm_{name}" for name in declared}
     types = {"char": "varchar", "integer": "int", "numeric": "double", "boolean": "boolean"}
     types |= {"date": "date", "selection": "select"}
@@ -138,11 +142,108 @@ def test_fields_provision_creates_every_field_once_and_doctor_finds_them(
     again = cli("fields", "provision", "--json", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert '"changes": []' in again.stdout
-    assert _extrafields(dolibarr) == held
+    assert _extrafields(dolibarr) == {**held, "crmbridge": "separate"}
     # The sync user (not an admin) finds them: API_LOGINS_ALLOWED_FOR_GET_EXTRAFIELDS.
     dolibarr.config(tmp_path / "crm-bridge.toml", key=live.SYNC_KEY)
     doctor = cli("doctor", cwd=tmp_path)
     assert f"{len(declared)}/{len(declared)} fields present" in doctor.stdout, doctor.stdout
+
+
+def _list_settings(erp: live.Dolibarr) -> dict[str, tuple[str | None, ...]]:
+    """{extrafield: (type, pos, list, totalizable)} as Dolibarr's table holds them."""
+    rows = erp.sql(
+        "SELECT name, type, pos, list, totalizable FROM llx_extrafields"
+        " WHERE elementtype = 'societe'"
+    )
+    return {str(r[0]): tuple(r[1:]) for r in rows}
+
+
+def _values(erp: live.Dolibarr) -> list[list[str | None]]:
+    return erp.sql(
+        "SELECT fk_object, crm_rfm_segment, crm_kpi_revenue_12m, crm_demand_cv"
+        " FROM llx_societe_extrafields ORDER BY fk_object"
+    )
+
+
+def test_provision_puts_the_fields_under_a_crm_heading_and_the_headline_ones_in_the_list(
+    dolibarr: live.Dolibarr, tmp_path: Path
+) -> None:
+    declared = _declared()
+    dolibarr.config(tmp_path / "crm-bridge.toml", key=live.ADMIN_KEY)
+    assert cli("fields", "provision", cwd=tmp_path).returncode == 0
+    held = _list_settings(dolibarr)
+    # The heading first (a "separate" extrafield, on the card only), then the fields
+    # topic by topic, as on Tryton's CRM tab: Dolibarr shows a card's extrafields by pos.
+    assert held.pop("crmbridge") == ("separate", "1000", "3", "0")
+    assert [n for n, _ in sorted(held.items(), key=lambda i: int(str(i[1][1])))] == [
+        f"crm_{f.name}" for f in reading_order(list(declared.values()))
+    ]
+    assert all(int(str(pos)) > 1000 for _, pos, _, _ in held.values())
+    for name, f in declared.items():
+        _, _, shown, total = held[f"crm_{name}"]
+        assert shown == ("1" if f.list_column else "-1"), name
+        assert total == ("1" if f.list_total else "0"), name
+    assert {n for n, f in declared.items() if f.list_total} == {
+        "kpi_revenue_12m",
+        "kpi_overdue_amount",
+    }
+    # An installation provisioned before: every field in the list, nothing totalled,
+    # no heading, and values held.  Provisioning again updates the settings only.
+    a = adapter(dolibarr, live.ADMIN_KEY)
+    ids = [str(r[0]) for r in dolibarr.sql("SELECT rowid FROM llx_societe WHERE client = 1")][:3]
+    values = {"rfm_segment": "at_risk", "kpi_revenue_12m": 1234.5, "demand_cv": 0.25}
+    assert sorted(a.write([Batch(tuple(ids), values)]).written) == sorted(ids)
+    before = _values(dolibarr)
+    assert [r[1:] for r in before if str(r[0]) in ids] == [
+        ["at_risk", "1234.50000000", "0.25000000"]
+    ] * len(ids)
+    dolibarr.sql(
+        "UPDATE llx_extrafields SET list = '1', totalizable = 0, pos = 0"
+        " WHERE elementtype = 'societe' AND name LIKE 'crm\\_%'"
+    )
+    dolibarr.sql("DELETE FROM llx_extrafields WHERE name = 'crmbridge'")
+    upgrade = cli("fields", "provision", "--json", cwd=tmp_path)
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert "created the CRM heading on the third-party card" in upgrade.stdout
+    assert upgrade.stdout.count('"updated ') == len(declared)
+    assert _list_settings(dolibarr) == {**held, "crmbridge": ("separate", "1000", "3", "0")}
+    assert _values(dolibarr) == before
+    again = cli("fields", "provision", "--json", cwd=tmp_path)
+    assert '"changes": []' in again.stdout, again.stdout
+    # The third-party list as a browser gets it: the headline columns, each with its
+    # search box, and the totals line; the other fields only in the column selector.
+    page = _list_page(dolibarr)
+    for name, f in declared.items():
+        box = re.search(rf'name="search_options_crm_{name}(\[\])?"', page)  # select: [], multi
+        assert bool(box) == f.list_column, name
+    assert declared["rfm_segment"].label in page
+    # The totals line: revenue 12m (3 x 1234.50) and overdue amount, no other total.
+    totals = re.search(r'<tr class="liste_total">(.*?)</tr>', page, re.S)
+    assert totals, "no totals line in societe/list.php"
+    cells = re.findall(r'<td class="right">([^<]*)</td>', totals.group(1))
+    assert [c.replace(",", "") for c in cells] == ["3703.50", "0.00"]
+
+
+def _list_page(erp: live.Dolibarr) -> str:
+    """societe/list.php after logging in as the admin through the login form."""
+    import requests
+
+    with requests.Session() as web:
+        form = web.get(f"{erp.url}/index.php", timeout=120).text
+        token = re.search(r'name="token" value="(\w+)"', form)
+        assert token, form[:2000]
+        login = {
+            "token": token.group(1),
+            "actionlogin": "login",
+            "loginfunction": "loginfunction",
+            "username": "admin",
+            "password": "admin-pw-1234",
+        }
+        web.post(f"{erp.url}/index.php", data=login, timeout=120)
+        everyone = {"type": "c", "limit": "5000"}
+        page = web.get(f"{erp.url}/societe/list.php", params=everyone, timeout=120)
+        assert page.status_code == 200 and "search_nom" in page.text, page.text[:2000]
+        return page.text
 
 
 def erp_param(erp: live.Dolibarr, name: str) -> dict[str, str]:
@@ -173,7 +274,8 @@ def test_a_field_half_created_by_a_failed_request_is_adopted(dolibarr: live.Doli
     dolibarr.api("POST", f"/setup/extrafields/thirdparty/{name}", ok=(500,), json=body)
     assert name in _columns(dolibarr) and name not in _extrafields(dolibarr)
     a = adapter(dolibarr, live.ADMIN_KEY)
-    assert a.provision([field]) == [f"created {field.name}"]
+    heading = "created the CRM heading on the third-party card"
+    assert a.provision([field]) == [f"created {field.name}", heading]
     assert _extrafields(dolibarr)[name] == "varchar"
     assert adapter(dolibarr, live.ADMIN_KEY).provision([field]) == []
 

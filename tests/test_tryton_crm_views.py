@@ -12,9 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from crm_bridge.adapters.tryton.adapter import SEQUENCES
-
 from crm_bridge.plugin_manager import load_plugins
+from crm_bridge.topics import SEQUENCES
 
 from .conftest import Tryton
 from .test_end_to_end import _provisioned_sync

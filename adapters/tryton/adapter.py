@@ -27,6 +27,7 @@ from crm_bridge.errors import ErpError, RefusedError
 from crm_bridge.fields import Field
 from crm_bridge.quarantine import UNREADABLE
 from crm_bridge.snapshot import TABLES
+from crm_bridge.topics import sequences
 
 from .rpc import TrytonRPC
 
@@ -70,75 +71,9 @@ TYPES = {
     "date": "date",
     "selection": "selection",
 }
-# The order of the keys on the party's CRM tab (the client sorts a Dict
-# widget's keys by their definition's ``sequence``; it draws no headings):
-# topic by topic, as an accountant reads them.  A key not listed here (a
-# third-party plugin's) comes after these, in declaration order.
-TOPICS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    (
-        "segment and value",
-        (
-            "rfm_segment",
-            "abc_xyz",
-            "abc_class",
-            "xyz_class",
-            "kpi_revenue_12m",
-            "kpi_clv_12m",
-            "kpi_clv_historic",
-            "next_best_offer",
-            "rfm_score",
-            "rfm_recency_days",
-            "rfm_frequency",
-            "rfm_monetary",
-            "demand_cv",
-        ),
-    ),
-    (
-        "loyalty",
-        (
-            "loyalty_tier",
-            "loyalty_reason",
-            "loyalty_discount",
-            "loyalty_points",
-            "loyalty_points_expiring",
-            "loyalty_next_expiry",
-            "loyalty_below_since",
-        ),
-    ),
-    (
-        "sales dynamics",
-        (
-            "kpi_revenue_growth",
-            "kpi_aov",
-            "kpi_purchases_per_year",
-            "kpi_interpurchase_days",
-            "kpi_distinct_products",
-            "kpi_churn_risk",
-        ),
-    ),
-    ("payment discipline", ("kpi_overdue_amount", "kpi_avg_days_late", "kpi_paid_late_share")),
-    (
-        "funnel and complaints",
-        (
-            "kpi_quote_conversion",
-            "kpi_opportunities_won",
-            "kpi_opportunities_lost",
-            "kpi_last_refusal",
-            "kpi_complaints_12m",
-        ),
-    ),
-)
-SEQUENCES = {
-    name: 100 * (topic + 1) + position
-    for topic, (_, names) in enumerate(TOPICS)
-    for position, name in enumerate(names)
-}
-
-
-def sequences(fields: Sequence[Field]) -> dict[str, int]:
-    """The CRM tab position of each field: by topic, then the others as declared."""
-    others = (f.name for f in fields if f.name not in SEQUENCES)
-    return {**SEQUENCES, **{name: 1000 + i for i, name in enumerate(others)}}
+# The order of the keys on the party's CRM tab: the client sorts a Dict
+# widget's keys by their definition's ``sequence`` (it draws no headings),
+# set from crm_bridge.topics, topic by topic as an accountant reads them.
 
 
 CONFIG_SCHEMA: dict[str, Any] = {

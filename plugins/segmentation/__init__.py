@@ -85,6 +85,7 @@ def declare_fields() -> list[Field]:
             "A: the customers making the first 80% of net revenue in the last 365 days, "
             "B: the next 15%, C: the rest.",
             choices=[("A", "A"), ("B", "B"), ("C", "C")],
+            list_column=True,
         ),
         Field(
             "xyz_class",
@@ -100,6 +101,7 @@ def declare_fields() -> list[Field]:
             "ABC/XYZ class",
             "ABC class and XYZ class combined.",
             choices=[(a + x, a + x) for a in "ABC" for x in "XYZ"],
+            list_column=True,
         ),
         Field(
             "demand_cv",
@@ -115,6 +117,7 @@ def declare_fields() -> list[Field]:
             "Next best offer",
             "The product most bought by customers of the same ABC class that this customer "
             "has never bought, been quoted or refused.",
+            list_column=True,
         ),
     ]
 

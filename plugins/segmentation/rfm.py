@@ -55,6 +55,7 @@ def fields() -> list[Field]:
             "R4-5 FM2-3, New R5 FM1, Promising R4 FM1, Need attention R3 FM3, About to sleep "
             "R3 FM1-2, Hibernating R2 FM1-2, Lost R1 FM1-2.",
             choices=SEGMENT_CHOICES,
+            list_column=True,
         ),
         Field(
             "rfm_score",
