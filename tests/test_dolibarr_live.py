@@ -88,6 +88,8 @@ class TestDolibarrConformance(AdapterConformance):
     """The suite every adapter passes, on a fresh live Dolibarr per test; the
     fields are created by an admin key (POST /setup/extrafields is admin-only)."""
 
+    server_zone = ZONE
+
     @pytest.fixture(autouse=True)
     def _erp(self, dolibarr: live.Dolibarr) -> None:
         self.erp = dolibarr
@@ -101,6 +103,31 @@ class TestDolibarrConformance(AdapterConformance):
             f" FROM llx_societe WHERE rowid = {int(customer_id)}"
         )
         return {"row": row}
+
+    def raw_values(self) -> dict[str, dict[str, Any]]:
+        columns = [c for c in _columns(self.erp) if c.startswith("crm_")]
+        if not columns:
+            return {}
+        rows = self.erp.sql(f"SELECT fk_object, {', '.join(columns)} FROM llx_societe_extrafields")
+        return {
+            str(r[0]): {c.removeprefix("crm_"): v for c, v in zip(columns, r[1:], strict=True)}
+            for r in rows
+        }
+
+    def touch(self, table: str, record_id: str, at: dt.datetime) -> None:
+        """tms set to the instant ``at`` (FROM_UNIXTIME: whatever the session's zone).
+        Editing a line rewrites its invoice's totals (Facture::update_price), which
+        moves the invoice's tms (ON UPDATE CURRENT_TIMESTAMP)."""
+        stamp = f"FROM_UNIXTIME({int(at.timestamp())})"
+        if table == "customers":
+            self.erp.sql(f"UPDATE llx_societe SET tms = {stamp} WHERE rowid = {int(record_id)}")
+            return
+        where = f"rowid = {int(record_id)}"
+        if table == "invoice_lines":
+            where = (
+                f"rowid = (SELECT fk_facture FROM llx_facturedet WHERE rowid = {int(record_id)})"
+            )
+        self.erp.sql(f"UPDATE llx_facture SET tms = {stamp} WHERE {where}")
 
 
 # -- fields: provisioning and finding them (defects 1, 2) ------------------------------
