@@ -367,6 +367,14 @@ class AdapterConformance:
         key = next(iter(TABLES[table]))
         return {r[key] for r in self._since(adapter, table, since)}
 
+    def _stamps(self, adapter: Any, table: str, since: dt.datetime) -> dict[str, Any]:
+        """{id: updated_at} of the rows read since, as the canonical column holds it."""
+        from crm_bridge.snapshot import TABLES, frame
+
+        key = next(iter(TABLES[table]))
+        rows = frame(table, self._since(adapter, table, since))
+        return dict(zip(rows[key].cast(str).to_list(), rows["updated_at"].to_list(), strict=True))
+
     def _touch(self, table: str, record_id: str, at: dt.datetime) -> None:
         self.touch(table, record_id, at.replace(tzinfo=dt.UTC))
 
@@ -433,6 +441,11 @@ class AdapterConformance:
             assert self._ids(adapter, table, middle) == {second}, where
             assert self._ids(adapter, table, SECOND_CHANGE) == {second}, f"{where}: inclusive"
             assert self._ids(adapter, table, SECOND_CHANGE + SECOND) == set(), where
+            # the watermark comes from these: UTC, whatever the server's zone
+            assert self._stamps(adapter, table, FIRST_CHANGE) == {
+                first: FIRST_CHANGE,
+                second: SECOND_CHANGE,
+            }, f"{where}: updated_at must be the change's time in UTC"
 
     def test_incremental_lines_of_a_changed_invoice_come_whole(self) -> None:
         """An invoice changed, its lines not (a payment): every line of it is read."""

@@ -1,6 +1,7 @@
 """The adapter conformance suite, tested: it passes on a sound in-memory ERP (in UTC
 and in New York) and fails, check by check, on adapters broken on purpose: a key
-dropped on write, ``since`` ignored or exclusive or read in the wrong zone, lines
+dropped on write, ``since`` ignored or exclusive or read in the wrong zone, stamps
+given in the server's zone, lines
 of a changed invoice or a changed line missed, foreign fields written, a refusal
 or a check that never comes, values of the wrong type."""
 
@@ -168,6 +169,22 @@ class ReadsSinceAsServerTime(SoundMemoryAdapter):
         return stamp is not None and stamp >= since
 
 
+class ReportsLocalStamps(SoundMemoryAdapter):
+    """Reads ``since`` right but gives updated_at in the server's zone (the watermark
+    of the next run then drifts by the zone's offset)."""
+
+    def extract(
+        self, table: str, since: dt.datetime | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
+        for page in super().extract(table, since):
+            yield [
+                {**r, "updated_at": self.local(r["updated_at"].replace(tzinfo=dt.UTC))}
+                if r.get("updated_at")
+                else r
+                for r in page
+            ]
+
+
 class MissesALineChangedAlone(SoundMemoryAdapter):
     """Lines only of changed invoices (Tryton's adapter did this)."""
 
@@ -276,6 +293,8 @@ ROUND_TRIP = "test_writes_and_reads_back_only_its_fields"
         (ReadsSinceAsServerTime, "UTC", set()),
         (ReadsSinceAsServerTime, "America/New_York", {BOUNDARY, WHOLE, ALONE}),
         (ReadsSinceAsServerTime, "Europe/Riga", {BOUNDARY}),
+        (ReportsLocalStamps, "UTC", set()),
+        (ReportsLocalStamps, "Europe/Riga", {BOUNDARY}),
         (MissesALineChangedAlone, "UTC", {ALONE}),
         (ReadsOnlyChangedLines, "UTC", {"test_incremental_reads_what_changed_since", WHOLE}),
         (WritesForeignFields, "UTC", {ROUND_TRIP}),
