@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -700,6 +701,29 @@ def test_a_run_dolibarr_dies_in_shows_what_it_wrote(
     # it died (at most the profile's 4 parallel PUTs) may have landed unconfirmed:
     # the next run resends them.
     assert recorded <= written and len(written - recorded) <= 4, (written, recorded)
+
+    # Dolibarr back: the next run resends what was unconfirmed and finishes the job.
+    # Dolibarr then holds, value for value, what its data says, and the audit trail
+    # has each cell once, from nothing to the value held.
+    dolibarr.restart_php()
+    dolibarr.config(tmp_path / "crm-bridge.toml", key=live.SYNC_KEY)
+    again = cli("sync", "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    expected, held = _expected(dolibarr), _held(dolibarr)
+    assert set(held) == set(expected)
+    for cid, values in expected.items():
+        assert set(held[cid]) == set(values), cid
+        for name, value in values.items():
+            assert _close(held[cid][name], value), (cid, name, held[cid][name], value)
+    from crm_bridge.fields import decode
+
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        audit = db.execute("SELECT customer_id, field, old, new FROM changes").fetchall()
+    cells = [(c, f) for c, f, _, _ in audit]
+    assert len(cells) == len(set(cells)), "a cell recorded twice"
+    assert set(cells) == {(c, f) for c, values in held.items() for f in values}
+    assert all(old == "null" for _, _, old, _ in audit)
+    assert all(_close(decode(new), held[c][f]) for c, f, _, new in audit)
 
 
 def test_a_sync_that_sees_no_customer_is_not_a_silent_success(
