@@ -90,6 +90,12 @@ class AdapterConformance:
 
         return {t: [r for page in adapter.extract(t) for r in page] for t in TABLES}
 
+    def _customers(self, adapter: Any, n: int) -> list[str]:
+        """The ids of the first ``n`` customers the adapter reads."""
+        ids = [r["customer_id"] for page in adapter.extract("customers") for r in page][:n]
+        assert len(ids) == n, f"the suite needs an ERP with at least {n} customers"
+        return ids
+
     def _values(self) -> dict[str, dict[str, Any]]:
         """crm-bridge's values read back raw from the ERP, as their fields' types."""
         from crm_bridge.extract import read_back
@@ -247,7 +253,7 @@ class AdapterConformance:
 
     def test_writes_and_reads_back_only_its_fields(self) -> None:
         adapter = self._provisioned()
-        customers = [r["customer_id"] for r in self._read(adapter)["customers"]][:3]
+        customers = self._customers(adapter, 3)
         before = {cid: self.foreign(cid) for cid in customers}
         gold = {
             "conf_segment": "gold",
@@ -270,7 +276,7 @@ class AdapterConformance:
         from crm_bridge.extract import read_back
 
         adapter = self._provisioned()
-        customers = [r["customer_id"] for r in self._read(adapter)["customers"]][:2]
+        customers = self._customers(adapter, 2)
         adapter.write([Batch((customers[0],), {"conf_score": 41, "conf_note": "raw"})])
         adapter.write([Batch((customers[1],), {"conf_since": dt.date(2023, 12, 31)})])
         fresh = self.make_adapter()
@@ -281,7 +287,7 @@ class AdapterConformance:
 
     def test_writes_change_only_the_keys_sent(self) -> None:
         adapter = self._provisioned()
-        customers = [r["customer_id"] for r in self._read(adapter)["customers"]][:2]
+        customers = self._customers(adapter, 2)
         first = {"conf_score": 7, "conf_note": "keep me", "conf_segment": "gold"}
         assert sorted(adapter.write([Batch(tuple(customers), first)]).written) == sorted(customers)
         # One key changed, one cleared (None); the third is not sent and stays.
@@ -299,7 +305,7 @@ class AdapterConformance:
 
     def test_a_write_checks_the_values_it_expects_where_it_can(self) -> None:
         adapter = self._provisioned()
-        (cid,) = [r["customer_id"] for r in self._read(adapter)["customers"]][:1]
+        (cid,) = self._customers(adapter, 1)
         adapter.write([Batch((cid,), {"conf_score": 5, "conf_segment": "iron"})])
         # The plan saw 4 and gold, but the ERP holds 5 and iron (edited since).
         stale = Batch((cid,), {"conf_score": 6, "conf_segment": "gold"}, {"conf_score": 4})
@@ -319,7 +325,7 @@ class AdapterConformance:
 
     def test_refused_record_is_reported_and_the_rest_written(self) -> None:
         adapter = self._provisioned()
-        customers = [r["customer_id"] for r in self._read(adapter)["customers"]][:2]
+        customers = self._customers(adapter, 2)
         ghost = "999999"
         values = {"conf_score": 5}
         result = adapter.write([Batch((customers[0], ghost, customers[1]), values)])
@@ -330,7 +336,7 @@ class AdapterConformance:
 
     def test_retire_clears_a_field(self) -> None:
         adapter = self._provisioned()
-        customers = [r["customer_id"] for r in self._read(adapter)["customers"]][:2]
+        customers = self._customers(adapter, 2)
         adapter.write([Batch(tuple(customers), {"conf_note": "x", "conf_score": 1})])
         assert self.make_adapter().retire("conf_note") == 2
         back = self._values()
