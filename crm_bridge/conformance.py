@@ -131,8 +131,15 @@ class AdapterConformance:
     # the suite
     def test_declares_capabilities(self) -> None:
         adapter = self.make_adapter()
+        from crm_bridge.snapshot import TABLES
+        from crm_bridge.table_cache import PARENTS
+
         assert isinstance(adapter.capabilities, Capabilities)
         assert adapter.capabilities.concurrent_writes >= 1
+        incremental = set(adapter.capabilities.incremental)
+        assert incremental <= set(TABLES), f"not canonical tables: {incremental - set(TABLES)}"
+        for child, (parent, _) in PARENTS.items():  # lines are read since their parent's mark
+            assert child not in incremental or parent in incremental, f"{child} without {parent}"
 
     def test_extracts_canonical_tables(self) -> None:
         from crm_bridge.snapshot import TABLES, frame

@@ -93,6 +93,8 @@ class SoundMemoryAdapter(MemoryAdapter):
         yield out
 
     def changed_rows(self, table: str, since: dt.datetime) -> list[dict[str, Any]]:
+        if table not in self.rows:
+            return []
         if table == "customers":
             return [r for r in self.rows[table] if self.changed(table, r["customer_id"], since)]
         if table == "invoices":
@@ -221,6 +223,14 @@ class ProvisionsSilentlyWithoutTheCapability(SoundMemoryAdapter):
         return []
 
 
+class DeclaresATableThatIsNot(SoundMemoryAdapter):
+    capabilities = Capabilities(
+        multi_record_write=True,
+        conditional_writes=True,
+        incremental=("customers", "invoice", "invoice_lines"),
+    )
+
+
 class ChecksNothing(SoundMemoryAdapter):
     def check(self, fields: Sequence[Field]) -> list[Check]:
         return [Check("fields", True, "ok")]
@@ -304,6 +314,7 @@ ROUND_TRIP = "test_writes_and_reads_back_only_its_fields"
             {"test_provision_is_idempotent_and_checked"},
         ),
         (ChecksNothing, "UTC", {"test_provision_is_idempotent_and_checked"}),
+        (DeclaresATableThatIsNot, "UTC", {"test_declares_capabilities"}),
         (AcceptsUnknownCustomers, "UTC", {"test_refused_record_is_reported_and_the_rest_written"}),
         (SendsAmountsAsText, "UTC", {"test_extracts_canonical_tables"}),
     ],
