@@ -125,9 +125,10 @@ class Adapter(Protocol):
         """Yield pages of canonical rows of ``table`` (see ``crm_bridge.snapshot``).
 
         With ``since`` (only for tables in ``capabilities.incremental``): the rows
-        created or modified at or after it (UTC); for invoice and order lines, every
-        line of the invoices or orders modified since.  ``current_values`` then
-        covers the customers read.
+        created or modified at or after it (UTC, whatever the ERP's own zone); for
+        invoice and order lines, every line of the invoices or orders modified since,
+        and any line modified since on its own.  ``current_values`` then covers the
+        customers read.
         """
         ...
 

@@ -14,6 +14,8 @@ key a person edited in between is left as found and reported.
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +28,11 @@ from crm_bridge.plan import Plan, chunk
 from crm_bridge.state import StateStore
 
 MIN_SAMPLE = 20
+# Test only: a deterministic crash point for the kill tests (tests/test_sync_engine.py).
+# With n set, the process SIGKILLs itself right after the ERP answered the n-th write
+# call, before that answer is recorded and before the next call goes out (0: once the
+# plan is journaled, before any call; -1: after the last call, -2: the one before...).
+KILL_ENV = "CRM_BRIDGE_TEST_KILL_AFTER_CALL"
 Cell = tuple[str, str, str, str]  # customer, field, old, new (canonical JSON)
 
 
@@ -155,6 +162,20 @@ def resume(adapter: Adapter, state: StateStore, run_id: int) -> ApplyResult:
     return result
 
 
+def _kill_point(calls: int) -> int | None:
+    """The answered call after which to die (``KILL_ENV``), or None."""
+    raw = os.environ.get(KILL_ENV)
+    if not raw:
+        return None
+    n = int(raw)
+    return n if n >= 0 else calls + 1 + n
+
+
+def _die_at(point: int | None, answered: int) -> None:
+    if point == answered:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def apply(
     plan: Plan,
     adapter: Adapter,
@@ -172,6 +193,8 @@ def apply(
     cells = _cells(plan)
     calls = chunk(plan.batches, batch_size)
     state.journal_plan(run_id, (_entry(call, cells) for call in calls))
+    kill = _kill_point(len(calls))
+    _die_at(kill, 0)
     # One call in flight while the previous answer is recorded: the ERP never waits
     # for the state store.  Calls still go one at a time, in order; a call the ERP
     # confirmed but the store did not record yet is resent by ``resume`` after a crash.
@@ -182,6 +205,7 @@ def apply(
         for no, call in enumerate(calls):
             assert pending is not None
             answer = _answer(pending.result, state, run_id, call, cells, (run_id, no), result)
+            _die_at(kill, no + 1)
             pending = sender.submit(adapter.write, calls[no + 1]) if no + 1 < len(calls) else None
             _record(state, run_id, answer, cells, (run_id, no), result)
             if on_call:

@@ -366,6 +366,15 @@ class Dolibarr:
     def sql(self, query: str) -> list[list[str | None]]:
         return self.db.sql(query, DB)
 
+    def restart_php(self) -> None:
+        """Serve again after ``php.stop()``: a new ``php -S`` (another port; conf.php
+        follows it), the same database."""
+        htdocs, documents = self.root / "htdocs", self.root / "documents"
+        conf = htdocs / "conf" / "conf.php"
+        text = conf.read_text("utf-8")
+        self.php = PhpServer(htdocs, self.root, self.timezone)
+        conf.write_text(_conf(text, htdocs, documents, self.php.url, self.db.port))
+
     def config(self, path: Path, key: str = SYNC_KEY, extra: str = "", erp: str = "") -> Path:
         path.write_text(
             "[erp]\n"

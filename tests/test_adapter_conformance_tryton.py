@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import sqlite3
 from typing import Any
 
 import pytest
@@ -32,3 +34,21 @@ class TestTryton(AdapterConformance):
         fields = ["name", "code", "active", "categories"]
         (row,) = self.server.rpc("model.party.party.read", [int(customer_id)], fields)
         return row
+
+    def raw_values(self) -> dict[str, dict[str, Any]]:
+        rows = self.server.rpc("model.party.party.search_read", [], 0, None, None, ["crm"])
+        return {str(r["id"]): dict(r["crm"] or {}) for r in rows}
+
+    def touch(self, table: str, record_id: str, at: dt.datetime) -> None:
+        """The record's write_date set in the database (Tryton keeps UTC); a line's
+        own only, as a write on account.invoice.line leaves its invoice's."""
+        sql_table = {
+            "customers": "party_party",
+            "invoices": "account_invoice",
+            "invoice_lines": "account_invoice_line",
+        }[table]
+        stamp = at.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ")
+        with sqlite3.connect(self.server.directory / "test.sqlite") as db:
+            db.execute(
+                f"UPDATE {sql_table} SET write_date = ? WHERE id = ?", (stamp, int(record_id))
+            )

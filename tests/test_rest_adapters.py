@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
 
 import pytest
 import responses
@@ -36,6 +37,10 @@ class RestConformance(AdapterConformance):
     def make_adapter(self) -> RestAdapter:
         return RestAdapter(mapping.load(self.profile), {"url": self.erp.base, **self.settings})
 
+    def local(self, at: dt.datetime) -> dt.datetime:
+        """``at`` as a naive time in the server's zone."""
+        return at.astimezone(ZoneInfo(self.server_zone)).replace(tzinfo=None)
+
 
 class TestDolibarr(RestConformance):
     profile = "dolibarr"
@@ -51,6 +56,28 @@ class TestDolibarr(RestConformance):
     def foreign(self, customer_id: str) -> dict[str, Any]:
         party = self.erp.thirdparties[customer_id]  # type: ignore[attr-defined]
         return {k: party[k] for k in ("name", "email", "code_client")}
+
+    def raw_values(self) -> dict[str, dict[str, Any]]:
+        parties = self.erp.thirdparties  # type: ignore[attr-defined]
+        return {
+            cid: {k.removeprefix("options_crm_"): v for k, v in (p["array_options"] or {}).items()}
+            for cid, p in parties.items()
+        }
+
+    def touch(self, table: str, record_id: str, at: dt.datetime) -> None:
+        # llx_*.tms are TIMESTAMP ... ON UPDATE CURRENT_TIMESTAMP; a line edit rewrites the
+        # invoice's totals (Facture::update_price), which moves the invoice's tms (# assumed)
+        erp: Any = self.erp
+        stamp = int(at.timestamp())
+        if table == "customers":
+            erp.thirdparties[record_id]["date_modification"] = stamp
+            return
+        invoices = erp.invoices
+        if table == "invoice_lines":
+            record_id = next(
+                i["id"] for i in invoices if record_id in {r["id"] for r in i["lines"]}
+            )
+        next(i for i in invoices if i["id"] == record_id)["date_modification"] = stamp
 
     def test_quirks_string_numbers_unix_dates_empty_list(self) -> None:
         tables = self._read(self.make_adapter())
@@ -85,6 +112,30 @@ class TestERPNext(RestConformance):
         doc = self.erp.customer(customer_id)  # type: ignore[attr-defined]
         return {k: doc[k] for k in ("customer_name", "customer_group", "disabled")}
 
+    def raw_values(self) -> dict[str, dict[str, Any]]:
+        docs = self.erp.docs["Customer"]  # type: ignore[attr-defined]
+        return {
+            d["name"]: {k.removeprefix("custom_crm_"): v for k, v in d.items() if "_crm_" in k}
+            for d in docs
+        }
+
+    def touch(self, table: str, record_id: str, at: dt.datetime) -> None:
+        # documented: Document.save sets modified on the document and on every child row
+        # (frappe/model/document.py set_user_and_timestamp), in the site's time zone
+        docs: dict[str, list[dict[str, Any]]] = self.erp.docs  # type: ignore[attr-defined]
+        stamp = self.local(at).strftime("%Y-%m-%d %H:%M:%S.%f")
+        if table == "customers":
+            next(d for d in docs["Customer"] if d["name"] == record_id)["modified"] = stamp
+            return
+        if table == "invoice_lines":
+            record_id = next(
+                d["parent"] for d in docs["Sales Invoice Item"] if d["name"] == record_id
+            )
+        next(d for d in docs["Sales Invoice"] if d["name"] == record_id)["modified"] = stamp
+        for item in docs["Sales Invoice Item"]:
+            if item["parent"] == record_id:
+                item["modified"] = stamp
+
     def test_child_lines_get_their_invoice_customer(self) -> None:
         tables = self._read(self.make_adapter())
         line = next(r for r in tables["invoice_lines"] if r["invoice_id"] == "ACC-SINV-2024-00003")
@@ -104,6 +155,27 @@ class TestOdoo(RestConformance):
     def foreign(self, customer_id: str) -> dict[str, Any]:
         partner = self.erp.models["res.partner"][int(customer_id)]  # type: ignore[attr-defined]
         return {k: partner[k] for k in ("name", "email", "ref")}
+
+    def raw_values(self) -> dict[str, dict[str, Any]]:
+        partners = self.erp.models["res.partner"]  # type: ignore[attr-defined]
+        return {
+            str(i): {k.removeprefix("x_crm_"): v for k, v in p.items() if k.startswith("x_crm_")}
+            for i, p in partners.items()
+        }
+
+    def touch(self, table: str, record_id: str, at: dt.datetime) -> None:
+        # documented: write_date is kept and sent in UTC whatever the server's zone; a
+        # line is edited through its invoice's form, which writes the move (# assumed:
+        # the move's write_date moves with it)
+        models = self.erp.models  # type: ignore[attr-defined]
+        stamp = at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        if table == "customers":
+            models["res.partner"][int(record_id)]["write_date"] = stamp
+            return
+        move = int(record_id)
+        if table == "invoice_lines":
+            move = models["account.move.line"][int(record_id)]["move_id"][0]
+        models["account.move"][move]["write_date"] = stamp
 
     def test_customers_with_equal_values_share_one_write(self) -> None:
         adapter = self._provisioned()

@@ -39,6 +39,12 @@ class TestGenericSoap(AdapterConformance):
         record = soap_service.STORE.customers[customer_id]
         return {k: record[k] for k in ("name", "code", "email", "active")}
 
+    def raw_values(self) -> dict[str, dict[str, Any]]:
+        return {
+            cid: {k.removeprefix("crm_"): v for k, v in record.items() if k.startswith("crm_")}
+            for cid, record in soap_service.STORE.customers.items()
+        }
+
     def test_replace_mode_reads_then_sends_whole_records_together(self) -> None:
         adapter = self.make_adapter()
         adapter.write([Batch(("1", "2", "3"), {"conf_score": 4})])
@@ -83,6 +89,12 @@ class TestNav(AdapterConformance):
     def foreign(self, customer_id: str) -> dict[str, Any]:
         row = next(r for r in self.nav.pages["Customer"] if r["No"] == customer_id)
         return {k: row[k] for k in ("Name", "E_Mail", "Blocked", "Customer_Posting_Group")}
+
+    def raw_values(self) -> dict[str, dict[str, Any]]:
+        return {
+            row["No"]: {k.removeprefix("CRM_"): v for k, v in row.items() if k.startswith("CRM_")}
+            for row in self.nav.pages["Customer"]
+        }
 
     def test_pages_with_bookmarks_and_updates_with_fresh_keys(self) -> None:
         adapter = self.make_adapter()

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from crm_bridge.adapters.tryton.sandbox import ADMIN_PASSWORD, TrytonServer, template_end
 
 from crm_bridge import config as config_mod
+from crm_bridge.apply import KILL_ENV
+from crm_bridge.fields import decode
 from crm_bridge.plugin_manager import load_plugins
 from crm_bridge.state import RunLock
 from crm_bridge.sync import connect
 
-from .conftest import Tryton
+from .conftest import PASSWORD_ENV, RawRPC, Tryton
 from .test_cli_errors import assert_clear, run
 from .test_end_to_end import assert_holds, expected_values
 
@@ -48,73 +50,123 @@ def test_a_second_sync_refuses_while_one_runs(tmp_path: Path) -> None:
     assert_clear(proc, 1, "another crm-bridge sync is running", f"pid {os.getpid()}")
 
 
-def _confirmed(state: Path) -> tuple[int, int]:
-    """(journaled calls, confirmed calls) of the first run, read without locking."""
+def _journal(state: Path) -> tuple[int, int]:
+    """(journaled calls, confirmed calls) of the first run."""
+    with sqlite3.connect(f"{state.as_uri()}?mode=ro", uri=True) as db:
+        return db.execute(
+            "SELECT count(*), count(confirmed_at) FROM journal WHERE run_id = 1"
+        ).fetchone()
+
+
+def _killable(tryton: Tryton, path: Path) -> Path:
+    """A config writing five customers' batches per call, the fields provisioned."""
+    cfg = tryton.config(path)
+    cfg.write_text(cfg.read_text().replace("batch_size = 100", "batch_size = 5"))
+    _provision(cfg)
+    return cfg
+
+
+def _raw(tryton: Tryton) -> dict[str, dict[str, Any]]:
+    """crm-bridge's values by party id, read with plain JSON-RPC, parsed as declared."""
+    fields = load_plugins().fields()
+    rows = tryton.rpc("model.party.party.search_read", [], 0, None, None, ["crm"])
+    return {
+        str(r["id"]): {k: fields[k].parse(v) for k, v in (r["crm"] or {}).items()}
+        for r in rows
+        if r["crm"]
+    }
+
+
+@pytest.fixture(scope="module")
+def unkilled(tryton_template: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """What one uninterrupted sync leaves in its own Tryton (same data, same
+    config), read back raw: the values a killed and resumed sync must leave."""
+    directory = tmp_path_factory.mktemp("unkilled")
+    (directory / "tryton").mkdir()
+    shutil.copyfile(tryton_template, directory / "tryton" / "test.sqlite")
+    server = TrytonServer(directory / "tryton", "test").start()
     try:
-        with sqlite3.connect(f"{state.as_uri()}?mode=ro", uri=True) as db:
-            return db.execute(
-                "SELECT count(*), count(confirmed_at) FROM journal WHERE run_id = 1"
-            ).fetchone()
-    except sqlite3.Error:
-        return (0, 0)
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv(PASSWORD_ENV, ADMIN_PASSWORD)
+            erp = Tryton(
+                server,
+                RawRPC(server.url, "test"),
+                template_end(tryton_template),
+                directory / "tryton",
+            )
+            _killable(erp, directory / "crm-bridge.toml")
+            done = run("sync", "--quiet", cwd=directory)
+            assert done.returncode == 0, done.stderr
+            return _raw(erp)
+    finally:
+        server.stop()
 
 
+# Deterministic kill points (crm_bridge.apply.KILL_ENV): the sync SIGKILLs itself right
+# after the ERP answered call n, before recording it and before sending call n+1.
 KILL_POINTS = {
-    "after the plan is journaled": lambda total, done: total > 0 and done == 0,
-    "mid-apply": lambda total, done: done >= 4,
-    "just before the last call": lambda total, done: total > 0 and done >= total - 2,
+    "after the plan is journaled, nothing sent": 0,
+    "call 4 landed, unrecorded": 4,
+    "the call before the last landed, unrecorded": -2,
 }
 
 
 @pytest.mark.parametrize("point", list(KILL_POINTS))
 def test_sync_killed_during_apply_loses_nothing_and_the_next_run_finishes(
-    tryton: Tryton, tmp_path: Path, point: str
+    tryton: Tryton, tmp_path: Path, point: str, unkilled: dict[str, Any]
 ) -> None:
-    cfg = tryton.config(tmp_path / "crm-bridge.toml")
-    text = cfg.read_text().replace("batch_size = 100", "batch_size = 5")
-    cfg.write_text(text)
-    _provision(cfg)
+    _killable(tryton, tmp_path / "crm-bridge.toml")
     state = tmp_path / "state.db"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "crm_bridge", "sync", "--quiet"],
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while not KILL_POINTS[point](*_confirmed(state)) and time.monotonic() < deadline:
-        assert proc.poll() is None, "the sync ended before the kill point"
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    total, confirmed = _confirmed(state)
+    kill_after = KILL_POINTS[point]
+    killed = run("sync", "--quiet", cwd=tmp_path, env={KILL_ENV: str(kill_after)})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    total, confirmed = _journal(state)
+    landed = kill_after if kill_after >= 0 else total + 1 + kill_after
+    # Every call before the kill point recorded; the one that landed, and the rest, not.
+    assert confirmed == max(landed - 1, 0) and total > landed
     done_before = _applied(state)
-    expected = expected_values(tryton)
-    assert confirmed < total and done_before < len(expected), "the kill came too late"
-
-    # The killed run's lock is gone.  The next run first resends the calls the ERP
-    # never confirmed (from the journal), then plans: nothing is left to write.
+    before = _raw(tryton)
+    # The ERP holds what the recorded calls and the landed one carried, nothing more.
     with sqlite3.connect(state) as db:
-        pending = db.execute(
-            "SELECT count(*) FROM journal WHERE run_id = 1 AND confirmed_at IS NULL"
-        ).fetchone()[0]
-    assert pending > 0
+        sent = [
+            json.loads(c)
+            for (c,) in db.execute(
+                "SELECT batches FROM journal WHERE run_id = 1 AND call_no < ? ORDER BY call_no",
+                (landed,),
+            )
+        ]
+    held_by = {cid for call in sent for ids, *_ in call for cid in ids}
+    assert set(before) == held_by
+    assert all(before[cid] == unkilled[cid] for cid in held_by)
+
+    # The next run first resends the calls the ERP never confirmed (from the journal),
+    # then plans: nothing is left to write.
+    pending = total - confirmed
     again = run("sync", "--json", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     report = json.loads(again.stdout)
+    expected = expected_values(tryton)
     assert report["counts"]["resumed_customers"] == len(expected) - done_before
     assert report["counts"]["written"] == 0
     assert report["status"] == "ok"
-    held = tryton.rpc.crm_values()
-    assert_holds(held, expected)  # value for value
+    # Value for value what an unkilled run leaves, and what the plugins compute.
+    held = _raw(tryton)
+    assert held == unkilled
+    assert_holds(tryton.rpc.crm_values(), expected)
     assert _applied(state) == len(expected)
+    # The audit trail: every cell once, from what the ERP held (nothing) to what it holds.
+    with sqlite3.connect(state) as db:
+        audit = db.execute("SELECT customer_id, field, old, new FROM changes").fetchall()
+    assert len(audit) == len({(c, f) for c, f, _, _ in audit})
+    assert {(c, f) for c, f, _, _ in audit} == {(c, f) for c, v in held.items() for f in v}
+    assert all(old == "null" for _, _, old, _ in audit)
+    assert all(decode(new) == held[c][f] for c, f, _, new in audit)
     # Every call of the killed run was confirmed exactly once, by it or by the resume.
     with sqlite3.connect(state) as db:
         calls = db.execute(
             "SELECT call_no, confirmed_by FROM journal WHERE run_id = 1 ORDER BY call_no"
         ).fetchall()
-    assert [no for no, _ in calls] == list(range(len(calls)))
+    assert [no for no, _ in calls] == list(range(total))
     assert all(by in (1, 2) for _, by in calls)
     assert sum(by == 1 for _, by in calls) == confirmed
     # The run history shows the killed run as interrupted, with what the ERP confirmed

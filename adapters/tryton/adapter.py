@@ -146,11 +146,17 @@ RECEIVABLE_FIELDS = [
 ]
 
 
-def _changed_since(since: dt.datetime | None, prefix: str = "") -> list[Any]:
-    """The domain of records created or written at or after ``since`` (inclusive)."""
+def _changed_since(since: dt.datetime | None, *prefixes: str) -> list[Any]:
+    """The domain of records created or written at or after ``since`` (inclusive);
+    with prefixes, of records one of whose ``prefix`` records (``""``: itself,
+    ``"invoice."``: its invoice) was."""
     if since is None:
         return []
-    return [["OR", (f"{prefix}write_date", ">=", since), (f"{prefix}create_date", ">=", since)]]
+    terms = [(f"{p}{stamp}", ">=", since) for p in prefixes or ("",) for stamp in STAMPS]
+    return [["OR", *terms]]
+
+
+STAMPS = ("write_date", "create_date")
 
 
 def _first_by_move(lines: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
@@ -480,9 +486,14 @@ class TrytonAdapter:
         domain = [
             ("invoice.type", "=", "out"),
             ("type", "=", "line"),
-            *_changed_since(since, "invoice."),
+            # a line written on its own (its invoice not) is read too
+            *_changed_since(since, "", "invoice."),
         ]
         for page in self.pages("account.invoice.line", domain, fields):
+            others = sorted({r["invoice"] for r in page} - set(invoices))
+            if others:  # lines changed since, their invoices not: their parties
+                found = self._all_in("account.invoice", "id", others, ["party"])
+                invoices = {**invoices, **{r["id"]: r["party"] for r in found}}
             rows = []
             for r in page:
                 qty = Decimal(str(r["quantity"] or 0))
