@@ -190,9 +190,9 @@ def run_plugin(
         fields,
         snapshot.previous,
         ran=_ran(outputs, rejections),
-        customers=set(customers.cast(pl.String).to_list()),
+        customers=customers,
     )
-    values = {c: {k: v for k, v in cells.items()} for c, cells in desired.items()}
+    values = desired.rows(fields)
     frame = outputs[0].frame if outputs else None
     return PluginRun(values, rejections, notes, plan, effective, fields, frame)
 
