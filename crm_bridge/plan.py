@@ -15,6 +15,7 @@ holds that value; customers whose changes are the same share one batch.
 
 from __future__ import annotations
 
+import gc
 import itertools
 from collections import Counter
 from collections.abc import Collection, Mapping
@@ -65,16 +66,57 @@ class Plan:
     @property
     def changes(self) -> list[Change]:
         if self._changes is None:
-            changes = list(self.looked_at)
-            for f, frame in self.columns:
-                for cid, old, new in frame.iter_rows():
-                    changes.append(
-                        Change(cid, f.name, columns.value_of(f, old), columns.value_of(f, new))
-                    )
-            if self.columns:
-                changes.sort(key=lambda c: (c.customer_id, c.field))
-            self._changes = changes
+            self._changes = self._as_python() if self.columns else list(self.looked_at)
         return self._changes
+
+    def _as_python(self) -> list[Change]:
+        """Every change as a ``Change``, in customer and field order (the order
+        found by Polars, the values made once per cell)."""
+        parts = [(f.name, frame) for f, frame in self.columns]
+        made: list[list[Change]] = []
+        enabled = gc.isenabled()
+        gc.disable()  # millions of new objects, none of them garbage
+        try:
+            for f, frame in self.columns:
+                ids, olds, news = (frame[c].to_list() for c in ("customer_id", "old", "new"))
+                if f.type == "numeric":
+                    olds = [columns.value_of(f, v) for v in olds]
+                    news = [columns.value_of(f, v) for v in news]
+                names = [f.name] * len(ids)
+                made.append([Change(*cell) for cell in zip(ids, names, olds, news, strict=True)])
+            made.append(self.looked_at)
+            order = pl.concat(
+                [
+                    frame.select(
+                        "customer_id",
+                        pl.lit(name).alias("field"),
+                        pl.lit(i, pl.Int32).alias("part"),
+                        pl.int_range(pl.len(), dtype=pl.Int64).alias("row"),
+                    )
+                    for i, (name, frame) in enumerate(parts)
+                ]
+                + [
+                    pl.DataFrame(
+                        {
+                            "customer_id": [c.customer_id for c in self.looked_at],
+                            "field": [c.field for c in self.looked_at],
+                            "part": [len(parts)] * len(self.looked_at),
+                            "row": list(range(len(self.looked_at))),
+                        },
+                        schema={
+                            "customer_id": pl.String,
+                            "field": pl.String,
+                            "part": pl.Int32,
+                            "row": pl.Int64,
+                        },
+                    )
+                ]
+            ).sort("customer_id", "field")
+            where = zip(order["part"].to_list(), order["row"].to_list(), strict=True)
+            return [made[p][r] for p, r in where]
+        finally:
+            if enabled:
+                gc.enable()
 
     @property
     def batches(self) -> list[Batch]:
