@@ -150,27 +150,66 @@ def of_rows(
 
     ``normalise``: numerics given in any form are normalised first (values read
     back); otherwise a numeric value is taken as it is (values remembered as
-    written, perhaps with other digits)."""
+    written, perhaps with other digits).  A column of values of the field's own
+    type is converted at once; another value makes that column go cell by cell.
+    """
     names = sorted({n for cells in rows.values() for n in cells if n in fields})
     ids = list(rows)
+    cells = list(rows.values())
     odd: dict[tuple[str, str], Any] = {}
     columns: dict[str, pl.Series] = {"customer_id": pl.Series(ids, dtype=pl.String)}
     for name in names:
         f = fields[name]
-        keys: list[Any] = []
-        for cid in ids:
-            value = rows[cid].get(name)
-            if f.type == "numeric" and not normalise and not isinstance(value, Decimal | None):
-                odd[cid, name] = value
-                keys.append(None)
-                continue
-            try:
-                keys.append(key_of(f, value))
-            except _Odd:
-                odd[cid, name] = value
-                keys.append(None)
-        columns[name] = pl.Series(name, keys, dtype=KEY_TYPES[f.type])
+        values = [c.get(name) for c in cells]
+        keys = _keys_at_once(f, values)
+        if keys is None:
+            keys = pl.Series(
+                name, _keys_one_by_one(f, ids, values, odd, normalise), KEY_TYPES[f.type]
+            )
+        columns[name] = keys.alias(name)
     return Values(pl.DataFrame(columns), odd)
+
+
+_TYPES: dict[str, type] = {"integer": int, "boolean": bool, "date": dt.date, "char": str}
+
+
+def _keys_at_once(f: Field, values: list[Any]) -> pl.Series | None:
+    """The keys of a column whose values all have the field's own type (numerics:
+    ``Decimal`` rounded to the field's digits), or None."""
+    if f.type == "numeric":
+        if any(type(v) is not Decimal for v in values if v is not None):
+            return None
+        text = pl.Series([None if v is None else str(v) for v in values], dtype=pl.String)
+        shape = rf"^-?[0-9]+\.[0-9]{{{f.digits}}}$" if f.digits else r"^-?[0-9]+$"
+        fine = text.str.contains(shape) & ~text.str.contains(r"^-[0.]+$")
+        if not fine.fill_null(True).all():
+            return None
+        keys = text.str.replace(".", "", literal=True).cast(pl.Int64, strict=False)
+        return keys if keys.null_count() == text.null_count() else None  # else: too large
+    kind = _TYPES.get(f.type, str)
+    if any(type(v) is not kind for v in values if v is not None):
+        return None
+    try:
+        return pl.Series(values, dtype=KEY_TYPES[f.type], strict=True)
+    except (TypeError, OverflowError, pl.exceptions.PolarsError):
+        return None
+
+
+def _keys_one_by_one(
+    f: Field, ids: list[str], values: list[Any], odd: dict[tuple[str, str], Any], normalise: bool
+) -> list[Any]:
+    keys: list[Any] = []
+    for cid, value in zip(ids, values, strict=True):
+        if f.type == "numeric" and not normalise and not isinstance(value, Decimal | None):
+            odd[cid, f.name] = value
+            keys.append(None)
+            continue
+        try:
+            keys.append(key_of(f, value))
+        except _Odd:
+            odd[cid, f.name] = value
+            keys.append(None)
+    return keys
 
 
 def _exact_key(f: Field, value: Any) -> Any:
