@@ -15,10 +15,11 @@ holds that value; customers whose changes are the same share one batch.
 
 from __future__ import annotations
 
+import functools
 import gc
 import itertools
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,13 +56,22 @@ class Plan:
         self.held_back = 0
         # Cells the ERP already holds at the desired value but the store does not
         # know as applied (customer, field, value as JSON): see ``sync``.
-        self.already_there: list[tuple[str, str, str]] = []
+        # (made on demand: a dry run, which remembers nothing, never asks).
+        self.there_looked_at: list[tuple[str, str, str]] = []
+        self._there: Callable[[], list[tuple[str, str, str]]] | None = None
         # Changes decided one customer at a time, and per field the changes
         # decided column-wise (customer_id, old and new keys).
         self.looked_at: list[Change] = []
         self.columns: list[tuple[Field, pl.DataFrame]] = []
         self._changes: list[Change] | None = None
         self._batches: list[Batch] | None = None
+
+    @property
+    def already_there(self) -> list[tuple[str, str, str]]:
+        if self._there is not None:
+            self.there_looked_at.extend(self._there())
+            self._there = None
+        return self.there_looked_at
 
     @property
     def changes(self) -> list[Change]:
@@ -333,16 +343,15 @@ def make_plan(
         settled = settled.filter(pl.col("there").is_not_null())
         if settled.height:
             new_of = want.frame.join(settled.select("customer_id"), on="customer_id", how="semi")
-            _already_there(plan, new_of, settled, want, fields)
+            plan._there = functools.partial(_already_there, new_of, settled, want, fields)
     return plan
 
 
 def _already_there(
-    plan: Plan, frame: pl.DataFrame, cells: pl.DataFrame, want: Values, fields: Mapping[str, Field]
-) -> None:
+    frame: pl.DataFrame, cells: pl.DataFrame, want: Values, fields: Mapping[str, Field]
+) -> list[tuple[str, str, str]]:
     rows = columns.rows_of(frame, want.odd, fields, want.names)
-    for cid, name in cells.iter_rows():
-        plan.already_there.append((cid, name, encode(rows[cid][name])))
+    return [(cid, name, encode(rows[cid][name])) for cid, name in cells.iter_rows()]
 
 
 def _plan_slowly(
@@ -387,7 +396,7 @@ def _plan_slowly(
             if v is None or k in planned or k not in now:
                 continue
             if k not in was or encode(was[k]) != encode(v):
-                plan.already_there.append((cid, k, encode(v)))
+                plan.there_looked_at.append((cid, k, encode(v)))
 
 
 def chunk(batches: list[Batch], size: int) -> list[list[Batch]]:
