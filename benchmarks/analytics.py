@@ -121,12 +121,13 @@ def run_sync(folder: Path) -> dict[str, float]:
         from crm_bridge import columns
 
         current = desired
+    if hasattr(desired, "rows") and desired.frame.height <= 200_000:  # else: gigabytes
         rows = read_back(_desired_rows(desired, fields), fields)
         started = time.perf_counter()
         columns.of_rows(rows, fields)
         keys_seconds = time.perf_counter() - started
         del rows
-    else:
+    elif not hasattr(desired, "rows"):
         current = read_back(desired, fields)
     started = time.perf_counter()
     plan = make_plan(desired, current, fields, current, customers=snap.customers["customer_id"])
