@@ -19,7 +19,7 @@ from crm_bridge.adapter import Adapter
 from crm_bridge.fields import Field
 from crm_bridge.plausibility import Plausibility
 from crm_bridge.quarantine import UNREADABLE, quarantine
-from crm_bridge.snapshot import TABLES, Snapshot, frame
+from crm_bridge.snapshot import TABLES, Snapshot, frame, of_frame
 from crm_bridge.table_cache import PARENTS, Cached, merge, utc_now, watermark
 
 OnPage = Callable[[str, int], None]
@@ -46,8 +46,14 @@ def extract(
     for table in TABLES:
         since = _since(table, cached) if table in incremental and cached else None
         rows: list[dict[str, Any]] = []
+        frames: list[pl.DataFrame] = []
         key = next(iter(TABLES[table]))
         for page in adapter.extract(table, since) if since else adapter.extract(table):
+            if isinstance(page, pl.DataFrame):  # a page as columns: no Python value per cell
+                frames.append(page)
+                if on_page:
+                    on_page(table, page.height)
+                continue
             if page and UNREADABLE in page[0]:  # a page of records the ERP failed to serve
                 failed = unreadable.setdefault(table, {})
                 failed.update((str(r[key]), str(r[UNREADABLE])) for r in page)
@@ -56,6 +62,8 @@ def extract(
             if on_page:
                 on_page(table, len(page))
         read = frame(table, rows)
+        if frames:
+            read = pl.concat([*(of_frame(table, f) for f in frames), read], how="vertical")
         if since and cached:
             fresh.read_since.append(table)
             changed[table] = read[key]

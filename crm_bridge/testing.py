@@ -51,8 +51,8 @@ class MemoryAdapter:
 
     def extract(
         self, table: str, since: dt.datetime | None = None
-    ) -> Iterator[list[dict[str, Any]]]:
-        yield getattr(self.snapshot, table).to_dicts()
+    ) -> Iterator[list[dict[str, Any]] | pl.DataFrame]:
+        yield getattr(self.snapshot, table)
 
     def current_values(self) -> Iterator[list[tuple[str, dict[str, Any]]]]:
         yield [(k, dict(v)) for k, v in self.values.items() if v]
