@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 import polars as pl
@@ -23,6 +24,7 @@ from crm_bridge.snapshot import TABLES, Snapshot, frame, of_frame
 from crm_bridge.table_cache import PARENTS, Cached, merge, utc_now, watermark
 
 OnPage = Callable[[str, int], None]
+_OWN: dict[str, type] = {"numeric": Decimal, "integer": int, "boolean": bool, "date": dt.date}
 
 
 def extract(
@@ -124,10 +126,16 @@ def read_back(
     plugin's values are carried along, never touched).
     """
     out: dict[str, dict[str, Any]] = {}
+    # A value already of its field's type is what ``parse`` would return.
+    own = {name: _OWN.get(f.type, str) for name, f in fields.items()}
     for cid, values in current.items():
         parsed = {}
         for name, raw in values.items():
-            value = fields[name].parse(raw) if name in fields else raw
+            kind = own.get(name)
+            if kind is None or (type(raw) is kind and (raw or kind is not str)):
+                value = raw
+            else:
+                value = fields[name].parse(raw)
             if value is not None:
                 parsed[name] = value
         if parsed:
