@@ -332,8 +332,12 @@ def make_plan(
     # Settled column-wise: in a nightly run nearly every row has no change at all.
     rest = frame.filter(~pl.col("look") & pl.any_horizontal(flags)) if flags else frame.clear()
     for k in consider:
-        cells = rest.filter("\x00c" + k).select(
-            "customer_id", col(k, "\x00h").alias("old"), col(k).alias("new")
+        cells = (
+            rest.lazy()
+            .select("customer_id", col(k, "\x00h").alias("old"), col(k).alias("new"), "\x00c" + k)
+            .filter("\x00c" + k)
+            .drop("\x00c" + k)
+            .collect()
         )
         if cells.height:
             plan.columns.append((fields[k], cells))
