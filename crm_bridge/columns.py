@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from crm_bridge.fields import Field
@@ -218,70 +217,76 @@ def _exact_key(f: Field, value: Any) -> Any:
 
 
 def output_keys(frame: pl.DataFrame, fields: Mapping[str, Field]) -> Values:
-    """The keys of a plugin's output, checked by ``validate``: a column at a time,
-    a Python value only for the floats that lie next to a rounding half."""
-    ids = frame["customer_id"].cast(pl.String)
-    columns = [ids.alias("customer_id")]
-    odd: dict[tuple[str, str], Any] = {}
-    for name in frame.columns:
-        if name == "customer_id":
-            continue
+    """The keys of a plugin's output, checked by ``validate``: every column in one
+    Polars query, a Python value only for the floats that lie next to a rounding
+    half (or are too large to round in binary) and for Decimal columns."""
+    exprs: list[pl.Expr] = [pl.col("customer_id").cast(pl.String)]
+    exact: list[str] = []  # numeric columns made the exact way, cell by cell
+    near: list[str] = []  # float columns: the cells next to a half, the exact way
+    for name in frame.columns[1:]:
         f = fields[name]
-        column = frame[name]
-        if f.type == "numeric":
-            keys, odd_rows = _numeric_keys(column, f)
-            for row, value in odd_rows:
-                odd[ids[row], name] = value
-            columns.append(keys.alias(name))
-        elif column.dtype == pl.Null:
-            columns.append(pl.Series(name, [None] * len(column), dtype=KEY_TYPES[f.type]))
-        else:
-            columns.append(column.cast(KEY_TYPES[f.type]).alias(name))
-    return Values(pl.DataFrame(columns), odd)
+        dtype = frame.schema[name]
+        if f.type != "numeric" or dtype == pl.Null:
+            exprs.append(pl.col(name).cast(KEY_TYPES[f.type]))
+        elif dtype.is_float():
+            exprs.extend(_float_keys(name, f.digits))
+            near.append(name)
+        elif dtype.is_integer() and _fits(frame[name], f.digits):
+            exprs.append(pl.col(name).cast(pl.Int64) * 10**f.digits)
+        else:  # Decimal, huge integers: rare
+            exprs.append(pl.lit(None, pl.Int64).alias(name))
+            exact.append(name)
+    keys = frame.select(exprs)
+    odd: dict[tuple[str, str], Any] = {}
+    ids = keys["customer_id"]
+    for name in near:
+        flag = "\x00slow" + name
+        rows = keys[flag].arg_true().to_list()
+        if rows:
+            values = frame[name].cast(pl.Float64).gather(rows).to_list()
+            fixed = _exact_keys(fields[name], name, ids.gather(rows).to_list(), values, odd)
+            keys = keys.with_columns(keys[name].scatter(rows, fixed))
+        keys = keys.drop(flag)
+    for name in exact:
+        fixed = _exact_keys(fields[name], name, ids.to_list(), frame[name].to_list(), odd)
+        keys = keys.with_columns(pl.Series(name, fixed, dtype=pl.Int64))
+    return Values(keys, odd)
 
 
-def _numeric_keys(column: pl.Series, f: Field) -> tuple[pl.Series, list[tuple[int, Any]]]:
-    """(keys, odd cells as (row, normalised value)) of a numeric output column."""
-    scale = 10**f.digits
-    odd: list[tuple[int, Any]] = []
-    if column.dtype == pl.Null:
-        return pl.Series([None] * len(column), dtype=pl.Int64), odd
-    largest = column.cast(pl.Float64).abs().max() if column.dtype.is_integer() else None
-    if column.dtype.is_integer() and (largest is None or float(largest) * scale < INT64 / 2):  # type: ignore[arg-type]
-        return column.cast(pl.Int64) * scale, odd
-    if not column.dtype.is_float():  # Decimal, huge integers: rare, the exact way
-        exact: list[Any] = []
-        for row, value in enumerate(column.to_list()):
-            try:
-                exact.append(_exact_key(f, value))
-            except _Odd:
-                odd.append((row, f.normalize(value)))
-                exact.append(None)
-        return pl.Series(exact, dtype=pl.Int64), odd
-    x = column.cast(pl.Float64).to_numpy()
-    nulls = column.is_null().to_numpy()
-    with np.errstate(invalid="ignore", over="ignore"):
-        y = x * float(scale)
-        rounded = np.rint(y)
-        slow = ~nulls & (
-            ~(np.abs(y) < FAST_LIMIT) | (np.abs(np.abs(y - np.trunc(y)) - 0.5) < NEAR_HALF)
-        )
-        # -0.004 is written as -0.00: a key of 0 would lose the sign
-        slow |= ~nulls & (rounded == 0) & np.signbit(x)
-    keys = np.where(nulls | slow, 0, rounded).astype(np.int64)
-    for row in np.flatnonzero(slow).tolist():
-        value = float(x[row])
+def _fits(column: pl.Series, digits: int) -> bool:
+    largest = column.cast(pl.Float64).abs().max()
+    return largest is None or float(largest) * 10**digits < INT64 / 2  # type: ignore[arg-type]
+
+
+def _float_keys(name: str, digits: int) -> list[pl.Expr]:
+    """A float column's keys (rounded half to even in binary) and a flag for the
+    cells to redo exactly: next to a half, too large, or a negative zero (-0.004
+    is written as -0.00: a key of 0 would lose the sign)."""
+    x = pl.col(name).cast(pl.Float64)
+    y = x * float(10**digits)
+    rounded = y.round(0, mode="half_to_even")
+    negative = (x < 0) | ((x == 0) & (1.0 / x < 0))
+    slow = (
+        ~(y.abs() < FAST_LIMIT)
+        | ((y - y.floor() - 0.5).abs() < NEAR_HALF)
+        | ((rounded == 0) & negative)
+    ) & x.is_not_null()
+    key = pl.when(slow).then(None).otherwise(rounded).cast(pl.Int64, strict=False)
+    return [key.alias(name), slow.alias("\x00slow" + name)]
+
+
+def _exact_keys(
+    f: Field, name: str, ids: list[str], values: list[Any], odd: dict[tuple[str, str], Any]
+) -> list[Any]:
+    """Keys the exact way (``Field.normalize``); a value without one is odd."""
+    keys: list[Any] = []
+    for cid, value in zip(ids, values, strict=True):
         try:
-            keys[row] = _exact_key(f, value)
+            keys.append(None if value is None else _exact_key(f, value))
         except _Odd:
-            odd.append((row, f.normalize(value)))
-    series = pl.Series(keys, dtype=pl.Int64)
-    invalid = nulls.copy()
-    for row, _ in odd:
-        invalid[row] = True
-    if invalid.any():
-        series = series.set(pl.Series(invalid), None)
-    return series, odd
+            odd[cid, name] = f.normalize(value)
+            keys.append(None)
+    return keys
 
 
 def join(parts: Iterable[Values]) -> Values:
