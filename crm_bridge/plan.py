@@ -291,6 +291,16 @@ def make_plan(
     drift_scope = candidate & col("\x00p").fill_null(False)
     if reread is not None:
         drift_scope = drift_scope & pl.col("customer_id").is_in(_ids(reread).implode())
+    # Computed once, as columns: every field's expressions below refer to them.
+    frame = frame.with_columns(
+        in_d.alias("in_d"),
+        in_customers.fill_null(False).alias("in_customers"),
+        candidate.fill_null(False).alias("\x00candidate"),
+        drift_scope.fill_null(False).alias("\x00drift"),
+        slow.fill_null(True).alias("\x00slow"),
+    )
+    in_d, candidate = pl.col("in_d"), pl.col("\x00candidate")
+    drift_scope, slow = pl.col("\x00drift"), pl.col("\x00slow")
     drifted = {
         k: drift_scope
         & col(k, "\x00p").is_not_null()
@@ -319,8 +329,6 @@ def make_plan(
             held_so = new.is_not_null() & now.is_not_null() & (new == now) & unknown
             there.append(held_so.fill_null(False).alias("\x00t" + k))
     frame = frame.with_columns(
-        in_d.alias("in_d"),
-        in_customers.fill_null(False).alias("in_customers"),
         pl.any_horizontal(look).fill_null(True).alias("look"),
         *changed,
         *there,
