@@ -23,6 +23,7 @@ model), so "all / baseline" measures the price of those extras and
     python benchmarks/analytics.py                 # 100k, 1M and 10M lines, best of 3
     python benchmarks/analytics.py --sizes 100k --rounds 1
     python benchmarks/analytics.py --sync          # and what a sync does next, once a size
+    python benchmarks/analytics.py --sizes 1M --rounds 1 --sync --dry-run
 """
 
 from __future__ import annotations
@@ -91,9 +92,19 @@ def run_plugins(folder: Path) -> dict[str, float]:
     }
 
 
+def _desired_rows(desired, fields) -> dict:
+    """{customer: {field: value}} of what validate accepted, without empty cells."""
+    if hasattr(desired, "rows"):  # the columnar form
+        return desired.rows(fields, nulls=False)
+    return {c: {k: v for k, v in cells.items() if v is not None} for c, cells in desired.items()}
+
+
 def run_sync(folder: Path) -> dict[str, float]:
     """What a sync does after compute, on a nightly re-run that changes nothing:
-    validate (checks, every value normalised) and plan against the values read back."""
+    validate (checks, every value normalised) and plan against the values read back
+    (as the columns a columnar read-back gives, when the plan takes them) and the
+    values last applied; the conversion of per-customer values read back into
+    those columns is timed apart (``keys_seconds``)."""
     from crm_bridge.extract import read_back
     from crm_bridge.plan import make_plan
     from crm_bridge.validate import validate
@@ -103,19 +114,104 @@ def run_sync(folder: Path) -> dict[str, float]:
     started = time.perf_counter()
     desired, rejections = validate(outputs, fields, snap.customers["customer_id"])
     validate_seconds = time.perf_counter() - started
-    assert desired and not rejections, rejections
+    assert not rejections, rejections
     del outputs
-    current = read_back(desired, fields)  # an ERP holding exactly what was computed
+    keys_seconds = 0.0
+    if hasattr(desired, "rows"):  # an ERP holding exactly what was computed
+        from crm_bridge import columns
+
+        current = desired
+    if hasattr(desired, "rows") and desired.frame.height <= 200_000:  # else: gigabytes
+        rows = read_back(_desired_rows(desired, fields), fields)
+        started = time.perf_counter()
+        columns.of_rows(rows, fields)
+        keys_seconds = time.perf_counter() - started
+        del rows
+    elif not hasattr(desired, "rows"):
+        current = read_back(desired, fields)
     started = time.perf_counter()
-    plan = make_plan(desired, current, fields, current)
+    plan = make_plan(desired, current, fields, current, customers=snap.customers["customer_id"])
     plan_seconds = time.perf_counter() - started
     assert not plan.changes, plan.changes[:3]
+    frame = getattr(desired, "frame", None)
+    cells = frame.height * (frame.width - 1) if frame is not None else 0
     return {
         "seconds": validate_seconds + plan_seconds,
         "validate_seconds": validate_seconds,
         "plan_seconds": plan_seconds,
+        "keys_seconds": keys_seconds,
         "compute_peak_rss_mb": compute_peak,
-        "cells": sum(len(row) for row in desired.values()),
+        "cells": cells or sum(len(row) for row in desired.values()),
+    }
+
+
+def run_first(folder: Path) -> dict[str, float]:
+    """A first run: validate and plan with nothing in the ERP nor in the store."""
+    from crm_bridge.plan import make_plan
+    from crm_bridge.validate import validate
+
+    snap, fields, outputs, _ = _computed(folder)
+    ran = {c for o in outputs if o.frame is not None for c in o.frame.columns[1:]}
+    started = time.perf_counter()
+    desired, rejections = validate(outputs, fields, snap.customers["customer_id"])
+    validate_seconds = time.perf_counter() - started
+    assert not rejections, rejections
+    del outputs
+    started = time.perf_counter()
+    plan = make_plan(desired, {}, fields, {}, ran=ran, customers=snap.customers["customer_id"])
+    cells = plan.cells if hasattr(plan, "cells") else len(plan.changes)  # what a dry run counts
+    plan_seconds = time.perf_counter() - started
+    # Every change as a Python value, as apply sends them (made by make_plan before
+    # the plan was columnar); skipped past 5M cells, which would take gigabytes.
+    started = time.perf_counter()
+    made = len(plan.changes) if cells <= 5_000_000 else -1
+    changes_seconds = time.perf_counter() - started if made >= 0 else -1.0
+    return {
+        "seconds": validate_seconds + plan_seconds,
+        "validate_seconds": validate_seconds,
+        "plan_seconds": plan_seconds,
+        "changes_seconds": changes_seconds,
+        "cells": cells,
+    }
+
+
+def run_dry(folder: Path) -> dict[str, float]:
+    """A whole ``sync --dry-run`` through the in-memory adapter, on a nightly
+    re-run (the ERP holds what the plugins compute), against the plugins'
+    compute time in the same run."""
+    import polars as pl
+
+    from crm_bridge import config as config_mod
+    from crm_bridge.plugin_manager import load_plugins
+    from crm_bridge.sync import sync
+    from crm_bridge.testing import MemoryAdapter, MemoryAdapterPlugin
+    from crm_bridge.validate import validate
+
+    snap, fields, outputs, _ = _computed(folder)
+    desired, _ = validate(outputs, fields, snap.customers["customer_id"])
+    held = _desired_rows(desired, fields)
+    del outputs, desired
+    from crm_bridge.snapshot import TABLES, Snapshot
+
+    tables = {t: pl.read_parquet(folder / f"{t}.parquet") for t in TABLES}
+    adapter = MemoryAdapter(Snapshot(as_of=END, **tables))
+    adapter.values = held
+    plugins = load_plugins()
+    plugins.register(MemoryAdapterPlugin(adapter), "memory")
+    path = folder / "dry" / "crm-bridge.toml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(f'[erp]\nadapter = "memory"\n[sync]\nas_of = "{END}"\n')
+    started = time.perf_counter()
+    result = sync(config_mod.load(path), plugins, dry_run=True)
+    seconds = time.perf_counter() - started
+    compute_seconds = sum(result.counts["plugin_seconds"].values())
+    assert result.status == "ok", result.counts
+    # A handful of cells may differ: float sums in another order (a lazy snapshot
+    # then, an eager one now) can land on the other side of a rounding half.
+    return {
+        "seconds": seconds,
+        "compute_seconds": compute_seconds,
+        "planned_cells": result.counts["planned_cells"],
     }
 
 
@@ -250,6 +346,8 @@ def child(kind: str, folder: str) -> None:
         "baseline": run_baseline,
         "clv": run_clv_fit,
         "sync": run_sync,
+        "first": run_first,
+        "dry": run_dry,
     }[kind]
     result = runner(Path(folder))
     result.setdefault("peak_rss_mb", peak_rss_mb())
@@ -289,6 +387,11 @@ def main() -> None:
     parser.add_argument(
         "--sync", action="store_true", help="also validate + plan an unchanged re-run, once"
     )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="also a whole sync --dry-run through the in-memory adapter, once",
+    )
     parser.add_argument("--child", nargs=2, metavar=("KIND", "FOLDER"))
     args = parser.parse_args()
     if args.child:
@@ -306,8 +409,28 @@ def main() -> None:
                 print(
                     f"{size}: after compute, an unchanged re-run: validate "
                     f"{sync['validate_seconds']:.2f}s, plan {sync['plan_seconds']:.2f}s for "
-                    f"{sync['cells']:,} cells; peak RSS {sync['compute_peak_rss_mb']:.0f}MB "
-                    f"after compute, {sync['peak_rss_mb']:.0f}MB after planning",
+                    f"{sync['cells']:,} cells (values read back made columns in "
+                    f"{sync.get('keys_seconds', 0):.2f}s); peak RSS "
+                    f"{sync['compute_peak_rss_mb']:.0f}MB after compute, "
+                    f"{sync['peak_rss_mb']:.0f}MB after planning",
+                    flush=True,
+                )
+                first = measure("first", Path(tmp))
+                print(
+                    f"{size}: a first run: validate {first['validate_seconds']:.2f}s, plan "
+                    f"{first['plan_seconds']:.2f}s for {first['cells']:,} new cells (then "
+                    f"each as a Python value: {first['changes_seconds']:.2f}s); peak RSS "
+                    f"{first['peak_rss_mb']:.0f}MB",
+                    flush=True,
+                )
+            if args.dry_run:
+                dry = measure("dry", Path(tmp))
+                print(
+                    f"{size}: a whole sync --dry-run through the in-memory adapter: "
+                    f"{dry['seconds']:.2f}s, plugins' compute {dry['compute_seconds']:.2f}s in it: "
+                    f"{dry['seconds'] / dry['compute_seconds']:.2f}x ({dry['planned_cells']} cells "
+                    "planned); peak RSS "
+                    f"{dry['peak_rss_mb']:.0f}MB",
                     flush=True,
                 )
         lines, customers = counts["invoice_lines"], counts["customers"]

@@ -153,7 +153,7 @@ def main() -> None:
             ids = {}
             for page in adapter.pages("party.party", [], ["code"]):
                 ids.update({r["code"]: str(r["id"]) for r in page})
-            wanted = {ids[c]: v for c, v in desired.items()}
+            wanted = {ids[c]: v for c, v in desired.rows(fields).items()}
             cells = sum(v is not None for vals in wanted.values() for v in vals.values())
 
             # Raw grouped write, 500 (ids, values) pairs a call, and crm-bridge's apply of

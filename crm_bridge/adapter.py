@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import polars as pl
+
 from crm_bridge.fields import Field
 
 # The [erp] keys every adapter that speaks HTTP takes (JSON Schema properties).
@@ -121,8 +123,9 @@ class Adapter(Protocol):
 
     def extract(
         self, table: str, since: dt.datetime | None = None
-    ) -> Iterator[list[dict[str, Any]]]:
-        """Yield pages of canonical rows of ``table`` (see ``crm_bridge.snapshot``).
+    ) -> Iterator[list[dict[str, Any]] | pl.DataFrame]:
+        """Yield pages of canonical rows of ``table`` (see ``crm_bridge.snapshot``),
+        each a list of dicts or a Polars DataFrame with the table's columns.
 
         With ``since`` (only for tables in ``capabilities.incremental``): the rows
         created or modified at or after it (UTC, whatever the ERP's own zone); for

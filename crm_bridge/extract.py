@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 import polars as pl
@@ -19,10 +20,11 @@ from crm_bridge.adapter import Adapter
 from crm_bridge.fields import Field
 from crm_bridge.plausibility import Plausibility
 from crm_bridge.quarantine import UNREADABLE, quarantine
-from crm_bridge.snapshot import TABLES, Snapshot, frame
+from crm_bridge.snapshot import TABLES, Snapshot, frame, of_frame
 from crm_bridge.table_cache import PARENTS, Cached, merge, utc_now, watermark
 
 OnPage = Callable[[str, int], None]
+_OWN: dict[str, type] = {"numeric": Decimal, "integer": int, "boolean": bool, "date": dt.date}
 
 
 def extract(
@@ -46,8 +48,14 @@ def extract(
     for table in TABLES:
         since = _since(table, cached) if table in incremental and cached else None
         rows: list[dict[str, Any]] = []
+        frames: list[pl.DataFrame] = []
         key = next(iter(TABLES[table]))
         for page in adapter.extract(table, since) if since else adapter.extract(table):
+            if isinstance(page, pl.DataFrame):  # a page as columns: no Python value per cell
+                frames.append(page)
+                if on_page:
+                    on_page(table, page.height)
+                continue
             if page and UNREADABLE in page[0]:  # a page of records the ERP failed to serve
                 failed = unreadable.setdefault(table, {})
                 failed.update((str(r[key]), str(r[UNREADABLE])) for r in page)
@@ -56,6 +64,8 @@ def extract(
             if on_page:
                 on_page(table, len(page))
         read = frame(table, rows)
+        if frames:
+            read = pl.concat([*(of_frame(table, f) for f in frames), read], how="vertical")
         if since and cached:
             fresh.read_since.append(table)
             changed[table] = read[key]
@@ -116,10 +126,16 @@ def read_back(
     plugin's values are carried along, never touched).
     """
     out: dict[str, dict[str, Any]] = {}
+    # A value already of its field's type is what ``parse`` would return.
+    own = {name: _OWN.get(f.type, str) for name, f in fields.items()}
     for cid, values in current.items():
         parsed = {}
         for name, raw in values.items():
-            value = fields[name].parse(raw) if name in fields else raw
+            kind = own.get(name)
+            if kind is None or (type(raw) is kind and (raw or kind is not str)):
+                value = raw
+            else:
+                value = fields[name].parse(raw)
             if value is not None:
                 parsed[name] = value
         if parsed:

@@ -83,6 +83,17 @@ def frame(table: str, rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
         return pl.DataFrame(coerced, schema=schema, strict=False, orient="row")
 
 
+def of_frame(table: str, page: pl.DataFrame) -> pl.DataFrame:
+    """A canonical table from a page an adapter gives as a frame: its columns cast
+    to the table's types as ``frame`` reads dict rows (missing columns null, a
+    value that cannot be read null, other columns dropped)."""
+    schema = TABLES[table]
+    return page.select(
+        (pl.col(c) if c in page.columns else pl.lit(None)).cast(t, strict=False).alias(c)
+        for c, t in schema.items()
+    )
+
+
 def _coerce(value: Any, dtype: pl.DataType) -> Any:
     """``value`` as a Python value of ``dtype``, or None when it cannot be one."""
     if value is None:

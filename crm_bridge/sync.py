@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from crm_bridge import config as config_mod
 from crm_bridge import i18n, mapping, shrink_guard
 from crm_bridge.adapter import Adapter, AdapterSpec
@@ -27,10 +25,9 @@ from crm_bridge.extract import extract, read_back
 from crm_bridge.fields import Field, decode, encode
 from crm_bridge.plan import Plan, make_plan
 from crm_bridge.plugin_manager import Plugins, check_known, unknown_plugins
-from crm_bridge.snapshot import Snapshot
 from crm_bridge.state import RunLock, StateStore
 from crm_bridge.table_cache import TableCache, utc_now
-from crm_bridge.validate import Desired, Rejection, missing_columns, validate
+from crm_bridge.validate import Rejection, missing_columns, validate
 
 
 @dataclass
@@ -193,25 +190,6 @@ def check_provisioning(
     return status
 
 
-def _already_there(desired: Desired, snapshot: Snapshot, plan: Plan) -> list[tuple[str, str, str]]:
-    """Cells the ERP already holds but the store does not know as applied.
-
-    A run killed after the ERP confirmed a write but before it was recorded
-    leaves exactly these: the ERP is right, nothing is resent, and the store
-    catches up here so that history (loyalty's grace period) stays right.
-    """
-    planned = {(c.customer_id, c.field) for c in plan.changes}
-    out = []
-    for cid, cells in desired.items():
-        held, known = snapshot.current.get(cid, {}), snapshot.previous.get(cid, {})
-        for name, value in cells.items():
-            if value is None or (cid, name) in planned or name not in held:
-                continue
-            if name not in known or encode(known[name]) != encode(value):
-                out.append((cid, name, encode(value)))
-    return out
-
-
 def sync(
     cfg: Config,
     plugins: Plugins,
@@ -301,9 +279,7 @@ def _sync(
             )
         known = snapshot.customers["customer_id"]
         desired, rejections = validate(outputs, fields, known)
-        for cells in desired.values():  # not provisioned: not written, not cleared
-            for name in unprovisioned:
-                cells.pop(name, None)
+        desired = desired.drop(unprovisioned)  # not provisioned: not written, not cleared
         missing = missing_columns(outputs, fields, rejections)
         for plugin, names in missing.items():
             warnings.warn(
@@ -319,11 +295,11 @@ def _sync(
             snapshot.previous,
             cfg.keep_edited_fields,
             ran=_ran(outputs, rejections) - set(unprovisioned),
-            customers=set(known.cast(pl.String).to_list()),
+            customers=known,
             reread=tables.reread,
         )
         if state and run_id is not None:
-            state.remember(_already_there(desired, snapshot, plan), run_id)
+            state.remember(plan.already_there, run_id)
             state.record_edits(
                 ((c, f, encode(was), encode(found)) for c, f, was, found in plan.drift), run_id
             )
@@ -333,7 +309,7 @@ def _sync(
                 "fetched": dict(fetched),
                 "incremental": sorted(tables.read_since),
                 "planned_customers": plan.customers,
-                "planned_cells": len(plan.changes),
+                "planned_cells": plan.cells,
                 "cleared_cells": plan.cleared,
                 "held_back_cells": plan.held_back,
                 "per_field": plan.per_field(),

@@ -52,8 +52,8 @@ class MemoryAdapter:
 
     def extract(
         self, table: str, since: dt.datetime | None = None
-    ) -> Iterator[list[dict[str, Any]]]:
-        yield getattr(self.snapshot, table).to_dicts()
+    ) -> Iterator[list[dict[str, Any]] | pl.DataFrame]:
+        yield getattr(self.snapshot, table)
 
     def current_values(self) -> Iterator[list[tuple[str, dict[str, Any]]]]:
         yield [(k, dict(v)) for k, v in self.values.items() if v]
@@ -191,9 +191,9 @@ def run_plugin(
         fields,
         snapshot.previous,
         ran=_ran(outputs, rejections),
-        customers=set(customers.cast(pl.String).to_list()),
+        customers=customers,
     )
-    values = {c: {k: v for k, v in cells.items()} for c, cells in desired.items()}
+    values = desired.rows(fields)
     frame = outputs[0].frame if outputs else None
     return PluginRun(values, rejections, notes, plan, effective, fields, frame)
 

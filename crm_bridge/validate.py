@@ -13,6 +13,8 @@ from typing import Any
 
 import polars as pl
 
+from crm_bridge import columns
+from crm_bridge.columns import Values
 from crm_bridge.compute import PluginOutput
 from crm_bridge.fields import Field
 
@@ -131,8 +133,10 @@ def _problem(
 
 def validate(
     outputs: Sequence[PluginOutput], fields: Mapping[str, Field], customers: pl.Series
-) -> tuple[Desired, list[Rejection]]:
-    desired: Desired = {}
+) -> tuple[Values, list[Rejection]]:
+    """The accepted outputs' values as keys (``columns``: one typed column per
+    field, no Python value per cell), and the rejected plugins."""
+    parts = []
     rejections = []
     for out in outputs:
         if out.error:
@@ -144,14 +148,8 @@ def validate(
         if problem:
             rejections.append(Rejection(out.plugin, *problem))
             continue
-        # Column by column: one normalising call and one Python list per column.
-        ids = out.frame["customer_id"].cast(pl.String).to_list()
-        rows = [desired.setdefault(cid, {}) for cid in ids]
-        for name in out.frame.columns[1:]:
-            values = fields[name].normalize_all(out.frame[name].to_list())
-            for cells, value in zip(rows, values, strict=True):
-                cells[name] = value
-    return desired, rejections
+        parts.append(columns.output_keys(out.frame, fields))
+    return columns.join(parts), rejections
 
 
 def missing_columns(

@@ -1,0 +1,302 @@
+"""Field values as columns: the form in which the plan compares them.
+
+Every value is compared by its *key*, one typed column per field: a numeric
+value as the integer ``value * 10**digits`` (rounded exactly as
+``Field.normalize`` rounds it: the shortest decimal text of the number,
+half to even), an integer as Int64, a boolean, a date and a text as they are.
+Two normalised values have equal keys exactly when the plan's rule calls them
+the same (equal values of one type; ``Decimal`` equality for numerics, so
+``5.0`` written with other digits before is still ``5.00``).
+
+A value with no key (an ERP answer of an unexpected type, a negative zero that
+must be written as ``-0.00``, a number too large for Int64) is an *odd* cell:
+its key is null and the value is kept aside, and the plan looks at that
+customer's cells one by one, the way it always has.  Everything else is
+settled column-wise, without a Python object per cell.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import polars as pl
+
+from crm_bridge.fields import Field
+
+KEY_TYPES: dict[str, pl.DataType] = {
+    "numeric": pl.Int64(),
+    "integer": pl.Int64(),
+    "boolean": pl.Boolean(),
+    "date": pl.Date(),
+    "char": pl.String(),
+    "selection": pl.String(),
+}
+# Floats whose scaled value is below this are rounded in binary; the error of
+# that (under 1e-6 of a unit) cannot cross a rounding boundary unless the value
+# lies that close to a half, and those are rounded the exact way, in Python.
+FAST_LIMIT = 1e9
+NEAR_HALF = 1e-6
+INT64 = 2**63
+
+
+class _Odd(Exception):
+    """A value that has no key."""
+
+
+@dataclass
+class Values:
+    """Values per customer and field: ``frame`` holds ``customer_id`` (text) and
+    a key column per field; ``odd`` the cells without a key, {(customer, field):
+    value} (their key is null)."""
+
+    frame: pl.DataFrame
+    odd: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return self.frame.columns[1:]
+
+    def drop(self, names: Iterable[str]) -> Values:
+        gone = set(names) & set(self.names)
+        if not gone:
+            return self
+        odd = {k: v for k, v in self.odd.items() if k[1] not in gone}
+        return Values(self.frame.drop(sorted(gone)), odd)
+
+    def rows(self, fields: Mapping[str, Field], nulls: bool = True) -> dict[str, dict[str, Any]]:
+        """As Python: {customer: {field: value}} (with nulls unless ``nulls`` is False)."""
+        return rows_of(self.frame, self.odd, fields, self.names, nulls)
+
+    @staticmethod
+    def empty() -> Values:
+        return Values(pl.DataFrame({"customer_id": pl.Series([], dtype=pl.String)}))
+
+
+def value_of(f: Field, key: Any) -> Any:
+    """The normalised Python value of a key."""
+    if key is None or f.type != "numeric":
+        return key
+    return Decimal(key).scaleb(-f.digits)
+
+
+def rows_of(
+    frame: pl.DataFrame,
+    odd: Mapping[tuple[str, str], Any],
+    fields: Mapping[str, Field],
+    names: Iterable[str],
+    nulls: bool = True,
+) -> dict[str, dict[str, Any]]:
+    names = [n for n in names if n in frame.columns]
+    ids = frame["customer_id"].to_list()
+    out: dict[str, dict[str, Any]] = {cid: {} for cid in ids}
+    for name in names:
+        f = fields[name]
+        column = frame[name].to_list()
+        for cid, key in zip(ids, column, strict=True):
+            value = odd.get((cid, name), key) if key is None else value_of(f, key)
+            if value is not None or nulls:
+                out[cid][name] = value
+    return out
+
+
+def key_of(f: Field, value: Any) -> Any:
+    """The key of a value as read back or remembered (None for no value); raises
+    ``_Odd`` when it has none."""
+    if value is None:
+        return None
+    kind = f.type
+    if kind == "numeric":
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+            raise _Odd
+        try:
+            number = f.normalize(value) if not isinstance(value, Decimal) else value
+            if not number.is_finite() or (number.is_signed() and not number):
+                raise _Odd
+            scaled = number.scaleb(f.digits)
+            if scaled != scaled.to_integral_value():
+                raise _Odd
+        except (InvalidOperation, ValueError, TypeError, ArithmeticError):
+            raise _Odd from None
+        key = int(scaled)
+        if not -INT64 <= key < INT64:
+            raise _Odd
+        return key
+    if kind == "integer":
+        if type(value) is not int or not -INT64 <= value < INT64:
+            raise _Odd
+        return value
+    if kind == "boolean":
+        if type(value) is not bool:
+            raise _Odd
+        return value
+    if kind == "date":
+        if type(value) is not dt.date:
+            raise _Odd
+        return value
+    if type(value) is not str:
+        raise _Odd
+    return value
+
+
+def of_rows(
+    rows: Mapping[str, Mapping[str, Any]], fields: Mapping[str, Field], normalise: bool = True
+) -> Values:
+    """Values from {customer: {field: value}} (fields not declared are left out).
+
+    ``normalise``: numerics given in any form are normalised first (values read
+    back); otherwise a numeric value is taken as it is (values remembered as
+    written, perhaps with other digits).  A column of values of the field's own
+    type is converted at once; another value makes that column go cell by cell.
+    """
+    names = sorted({n for cells in rows.values() for n in cells if n in fields})
+    ids = list(rows)
+    cells = list(rows.values())
+    odd: dict[tuple[str, str], Any] = {}
+    columns: dict[str, pl.Series] = {"customer_id": pl.Series(ids, dtype=pl.String)}
+    for name in names:
+        f = fields[name]
+        values = [c.get(name) for c in cells]
+        keys = _keys_at_once(f, values)
+        if keys is None:
+            keys = pl.Series(
+                name, _keys_one_by_one(f, ids, values, odd, normalise), KEY_TYPES[f.type]
+            )
+        columns[name] = keys.alias(name)
+    return Values(pl.DataFrame(columns), odd)
+
+
+_TYPES: dict[str, type] = {"integer": int, "boolean": bool, "date": dt.date, "char": str}
+
+
+def _keys_at_once(f: Field, values: list[Any]) -> pl.Series | None:
+    """The keys of a column whose values all have the field's own type (numerics:
+    ``Decimal`` rounded to the field's digits), or None."""
+    if f.type == "numeric":
+        if any(type(v) is not Decimal for v in values if v is not None):
+            return None
+        text = pl.Series([None if v is None else str(v) for v in values], dtype=pl.String)
+        shape = rf"^-?[0-9]+\.[0-9]{{{f.digits}}}$" if f.digits else r"^-?[0-9]+$"
+        fine = text.str.contains(shape) & ~text.str.contains(r"^-[0.]+$")
+        if not fine.fill_null(True).all():
+            return None
+        keys = text.str.replace(".", "", literal=True).cast(pl.Int64, strict=False)
+        return keys if keys.null_count() == text.null_count() else None  # else: too large
+    kind = _TYPES.get(f.type, str)
+    if any(type(v) is not kind for v in values if v is not None):
+        return None
+    try:
+        return pl.Series(values, dtype=KEY_TYPES[f.type], strict=True)
+    except (TypeError, OverflowError, pl.exceptions.PolarsError):
+        return None
+
+
+def _keys_one_by_one(
+    f: Field, ids: list[str], values: list[Any], odd: dict[tuple[str, str], Any], normalise: bool
+) -> list[Any]:
+    keys: list[Any] = []
+    for cid, value in zip(ids, values, strict=True):
+        if f.type == "numeric" and not normalise and not isinstance(value, Decimal | None):
+            odd[cid, f.name] = value
+            keys.append(None)
+            continue
+        try:
+            keys.append(key_of(f, value))
+        except _Odd:
+            odd[cid, f.name] = value
+            keys.append(None)
+    return keys
+
+
+def _exact_key(f: Field, value: Any) -> Any:
+    """The key of a computed value the slow, exact way (``Field.normalize``)."""
+    return key_of(f, f.normalize(value))
+
+
+def output_keys(frame: pl.DataFrame, fields: Mapping[str, Field]) -> Values:
+    """The keys of a plugin's output, checked by ``validate``: every column in one
+    Polars query, a Python value only for the floats that lie next to a rounding
+    half (or are too large to round in binary) and for Decimal columns."""
+    exprs: list[pl.Expr] = [pl.col("customer_id").cast(pl.String)]
+    exact: list[str] = []  # numeric columns made the exact way, cell by cell
+    near: list[str] = []  # float columns: the cells next to a half, the exact way
+    for name in frame.columns[1:]:
+        f = fields[name]
+        dtype = frame.schema[name]
+        if f.type != "numeric" or dtype == pl.Null:
+            exprs.append(pl.col(name).cast(KEY_TYPES[f.type]))
+        elif dtype.is_float():
+            exprs.extend(_float_keys(name, f.digits))
+            near.append(name)
+        elif dtype.is_integer() and _fits(frame[name], f.digits):
+            exprs.append(pl.col(name).cast(pl.Int64) * 10**f.digits)
+        else:  # Decimal, huge integers: rare
+            exprs.append(pl.lit(None, pl.Int64).alias(name))
+            exact.append(name)
+    keys = frame.select(exprs)
+    odd: dict[tuple[str, str], Any] = {}
+    ids = keys["customer_id"]
+    for name in near:
+        flag = "\x00slow" + name
+        rows = keys[flag].arg_true().to_list()
+        if rows:
+            values = frame[name].cast(pl.Float64).gather(rows).to_list()
+            fixed = _exact_keys(fields[name], name, ids.gather(rows).to_list(), values, odd)
+            keys = keys.with_columns(keys[name].scatter(rows, fixed))
+        keys = keys.drop(flag)
+    for name in exact:
+        fixed = _exact_keys(fields[name], name, ids.to_list(), frame[name].to_list(), odd)
+        keys = keys.with_columns(pl.Series(name, fixed, dtype=pl.Int64))
+    return Values(keys, odd)
+
+
+def _fits(column: pl.Series, digits: int) -> bool:
+    largest = column.cast(pl.Float64).abs().max()
+    return largest is None or float(largest) * 10**digits < INT64 / 2  # type: ignore[arg-type]
+
+
+def _float_keys(name: str, digits: int) -> list[pl.Expr]:
+    """A float column's keys (rounded half to even in binary) and a flag for the
+    cells to redo exactly: next to a half, too large, or a negative zero (-0.004
+    is written as -0.00: a key of 0 would lose the sign)."""
+    x = pl.col(name).cast(pl.Float64)
+    y = x * float(10**digits)
+    rounded = y.round(0, mode="half_to_even")
+    negative = (x < 0) | ((x == 0) & (1.0 / x < 0))
+    slow = (
+        ~(y.abs() < FAST_LIMIT)
+        | ((y - y.floor() - 0.5).abs() < NEAR_HALF)
+        | ((rounded == 0) & negative)
+    ) & x.is_not_null()
+    key = pl.when(slow).then(None).otherwise(rounded).cast(pl.Int64, strict=False)
+    return [key.alias(name), slow.alias("\x00slow" + name)]
+
+
+def _exact_keys(
+    f: Field, name: str, ids: list[str], values: list[Any], odd: dict[tuple[str, str], Any]
+) -> list[Any]:
+    """Keys the exact way (``Field.normalize``); a value without one is odd."""
+    keys: list[Any] = []
+    for cid, value in zip(ids, values, strict=True):
+        try:
+            keys.append(None if value is None else _exact_key(f, value))
+        except _Odd:
+            odd[cid, name] = f.normalize(value)
+            keys.append(None)
+    return keys
+
+
+def join(parts: Iterable[Values]) -> Values:
+    """Several plugins' keys as one: a row per customer, a column per field."""
+    frames = [p for p in parts]
+    if not frames:
+        return Values.empty()
+    frame = frames[0].frame
+    odd = dict(frames[0].odd)
+    for part in frames[1:]:
+        frame = frame.join(part.frame, on="customer_id", how="full", coalesce=True)
+        odd.update(part.odd)
+    return Values(frame, odd)
