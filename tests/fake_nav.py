@@ -36,6 +36,8 @@ SLUG = {
 
 
 class Nav:
+    base = BASE
+
     def __init__(self, zone: dt.tzinfo = dt.UTC, crm_fields: dict[str, str] | None = None) -> None:
         """``crm_fields``: more CRM_<name> elements on the Customer page (name -> XML
         Schema type), as an admin's table and page extension would publish them."""
@@ -225,11 +227,15 @@ class Nav:
         if sent.get("Key") != row["Key"]:
             raise LookupError(f"Other user has modified {page} {sent.get('No', '')}.")
         nil = "{http://www.w3.org/2001/XMLSchema-instance}nil"
+        values = {
+            etree.QName(e).localname: None if e.get(nil) == "true" else e.text for e in record
+        }
+        return self.modify(page, row, values)
+
+    def modify(self, page: str, row: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+        """``row`` changed as an update (or a user on the card) changes it."""
         # # assumed: elements not sent are left as they are
-        for e in record:
-            name = etree.QName(e).localname
-            if name not in ("Key", "No"):
-                row[name] = None if e.get(nil) == "true" else e.text
+        row.update((k, v) for k, v in values.items() if k not in ("Key", "No"))
         if page == "Customer":
             # documented: the Customer table's OnModify sets "Last Date Modified" to TODAY
             # (server-local date)
