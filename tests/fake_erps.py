@@ -594,8 +594,9 @@ class Odoo(FakeErp):
     api_key = "odoo-api-key"
     database = "prod"
 
-    def __init__(self) -> None:
+    def __init__(self, zone: dt.tzinfo | None = None) -> None:
         super().__init__()
+        self.zone = zone  # the API user's tz preference (None: unset)
         self.models: dict[str, dict[int, dict[str, Any]]] = {
             "res.partner": {
                 i: {
@@ -682,6 +683,11 @@ class Odoo(FakeErp):
         table = self.models.setdefault(model, {})
         handler: Callable[..., Answer] = getattr(self, f"_{call}")
         return handler(model, table, body or {})
+
+    def _context_get(self, model: str, table: Any, kw: dict[str, Any]) -> Answer:
+        """documented: res.users.context_get (@api.model) gives the user's lang, tz (false
+        when unset) and uid (odoo/addons/base/models/res_users.py)."""
+        return _json(200, {"lang": "en_US", "tz": str(self.zone) if self.zone else False, "uid": 2})
 
     def _search_read(
         self, model: str, table: dict[int, dict[str, Any]], kw: dict[str, Any]

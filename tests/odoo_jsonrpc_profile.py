@@ -17,6 +17,7 @@ POSITIONAL = {
     "write": ["ids", "vals"],
     "create": ["vals_list"],
     "unlink": ["ids"],
+    "context_get": [],
 }
 HEADER = """Odoo 17-18 external JSON-RPC API (/jsonrpc, service "object", execute_kw):
 the same models, fields and custom fields as the odoo profile (Odoo 19+ JSON-2),
@@ -80,6 +81,7 @@ def convert(odoo: dict[str, Any]) -> dict[str, Any]:
     }
     out["errors"] = {"path": "error", "message": "error.data.message"}
     out["lookups"]["partner_model"]["path"] = "result.0.id"
+    out["timezone"]["path"] = "result.tz"
     return out
 
 

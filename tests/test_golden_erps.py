@@ -161,8 +161,9 @@ def odoo_with_the_golden_company(zone: dt.tzinfo = dt.UTC) -> fake_erps.Odoo:
     1), refunds carry positive quantities and subtotals and a negative signed amount,
     a cancelled move keeps payment_state not_paid.  Dates are plain; date-times are
     UTC (documented: Odoo stores Datetime fields in UTC and the client shows them in
-    the user's zone): a quote made at 10:00 in ``zone``."""
-    erp = fake_erps.Odoo()
+    the user's zone, ``zone`` here): quotes made at 21:00 and opportunities at 01:00
+    there, another UTC day in New York and in Riga."""
+    erp = fake_erps.Odoo(zone)
     rows = data.tables()
     pid = {c["customer_id"]: n for n, c in enumerate(rows["customers"], 1)}
     partner = {c["customer_id"]: [pid[c["customer_id"]], c["name"]] for c in rows["customers"]}
@@ -238,7 +239,7 @@ def odoo_with_the_golden_company(zone: dt.tzinfo = dt.UTC) -> fake_erps.Odoo:
         m["sale.order"][n] = {
             "id": n,
             "partner_id": partner[q["customer_id"]],
-            "date_order": _utc(q["date"], "10:00", zone),
+            "date_order": _utc(q["date"], "21:00", zone),
             "state": {"quotation": "sent", "confirmed": "sale"}.get(q["state"], "cancel"),
             "amount_untaxed": q["amount"],
         }
@@ -247,7 +248,7 @@ def odoo_with_the_golden_company(zone: dt.tzinfo = dt.UTC) -> fake_erps.Odoo:
             "id": n,
             "partner_id": partner[o["customer_id"]],
             "active": o["state"] != "lost",  # Odoo archives a lost lead
-            "create_date": _utc(o["date"], "10:00", zone),
+            "create_date": _utc(o["date"], "01:00", zone),
             "type": "opportunity",
             "won_status": o["state"],
             "expected_revenue": o["amount"],
