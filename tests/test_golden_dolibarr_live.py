@@ -1,5 +1,6 @@
 """The golden company in a live Dolibarr (tests/dolibarr_live.py), with PHP and
-MariaDB in UTC, Europe/Riga and America/New_York: synced through the CLI and read
+MariaDB in UTC, Europe/Riga and America/New_York (and PHP in New York over a
+database in Riga): synced through the CLI and read
 back raw with SQL on Dolibarr's database.  The values equal the hand-computed
 table but for what the profile does not read (opportunities and complaints:
 tests/test_golden_erps.py, ``expected_without_opportunities_and_complaints``); a
@@ -35,7 +36,13 @@ TREE = live.find_tree()
 if TREE is None:
     pytest.skip(live.SKIP_REASON, allow_module_level=True)
 
-ZONES = ("UTC", "Europe/Riga", "America/New_York")
+# PHP's zone, MariaDB's zone: the same three, and PHP west of its database
+ZONES = (
+    ("UTC", "UTC"),
+    ("Europe/Riga", "Europe/Riga"),
+    ("America/New_York", "America/New_York"),
+    ("America/New_York", "Europe/Riga"),
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,19 +50,19 @@ def golden_rows(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_rows(tmp_path_factory.mktemp("rows") / "golden.json", data.AS_OF, data.tables())
 
 
-@pytest.fixture(scope="module", params=ZONES)
+@pytest.fixture(scope="module", params=ZONES, ids=["/".join(z) for z in ZONES])
 def golden(
     request: pytest.FixtureRequest, golden_rows: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[live.Dolibarr, Path]]:
-    """A live Dolibarr holding the golden company, PHP and MariaDB in the zone."""
+    """A live Dolibarr holding the golden company, PHP and MariaDB in their zones."""
     assert TREE is not None
     folder = tmp_path_factory.mktemp("golden-dolibarr")
     erp = live.start(
         TREE,
         folder / "dolibarr",
-        request.param,
+        request.param[0],
         rows=golden_rows,
-        db_timezone=request.param,
+        db_timezone=request.param[1],
     )
     try:
         yield erp, folder
