@@ -50,7 +50,7 @@ def golden_rows(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_rows(tmp_path_factory.mktemp("rows") / "golden.json", data.AS_OF, data.tables())
 
 
-@pytest.fixture(scope="module", params=ZONES, ids=["/".join(z) for z in ZONES])
+@pytest.fixture(scope="module", params=ZONES, ids=[f"php={p},db={d}" for p, d in ZONES])
 def golden(
     request: pytest.FixtureRequest, golden_rows: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[live.Dolibarr, Path]]:
