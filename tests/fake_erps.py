@@ -107,8 +107,8 @@ class FakeErp:
 # -- Dolibarr --------------------------------------------------------------------
 class Dolibarr(FakeErp):
     """Dolibarr's REST API.  ``zone`` is where its PHP and its database run: unix
-    dates are midnights there (documented: Dolibarr stores dates as DATE and
-    converts with the PHP timezone, core/lib/functions.lib.php dol_mktime), and
+    dates are midnights there (measured: DOLIBARR-NOTES.md; DoliDB::jdate reads
+    the database's text in PHP's zone, core/db/DoliDB.class.php), and
     ``sqlfilters`` compares ``t.tms`` with the literal in the database session's zone
     (documented: core/db/mysqli.class.php sets no session time_zone; tms is a
     TIMESTAMP; # assumed: MariaDB runs in the same zone as PHP).  ``production``
