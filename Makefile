@@ -35,9 +35,9 @@ test: lint typecheck
 catalogs: $(STAMP)
 	$(BIN)/python -m crm_bridge.i18n
 
-# The live ERP tests only (tests/test_dolibarr_live.py): they need a Dolibarr tree.
+# The live ERP tests only (tests/test_*dolibarr_live.py): they need a Dolibarr tree.
 test-erps: $(STAMP)
-	$(BIN)/pytest -rs tests/test_dolibarr_live.py
+	$(BIN)/pytest -rs tests/test_dolibarr_live.py tests/test_golden_dolibarr_live.py
 
 # A Dolibarr source tree for the live tests, outside the repository:
 # the first commit of DOLIBARR_GIT (an import of upstream 23.0.0-beta: htdocs/, scripts/).

@@ -272,7 +272,8 @@ class DeclarativeAdapter:
         self, table: str, spec: Mapping[str, Any], since: dt.datetime | None, keep: bool
     ) -> Iterator[list[dict[str, Any]]]:
         if since is not None and "incremental" in spec:
-            spec = _since(spec, since)
+            local = spec["incremental"].get("local", False)
+            spec = _since(spec, since, self.zone()[0] if local else dt.UTC)
         dated = any(dtype == pl.Date for dtype in TABLES[table].values())
         zone = self.zone()[0] if dated else dt.UTC  # only dates are read in the ERP's zone
         rows = mapping.RowMapper(table, spec["fields"], self._rows_by_id, zone)
@@ -846,13 +847,19 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def _since(spec: Mapping[str, Any], since: dt.datetime) -> dict[str, Any]:
+def _since(spec: Mapping[str, Any], since: dt.datetime, zone: dt.tzinfo = dt.UTC) -> dict[str, Any]:
     """The table spec narrowed to what changed since: the ``incremental`` params are
-    added to the request's, its ``domain`` terms appended to the body's domain."""
+    added to the request's, its ``domain`` terms appended to the body's domain.
+
+    ``since`` is UTC without a zone; a ``local`` rule's ERP compares the text as its
+    own local time, so it is given in ``zone`` (Dolibarr's database compares
+    ``t.tms`` in its session's zone: UTC text would be hours late west of Greenwich
+    and miss what changed in between)."""
     rule = spec["incremental"]
+    here = since.replace(tzinfo=dt.UTC).astimezone(zone).replace(tzinfo=None)
     formats = {
-        "iso": since.isoformat(timespec="seconds"),
-        "sql": since.strftime("%Y-%m-%d %H:%M:%S"),
+        "iso": here.isoformat(timespec="seconds"),
+        "sql": here.strftime("%Y-%m-%d %H:%M:%S"),
         "unix": int(since.replace(tzinfo=dt.UTC).timestamp()),
     }
     value = formats[rule.get("format", "sql")]

@@ -233,7 +233,8 @@ class RowMapper:
     the column is ``then`` when it holds: a cancelled Odoo invoice whatever its
     payment state) and ``via`` (a table read earlier: the value is the id of one
     of its rows, and the row's column of the same name is taken: a line's
-    customer from its invoice).  Paths starting ``parent.`` read the enclosing
+    customer from its invoice), ``utc`` (a UTC date-time whose day is taken in the
+    ERP's timezone: Odoo's quote date).  Paths starting ``parent.`` read the enclosing
     record of an exploded list.  Unix timestamps read as dates are taken in
     ``zone`` (see :func:`coerce`).
     """
@@ -271,6 +272,10 @@ class RowMapper:
                 value = spec["default"]
             if when and "then" in when and str(get(record, when["path"])) == str(when["value"]):
                 value = when["then"]
+            if spec.get("utc") and isinstance(value, str) and len(value) > 10:
+                moment = coerce(value, pl.Datetime())  # a UTC date-time: its day in the zone
+                if isinstance(moment, dt.datetime):
+                    value = moment.replace(tzinfo=dt.UTC).astimezone(self.zone).date()
             value = coerce(value, self.schema[column], self.zone)
             if value is not None and "times" in spec:
                 factor = coerce(get(record, spec["times"]), pl.Float64())

@@ -13,6 +13,7 @@ cluster (tests/postgres.py); ``tryton_db`` runs a test on both.
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import os
 import shutil
@@ -136,23 +137,51 @@ class Tryton:
         return path
 
 
-@pytest.fixture
-def tryton(
-    tryton_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Tryton]:
-    directory = tmp_path / "tryton"
+@contextlib.contextmanager
+def serve_sqlite(template: Path, directory: Path) -> Iterator[Tryton]:
+    """A copy of the SQLite ``template`` in ``directory``, served until the block ends."""
     directory.mkdir()
-    shutil.copyfile(tryton_template, directory / "test.sqlite")
-    monkeypatch.setenv(PASSWORD_ENV, ADMIN_PASSWORD)
+    shutil.copyfile(template, directory / "test.sqlite")
     server = TrytonServer(directory, "test").start()
     erp: Tryton | None = None
     try:
-        erp = Tryton(server, RawRPC(server.url, "test"), template_end(tryton_template), directory)
+        erp = Tryton(server, RawRPC(server.url, "test"), template_end(template), directory)
         yield erp
     finally:
         server.stop()
         if erp:  # a test may serve the database again in its place (test_browser.py does)
             erp.server.stop()
+
+
+@contextlib.contextmanager
+def serve_postgresql(
+    postgres: PostgresCluster, template: Path, directory: Path
+) -> Iterator[Tryton]:
+    """The PostgreSQL ``template`` restored into a database of its own, served until
+    the block ends, then dropped."""
+    directory.mkdir()
+    database = f"test_{os.getpid()}_{next(_DATABASES)}"
+    restore_pg(postgres, template, database)
+    erp: Tryton | None = None
+    server = TrytonServer(directory, database, uri=postgres.uri)
+    try:
+        server.start()
+        erp = Tryton(server, RawRPC(server.url, database), template_end(template), directory)
+        yield erp
+    finally:
+        server.stop()
+        if erp:
+            erp.server.stop()
+        postgres.psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+@pytest.fixture
+def tryton(
+    tryton_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Tryton]:
+    monkeypatch.setenv(PASSWORD_ENV, ADMIN_PASSWORD)
+    with serve_sqlite(tryton_template, tmp_path / "tryton") as erp:
+        yield erp
 
 
 @pytest.fixture(scope="session")
@@ -175,24 +204,9 @@ def tryton_pg(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Tryton]:
     """Like ``tryton``, on PostgreSQL: the template restored into a database of its own."""
-    directory = tmp_path / "tryton"
-    directory.mkdir()
-    database = f"test_{os.getpid()}_{next(_DATABASES)}"
-    restore_pg(postgres, tryton_pg_template, database)
     monkeypatch.setenv(PASSWORD_ENV, ADMIN_PASSWORD)
-    erp: Tryton | None = None
-    server = TrytonServer(directory, database, uri=postgres.uri)
-    try:
-        server.start()
-        erp = Tryton(
-            server, RawRPC(server.url, database), template_end(tryton_pg_template), directory
-        )
+    with serve_postgresql(postgres, tryton_pg_template, tmp_path / "tryton") as erp:
         yield erp
-    finally:
-        server.stop()
-        if erp:
-            erp.server.stop()
-        postgres.psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 _DATABASES = itertools.count()

@@ -242,7 +242,9 @@ def _wait(ready: Callable[[], bool], what: str, group: Group, timeout: float = 6
 class MariaDB:
     """A throwaway mariadbd on a free loopback port and its own socket."""
 
-    def __init__(self, datadir: Path, run: Path) -> None:
+    def __init__(self, datadir: Path, run: Path, timezone: str = "UTC") -> None:
+        """``timezone``: the server's system zone (its sessions' default time_zone,
+        which Dolibarr never sets): where TIMESTAMP columns such as tms are shown."""
         self.datadir = datadir
         self.socket = run / "mariadb.sock"
         self.port = free_port()
@@ -261,7 +263,7 @@ class MariaDB:
         ]
         if os.geteuid() == 0:
             args.append("--user=root")
-        self.group = Group(args, run / "mariadb.log")
+        self.group = Group(args, run / "mariadb.log", {"TZ": timezone})
         _wait(self._ready, "mariadbd", self.group)
 
     def _ready(self) -> bool:
@@ -381,7 +383,7 @@ class Dolibarr:
             'adapter = "dolibarr"\n'
             f'url = "{self.api_url}"\n'
             f'api_key = "{key}"\n{erp}\n'
-            f'[sync]\nas_of = "{PROFILE.end}"\n\n'
+            f'[sync]\nas_of = "{self.meta.get("end") or PROFILE.end}"\n\n'
             '[state]\npath = "state.db"\n' + extra,
             "utf-8",
         )
@@ -446,19 +448,28 @@ def _php(htdocs: Path, script: str, *args: str, cwd: Path | None = None) -> str:
     return proc.stdout
 
 
-def template_key(tree: Path, profile: Profile = PROFILE) -> str:
+def template_key(tree: Path, profile: Profile = PROFILE, rows: Path | None = None) -> str:
+    """The cache key: the tree, this file, and the data (the generator's profile, or
+    the canonical rows file loaded instead: tests/test_golden_dolibarr_live.py)."""
     h = hashlib.sha256()
     h.update(tree_version(tree).encode())
     h.update(resources.files("crm_bridge").joinpath("sample_data.py").read_bytes())
     h.update(Path(__file__).read_bytes())
-    h.update(repr(dataclasses.astuple(profile)).encode())
-    return f"{profile.customers}c-{h.hexdigest()[:16]}"
+    h.update(repr(dataclasses.astuple(profile)).encode() if rows is None else rows.read_bytes())
+    return f"{_prefix(profile, rows)}{h.hexdigest()[:16]}"
 
 
-def template(tree: Path, echo: Echo = print, profile: Profile = PROFILE) -> Path:
-    """The cached, installed and filled Dolibarr (a MariaDB datadir and conf.php)."""
+def _prefix(profile: Profile, rows: Path | None) -> str:
+    return f"{profile.customers}c-" if rows is None else f"rows-{rows.stem}-"
+
+
+def template(
+    tree: Path, echo: Echo = print, profile: Profile = PROFILE, rows: Path | None = None
+) -> Path:
+    """The cached, installed and filled Dolibarr (a MariaDB datadir and conf.php),
+    filled from the generator's ``profile`` or from the canonical ``rows`` file."""
     ensure_runtime()
-    target = cache_root() / "dolibarr-db" / template_key(tree, profile)
+    target = cache_root() / "dolibarr-db" / template_key(tree, profile, rows)
     if (target / "meta.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -524,7 +535,7 @@ def template(tree: Path, echo: Echo = print, profile: Profile = PROFILE) -> Path
         php = PhpServer(htdocs, work, "UTC")
         instance = Dolibarr(work, version, "UTC", db, php, {})
         (htdocs / "conf" / "conf.php").write_text(_conf(conf, htdocs, documents, php.url, db.port))
-        meta = seed(instance, echo, profile)
+        meta = seed(instance, echo, profile, rows)
         php.stop()
         db.stop()
         php = db = None
@@ -537,7 +548,7 @@ def template(tree: Path, echo: Echo = print, profile: Profile = PROFILE) -> Path
         shutil.rmtree(target, ignore_errors=True)
         final.rename(target)
         for old in target.parent.iterdir():  # this profile's databases of older trees or code
-            prefix = f"{profile.customers}c-"
+            prefix = _prefix(profile, rows)
             if old != target and old.name.startswith(prefix) and ".building-" not in old.name:
                 shutil.rmtree(old, ignore_errors=True)
     finally:
@@ -549,9 +560,17 @@ def template(tree: Path, echo: Echo = print, profile: Profile = PROFILE) -> Path
     return target
 
 
-def start(tree: Path, workdir: Path, timezone: str = "UTC", profile: Profile = PROFILE) -> Dolibarr:
-    """A running Dolibarr from the cached template, PHP in ``timezone``."""
-    cached = template(tree, echo=lambda m: print(m, flush=True), profile=profile)
+def start(
+    tree: Path,
+    workdir: Path,
+    timezone: str = "UTC",
+    profile: Profile = PROFILE,
+    rows: Path | None = None,
+    db_timezone: str = "UTC",
+) -> Dolibarr:
+    """A running Dolibarr from the cached template, PHP in ``timezone``, MariaDB
+    in ``db_timezone``."""
+    cached = template(tree, echo=lambda m: print(m, flush=True), profile=profile, rows=rows)
     workdir.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         ["cp", "-a", "--reflink=auto", str(cached / "datadir"), str(workdir / "datadir")],
@@ -559,7 +578,7 @@ def start(tree: Path, workdir: Path, timezone: str = "UTC", profile: Profile = P
     )
     htdocs, documents = _layout(tree, workdir)
     (documents / "install.lock").write_text("")
-    db = MariaDB(workdir / "datadir", workdir)
+    db = MariaDB(workdir / "datadir", workdir, db_timezone)
     php = None
     try:
         conf = (cached / "conf.php").read_text("utf-8")
@@ -585,10 +604,17 @@ def _unix(day: Any) -> int:
     return int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC).timestamp())
 
 
-def seed(erp: Dolibarr, echo: Echo = print, profile: Profile = PROFILE) -> dict[str, Any]:
-    """Create the generator's customers, products, invoices (with payments) and quotes
-    through the REST API, one call at a time (concurrent creates collide)."""
-    snap = sample_data.generate(profile)
+def seed(
+    erp: Dolibarr, echo: Echo = print, profile: Profile = PROFILE, rows: Path | None = None
+) -> dict[str, Any]:
+    """Create the generator's (or the ``rows`` file's) customers, products, invoices
+    (with payments: an invoice with several is paid in parts, the last closes it) and
+    quotes through the REST API, one call at a time (concurrent creates collide).
+    Cancelled invoices are left out (the REST API cannot abandon an invoice)."""
+    from crm_bridge.adapters.tryton.seed import read_rows
+
+    snap = read_rows(rows) if rows else sample_data.generate(profile)
+    end = snap.as_of
     api = erp.api
     started = time.monotonic()
     bank = api(
@@ -601,7 +627,7 @@ def seed(erp: Dolibarr, echo: Echo = print, profile: Profile = PROFILE) -> dict[
             "courant": 1,
             "country_id": 2,
             "currency_code": "EUR",
-            "date_solde": _unix(profile.end - dt.timedelta(days=365 * profile.years + 30)),
+            "date_solde": _unix(snap.invoices["date"].min() - dt.timedelta(days=30)),
         },
     )
     transfer = erp.sql("SELECT id FROM llx_c_paiement WHERE code = 'VIR'")[0][0]
@@ -642,6 +668,9 @@ def seed(erp: Dolibarr, echo: Echo = print, profile: Profile = PROFILE) -> dict[
     cost = dict(zip(snap.products["product_id"], snap.products["cost_price"], strict=True))
     invoices: dict[str, int] = {}
     paid = payments = credit_notes = 0
+    parts: dict[str, list[tuple[Any, float]]] = {}  # an invoice's payments, by date
+    for row in snap.payments.sort("date").iter_rows(named=True):
+        parts.setdefault(row["invoice_id"], []).append((row["date"], row["amount"]))
     source = {}  # a credit note's invoice: the generator credits the invoice of its first line
     for row in snap.invoices.iter_rows(named=True):
         if row["state"] == "cancelled":
@@ -680,11 +709,25 @@ def seed(erp: Dolibarr, echo: Echo = print, profile: Profile = PROFILE) -> dict[
         if credit:
             credit_notes += 1
         elif row["state"] == "paid":
-            api(
+            for day, amount in parts.get(row["invoice_id"], [])[:-1]:
+                api(
+                    "POST",
+                    "/invoices/paymentsdistributed",
+                    json={
+                        "arrayofamounts": {str(iid): {"amount": str(amount)}},
+                        "datepaye": _unix(day),
+                        "paymentid": int(transfer or 2),
+                        "closepaidinvoices": "no",
+                        "accountid": bank,
+                    },
+                )
+                payments += 1
+            last = parts.get(row["invoice_id"], [(row["paid_date"], None)])[-1][0]
+            api(  # the rest, closing the invoice
                 "POST",
                 f"/invoices/{iid}/payments",
                 json={
-                    "datepaye": _unix(row["paid_date"]),
+                    "datepaye": _unix(last),
                     "paymentid": int(transfer or 2),
                     "closepaidinvoices": "yes",
                     "accountid": bank,
@@ -736,7 +779,7 @@ def seed(erp: Dolibarr, echo: Echo = print, profile: Profile = PROFILE) -> dict[
         "payments": payments,
         "credit_notes": credit_notes,
         "orders": orders,
-        "end": str(profile.end),
+        "end": str(end),
     }
 
 

@@ -106,10 +106,21 @@ class FakeErp:
 
 # -- Dolibarr --------------------------------------------------------------------
 class Dolibarr(FakeErp):
+    """Dolibarr's REST API.  ``zone`` is where its PHP and its database run: unix
+    dates are midnights there (measured: DOLIBARR-NOTES.md; DoliDB::jdate reads
+    the database's text in PHP's zone, core/db/DoliDB.class.php), and
+    ``sqlfilters`` compares ``t.tms`` with the literal in the database session's zone
+    (documented: core/db/mysqli.class.php sets no session time_zone; tms is a
+    TIMESTAMP; # assumed: MariaDB runs in the same zone as PHP).  ``production``
+    ($dolibarr_main_prod) hides the zone in /status (api_status.class.php)."""
+
     key = "doli-key-123"
 
-    def __init__(self) -> None:
+    def __init__(self, zone: dt.tzinfo = dt.UTC, production: bool = True) -> None:
         super().__init__()
+        self.zone = zone
+        self.production = production
+        self.proposals: list[dict[str, Any]] = []
         t0 = 1_700_000_000
         self.thirdparties = {
             str(i): {
@@ -187,7 +198,13 @@ class Dolibarr(FakeErp):
             return _json(401, {"error": {"code": 401, "message": "Unauthorized: Access denied"}})
         path = path.removeprefix("/api/index.php")
         if method == "GET" and path == "/status":  # production: no timezone shown
-            return _json(200, {"success": {"code": 200, "dolibarr_version": "23.0.0-beta"}})
+            status: dict[str, Any] = {"code": 200, "dolibarr_version": "23.0.0-beta"}
+            if not self.production:
+                status.update(
+                    timestamp_now_utc=int(dt.datetime.now(dt.UTC).timestamp()),
+                    timestamp_php_tz=str(self.zone),
+                )
+            return _json(200, {"success": status})
         if method == "GET" and path.startswith("/setup/conf/"):
             return _json(400, {"error": {"code": 400, "message": "Bad or unknown value"}})
         if method == "GET" and (m := re.fullmatch(r"/invoices/(\w+)/payments", path)):
@@ -197,10 +214,10 @@ class Dolibarr(FakeErp):
                 "/thirdparties": list(self.thirdparties.values()),
                 "/products": self.products,
                 "/invoices": self.invoices,
-                "/proposals": [],
+                "/proposals": self.proposals,
             }[path]
             if m := re.fullmatch(r"\(t\.tms:>=:'([\d\- :]+)'\)", query.get("sqlfilters", "")):
-                since = dt.datetime.fromisoformat(m.group(1)).replace(tzinfo=dt.UTC).timestamp()
+                since = dt.datetime.fromisoformat(m.group(1)).replace(tzinfo=self.zone).timestamp()
                 rows = [r for r in rows if r.get("date_modification", 0) >= since]
             limit, page = int(query.get("limit", 100)), int(query.get("page", 0))
             chunk = rows[page * limit : (page + 1) * limit]
@@ -222,6 +239,9 @@ class Dolibarr(FakeErp):
                 for key, value in body.items():
                     if key != "array_options":
                         party[key] = value
+                # documented (DOLIBARR-NOTES.md): date_modification is the later of
+                # llx_societe.tms and llx_societe_extrafields.tms; a PUT writes one
+                party["date_modification"] = self.now()
             return _json(200, party)
         if path == "/setup/extrafields" and method == "GET":
             if query.get("elementtype") != "thirdparty" or not self.extrafields:
@@ -247,6 +267,26 @@ class Dolibarr(FakeErp):
                 return _json(200, name)
         return _json(501, {"error": {"code": 501, "message": f"fake: {method} {path}"}})
 
+    def now(self) -> int:
+        """A new modification stamp (unix), after every stamp already held."""
+        held = [r["date_modification"] for r in (*self.thirdparties.values(), *self.invoices)]
+        return max(int(dt.datetime.now(dt.UTC).timestamp()), max(held, default=0) + 1)
+
+    def pay(self, invoice_id: str, day: dt.date, amount: str | None = None) -> None:
+        """The invoice paid in full on ``day`` (a payment through the API closes it):
+        its status and stamp move, its lines do not change."""
+        invoice = next(i for i in self.invoices if i["id"] == invoice_id)
+        self.payments.setdefault(invoice_id, []).append(
+            {
+                "amount": amount or invoice["total_ht"],
+                "type": "VIR",
+                "date": f"{day.isoformat()} 12:00:00",  # datep in PHP's zone, as text
+                "ref": f"PAY-{invoice_id}-{len(self.payments.get(invoice_id, [])) + 1}",
+            }
+        )
+        invoice["status"] = "2"
+        invoice["date_modification"] = self.now()
+
 
 def _extrafield(body: dict[str, Any]) -> dict[str, Any]:
     """What Dolibarr keeps of a POST or PUT /setup/extrafields body, as its GET sends
@@ -269,12 +309,13 @@ def _extrafield(body: dict[str, Any]) -> dict[str, Any]:
 class ERPNext(FakeErp):
     token = "token apikey:apisecret"
 
-    def __init__(self) -> None:
+    def __init__(self, zone: dt.tzinfo = dt.UTC) -> None:
         super().__init__()
+        self.zone = zone  # the site's system time zone (System Settings)
         self.docs: dict[str, list[dict[str, Any]]] = {
             # documented: Frappe sends numbers as JSON numbers, Check as 0/1, dates as
             # "YYYY-MM-DD" and datetimes as "YYYY-MM-DD HH:MM:SS.ffffff" in the system
-            # time zone of the site (System Settings); # assumed: that zone is UTC here
+            # time zone of the site (System Settings) (``zone``, UTC unless given)
             "Customer": [
                 {
                     "name": f"CUST-{i:05d}",
@@ -406,7 +447,7 @@ class ERPNext(FakeErp):
 
     def stamp(self) -> str:
         """Now as Frappe writes ``modified``: local time, microseconds, no zone."""
-        return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return dt.datetime.now(self.zone).strftime("%Y-%m-%d %H:%M:%S.%f")
 
     def pay(self, invoice: str) -> None:
         """A Payment Entry submitted against ``invoice``: the invoice's status and
@@ -578,8 +619,9 @@ class Odoo(FakeErp):
     api_key = "odoo-api-key"
     database = "prod"
 
-    def __init__(self) -> None:
+    def __init__(self, zone: dt.tzinfo | None = None) -> None:
         super().__init__()
+        self.zone = zone  # the API user's tz preference (None: unset)
         self.models: dict[str, dict[int, dict[str, Any]]] = {
             "res.partner": {
                 i: {
@@ -676,6 +718,11 @@ class Odoo(FakeErp):
         table = self.models.setdefault(model, {})
         handler: Callable[..., Answer] = getattr(self, f"_{call}")
         return handler(model, table, body or {})
+
+    def _context_get(self, model: str, table: Any, kw: dict[str, Any]) -> Answer:
+        """documented: res.users.context_get (@api.model) gives the user's lang, tz (false
+        when unset) and uid (odoo/addons/base/models/res_users.py)."""
+        return _json(200, {"lang": "en_US", "tz": str(self.zone) if self.zone else False, "uid": 2})
 
     def _search_read(
         self, model: str, table: dict[int, dict[str, Any]], kw: dict[str, Any]

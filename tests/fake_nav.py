@@ -36,7 +36,27 @@ SLUG = {
 
 
 class Nav:
-    def __init__(self) -> None:
+    base = BASE
+
+    def __init__(self, zone: dt.tzinfo = dt.UTC, crm_fields: dict[str, str] | None = None) -> None:
+        """``crm_fields``: more CRM_<name> elements on the Customer page (name -> XML
+        Schema type), as an admin's table and page extension would publish them."""
+        self.zone = zone  # the service tier's time zone: where TODAY is
+        self.wsdls = {page: (WSDLS / f"{page}.wsdl").read_bytes() for page in SLUG}
+        flag = b'<xsd:element minOccurs="0" maxOccurs="1" name="CRM_conf_flag"'
+        for name, xsd_type in (crm_fields or {}).items():
+            element = '<xsd:element minOccurs="0" maxOccurs="1" ' + (
+                f'name="CRM_{name}" type="xsd:{xsd_type}"/>'
+            )
+            choice = f'<xsd:enumeration value="CRM_{name}"/>'
+            self.wsdls["Customer"] = (
+                self.wsdls["Customer"]
+                .replace(flag, element.encode() + b"\n          " + flag)
+                .replace(
+                    b'<xsd:enumeration value="CRM_conf_flag"/>',
+                    choice.encode() + b'\n          <xsd:enumeration value="CRM_conf_flag"/>',
+                )
+            )
         self.pages: dict[str, list[dict[str, Any]]] = {
             "Customer": [
                 {
@@ -109,12 +129,19 @@ class Nav:
         self.order = {  # element order of each page's record type, as its WSDL has it
             page: [
                 e.get("name")
-                for e in etree.parse(str(WSDLS / f"{page}.wsdl")).iterfind(
+                for e in etree.fromstring(self.wsdls[page]).iterfind(
                     f".//{xsd}complexType[@name='{page}']/{xsd}sequence/{xsd}element"
                 )
             ]
             for page in SLUG
         }
+
+    def rekey(self) -> None:
+        """Give every record of ``pages`` its first Key (after replacing them)."""
+        self.versions.clear()
+        for page, rows in self.pages.items():
+            for n, row in enumerate(rows):
+                row["Key"] = self._key(page, row, n)
 
     def _key(self, page: str, row: dict[str, Any], n: int = 0) -> str:
         # documented: a line's primary key is (Document No., Line No.), a header's No.
@@ -139,7 +166,7 @@ class Nav:
         def answer(request: Any) -> tuple[int, dict[str, str], bytes]:
             if not self._authorised(request):
                 return 401, {}, b""
-            return 200, {"Content-Type": "text/xml"}, (WSDLS / f"{page}.wsdl").read_bytes()
+            return 200, {"Content-Type": "text/xml"}, self.wsdls[page]
 
         return answer
 
@@ -200,15 +227,19 @@ class Nav:
         if sent.get("Key") != row["Key"]:
             raise LookupError(f"Other user has modified {page} {sent.get('No', '')}.")
         nil = "{http://www.w3.org/2001/XMLSchema-instance}nil"
+        values = {
+            etree.QName(e).localname: None if e.get(nil) == "true" else e.text for e in record
+        }
+        return self.modify(page, row, values)
+
+    def modify(self, page: str, row: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+        """``row`` changed as an update (or a user on the card) changes it."""
         # # assumed: elements not sent are left as they are
-        for e in record:
-            name = etree.QName(e).localname
-            if name not in ("Key", "No"):
-                row[name] = None if e.get(nil) == "true" else e.text
+        row.update((k, v) for k, v in values.items() if k not in ("Key", "No"))
         if page == "Customer":
             # documented: the Customer table's OnModify sets "Last Date Modified" to TODAY
-            # (server-local date; # assumed UTC here)
-            row["Last_Date_Modified"] = dt.datetime.now(dt.UTC).date().isoformat()
+            # (server-local date)
+            row["Last_Date_Modified"] = dt.datetime.now(self.zone).date().isoformat()
         row["Key"] = self._key(page, row)
         return row
 

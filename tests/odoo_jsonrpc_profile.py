@@ -17,6 +17,7 @@ POSITIONAL = {
     "write": ["ids", "vals"],
     "create": ["vals_list"],
     "unlink": ["ids"],
+    "context_get": [],
 }
 HEADER = """Odoo 17-18 external JSON-RPC API (/jsonrpc, service "object", execute_kw):
 the same models, fields and custom fields as the odoo profile (Odoo 19+ JSON-2),
@@ -81,6 +82,7 @@ def convert(odoo: dict[str, Any]) -> dict[str, Any]:
     out["errors"] = {"path": "error", "message": "error.data.message"}
     for lookup in out["lookups"].values():
         lookup["path"] = "result." + lookup["path"]
+    out["timezone"]["path"] = "result.tz"
     return out
 
 

@@ -29,6 +29,7 @@ from crm_bridge.adapters.tryton.sandbox import (
     activate_and_seed,
     cache_dir,
     free_port,
+    rows_as_of,
     run_tool,
     template_key,
 )
@@ -151,14 +152,18 @@ class PostgresCluster:
         self.stop()
 
 
-def build_template(cluster: PostgresCluster, profile: Profile, echo: Echo = print) -> Path:
-    """A ``pg_dump`` of the Tryton template for ``profile``, built in ``cluster`` if not cached.
+def build_template(
+    cluster: PostgresCluster, profile: Profile, echo: Echo = print, rows: Path | None = None
+) -> Path:
+    """A ``pg_dump`` of the Tryton template for ``profile`` (or for the canonical
+    ``rows`` file), built in ``cluster`` if not cached.
 
     Keyed like the SQLite template (same modules, companion module, data and
-    year); the generated data ends on the day it was built (``template_end``).
+    year); the generated data ends on the day it was built, rows on their as_of
+    (``template_end``).
     """
-    end = profile.end or dt.date.today()
-    key = template_key(dataclasses.replace(profile, end=None))
+    end = rows_as_of(rows) if rows else profile.end or dt.date.today()
+    key = template_key(dataclasses.replace(profile, end=None), rows)
     target = cache_dir() / key / "template-pg.dump"
     if target.exists():
         return target
@@ -169,7 +174,9 @@ def build_template(cluster: PostgresCluster, profile: Profile, echo: Echo = prin
     echo(f"building the Tryton template on PostgreSQL (once; cached in {target.parent})")
     try:
         cluster.psql(f'CREATE DATABASE "{database}"')
-        activate_and_seed(work, database, dataclasses.replace(profile, end=end), echo, cluster.uri)
+        activate_and_seed(
+            work, database, dataclasses.replace(profile, end=end), echo, cluster.uri, rows
+        )
         partial = target.with_name(f"{target.name}.{os.getpid()}")
         subprocess.run(
             [

@@ -1,12 +1,16 @@
-"""The golden company loaded into the ERPNext and Odoo fakes, synced through the CLI,
-and read back raw (plain HTTP, never the adapter): the values equal the hand-computed
-table, but for what the profiles do not read, listed here with the reason."""
+"""The golden company loaded into the Dolibarr, ERPNext, Odoo and NAV fakes, synced
+through the CLI, and read back raw (plain HTTP/SOAP, never the adapter): the values
+equal the hand-computed table, but for what the profiles do not read, listed here
+with the reason.  Each fake runs in UTC, Europe/Riga and America/New_York: its dates
+and modification stamps are the ones an ERP in that zone sends."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -16,18 +20,20 @@ from crm_bridge.cli import cli
 
 from crm_bridge.plugin_manager import load_plugins
 
-from . import fake_erps
+from . import fake_erps, fake_nav
 from .golden import data
 from .golden.expected import EXPECTED, PROPERTY_CHECKED
 from .test_golden import _same
 
 STAMP = "2026-06-30 08:00:00.000000"
+ZONES = ("UTC", "Europe/Riga", "America/New_York")
 
 
-def erpnext_with_the_golden_company() -> fake_erps.ERPNext:
+def erpnext_with_the_golden_company(zone: dt.tzinfo = dt.UTC) -> fake_erps.ERPNext:
     """The golden rows as ERPNext documents (Sales Invoice status as ERPNext sets it
-    at the analysis date: Paid, Unpaid, Overdue, Return, Cancelled, Draft)."""
-    erp = fake_erps.ERPNext()
+    at the analysis date: Paid, Unpaid, Overdue, Return, Cancelled, Draft); stamps are
+    the site's local time whatever ``zone`` is, dates carry no zone."""
+    erp = fake_erps.ERPNext(zone)
     rows = data.tables()
     docs: dict[str, list[dict[str, Any]]] = {k: [] for k in erp.docs}
     for c in rows["customers"]:
@@ -144,11 +150,20 @@ def expected_without_payment_dates_and_complaints() -> dict[str, dict[str, Any]]
     return out
 
 
-def odoo_with_the_golden_company() -> fake_erps.Odoo:
+def _utc(day: dt.date, time: str, zone: dt.tzinfo) -> str:
+    """A local date and time as the UTC "YYYY-MM-DD HH:MM:SS" Odoo stores and sends."""
+    local = dt.datetime.combine(day, dt.time.fromisoformat(time), zone)
+    return local.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def odoo_with_the_golden_company(zone: dt.tzinfo = dt.UTC) -> fake_erps.Odoo:
     """The golden rows as Odoo records: ids are numbers (C01 is partner 1, P-A product
     1), refunds carry positive quantities and subtotals and a negative signed amount,
-    a cancelled move keeps payment_state not_paid."""
-    erp = fake_erps.Odoo()
+    a cancelled move keeps payment_state not_paid.  Dates are plain; date-times are
+    UTC (documented: Odoo stores Datetime fields in UTC and the client shows them in
+    the user's zone, ``zone`` here): quotes made at 21:00 and opportunities at 01:00
+    there, another UTC day in New York and in Riga."""
+    erp = fake_erps.Odoo(zone)
     rows = data.tables()
     pid = {c["customer_id"]: n for n, c in enumerate(rows["customers"], 1)}
     partner = {c["customer_id"]: [pid[c["customer_id"]], c["name"]] for c in rows["customers"]}
@@ -224,7 +239,7 @@ def odoo_with_the_golden_company() -> fake_erps.Odoo:
         m["sale.order"][n] = {
             "id": n,
             "partner_id": partner[q["customer_id"]],
-            "date_order": f"{q['date'].isoformat()} 10:00:00",
+            "date_order": _utc(q["date"], "21:00", zone),
             "state": {"quotation": "sent", "confirmed": "sale"}.get(q["state"], "cancel"),
             "amount_untaxed": q["amount"],
         }
@@ -233,7 +248,7 @@ def odoo_with_the_golden_company() -> fake_erps.Odoo:
             "id": n,
             "partner_id": partner[o["customer_id"]],
             "active": o["state"] != "lost",  # Odoo archives a lost lead
-            "create_date": f"{o['date'].isoformat()} 10:00:00",
+            "create_date": _utc(o["date"], "01:00", zone),
             "type": "opportunity",
             "won_status": o["state"],
             "expected_revenue": o["amount"],
@@ -279,28 +294,335 @@ def _raw_odoo(erp: Any) -> dict[str, dict[str, Any]]:
     }
 
 
-@pytest.mark.parametrize("profile", ["erpnext", "odoo"])
-def test_the_golden_company_read_back_raw(profile: str, tmp_path: Path, monkeypatch: Any) -> None:
+def _midnight(day: dt.date, zone: dt.tzinfo) -> int:
+    return int(dt.datetime.combine(day, dt.time(), zone).timestamp())
+
+
+def dolibarr_with_the_golden_company(zone: dt.tzinfo, production: bool) -> fake_erps.Dolibarr:
+    """The golden rows as Dolibarr objects: ids are numbers (C01 is third party 1),
+    dates unix midnights in ``zone`` (where PHP runs), numbers strings; a credit note
+    (type 2) has positive quantities and negative totals; I302 abandoned (status 3),
+    I303 a draft (0); payments dated as local text, I701's in two parts; quotes are
+    proposals (1 open, 2 signed, 3 refused) without lines."""
+    erp = fake_erps.Dolibarr(zone, production)
+    rows = data.tables()
+    stamp = int(dt.datetime.fromisoformat(STAMP).replace(tzinfo=zone).timestamp())
+    pid = {c["customer_id"]: str(n) for n, c in enumerate(rows["customers"], 1)}
+    erp.thirdparties = {
+        pid[c["customer_id"]]: {
+            "id": pid[c["customer_id"]],
+            "name": c["name"],
+            "code_client": c["customer_id"],
+            "status": "1",
+            "date_creation": stamp - 86400 * 400,
+            "date_modification": stamp,
+            "array_options": [],
+        }
+        for c in rows["customers"]
+    }
+    prod = {p["code"]: str(n) for n, p in enumerate(rows["products"], 1)}
+    erp.products = [
+        {
+            "id": prod[p["code"]],
+            "ref": p["code"],
+            "label": p["name"],
+            "price": f"{p['list_price']:.8f}",
+            "cost_price": f"{p['cost_price']:.8f}",
+        }
+        for p in rows["products"]
+    ]
+    lines: dict[str, list[dict[str, Any]]] = {}
+    for n, line in enumerate(rows["invoice_lines"], 1):
+        lines.setdefault(line["invoice_id"], []).append(
+            {
+                "id": str(n),
+                "fk_product": prod[line["product_id"]],
+                "qty": str(abs(line["quantity"])),
+                "subprice": f"{line['unit_price']:.8f}",
+                "total_ht": f"{line['amount']:.8f}",
+                "pa_ht": f"{abs(line['cost'] / line['quantity']):.8f}",
+            }
+        )
+    status = {"draft": "0", "posted": "1", "paid": "2", "cancelled": "3"}
+    erp.invoices = [
+        {
+            "id": str(n),
+            "socid": pid[i["customer_id"]],
+            "ref": i["invoice_id"],
+            "type": "2" if i["kind"] == "credit_note" else "0",
+            "status": status[i["state"]],
+            "date": _midnight(i["date"], zone),
+            "date_lim_reglement": _midnight(i["due_date"], zone),
+            "date_closing": None,
+            "total_ht": f"{i['amount']:.8f}",
+            "multicurrency_code": "EUR",
+            "date_modification": stamp,
+            "lines": lines[i["invoice_id"]],
+        }
+        for n, i in enumerate(rows["invoices"], 1)
+    ]
+    number = {i["invoice_id"]: str(n) for n, i in enumerate(rows["invoices"], 1)}
+    erp.payments = {}
+    paid_in_parts = {y["invoice_id"] for y in rows["payments"]}
+    for y in rows["payments"]:
+        erp.payments.setdefault(number[y["invoice_id"]], []).append(
+            {
+                "amount": f"{y['amount']:.8f}",
+                "type": "VIR",
+                "date": f"{y['date'].isoformat()} 12:00:00",
+                "ref": y["payment_id"],
+            }
+        )
+    for i in rows["invoices"]:
+        if i["state"] == "paid" and i["invoice_id"] not in paid_in_parts:
+            erp.payments[number[i["invoice_id"]]] = [
+                {
+                    "amount": f"{i['amount']:.8f}",
+                    "type": "VIR",
+                    "date": f"{i['paid_date'].isoformat()} 12:00:00",
+                    "ref": f"PAY-{i['invoice_id']}",
+                }
+            ]
+    erp.proposals = [
+        {
+            "id": str(n),
+            "socid": pid[q["customer_id"]],
+            "ref": q["order_id"],
+            "date": _midnight(q["date"], zone),
+            "status": {"quotation": "1", "confirmed": "2", "cancelled": "3"}[q["state"]],
+            "total_ht": f"{q['amount']:.8f}",
+            "lines": [],
+        }
+        for n, q in enumerate(rows["sale_orders"], 1)
+    ]
+    return erp
+
+
+def expected_without_opportunities_and_complaints() -> dict[str, dict[str, Any]]:
+    """The golden table as a Dolibarr customer sees it: the profile reads no
+    opportunities and no complaints (Dolibarr's are in modules it does not map), so
+    every count of them is 0, and C06's latest refusal is its refused quote Q2."""
+    out = {}
+    for cid, values in EXPECTED.items():
+        seen = dict(values)
+        for name in ("kpi_opportunities_won", "kpi_opportunities_lost", "kpi_complaints_12m"):
+            if name in seen:
+                seen[name] = 0
+        out[cid] = seen
+    out["C06"]["kpi_last_refusal"] = "2026-02-10 quote refused"
+    return out
+
+
+def _raw_dolibarr(erp: Any) -> dict[str, dict[str, Any]]:
+    """Third parties over plain HTTP; extrafields as Dolibarr shows them on the card:
+    a date is the day of the stored midnight where PHP runs (the fake's zone)."""
+    answer = requests.get(
+        f"{erp.base}/api/index.php/thirdparties",
+        params={"limit": "100", "page": "0"},
+        headers={"DOLAPIKEY": erp.key},
+        timeout=5,
+    )
+    assert answer.status_code == 200
+    kinds = {f"options_{k}": v["type"] for k, v in erp.extrafields.items()}
+    out: dict[str, dict[str, Any]] = {}
+    for party in answer.json():
+        values: dict[str, Any] = {}
+        for key, value in (party["array_options"] or {}).items():
+            if value is None or not key.startswith("options_crm_"):
+                continue
+            if kinds[key] == "date":
+                day = dt.datetime.fromtimestamp(int(value), erp.zone)
+                assert day.time() == dt.time(), (key, value)  # a midnight there
+                value = day.date().isoformat()
+            elif kinds[key] == "int":
+                value = int(value)
+            elif kinds[key] == "double":
+                value = float(value)
+            values[key.removeprefix("options_crm_")] = value
+        out[party["code_client"]] = values
+    return out
+
+
+XSD = {
+    "char": "string",
+    "selection": "string",
+    "integer": "int",
+    "numeric": "decimal",
+    "date": "date",
+    "boolean": "boolean",
+}
+
+
+def nav_with_the_golden_company(zone: dt.tzinfo) -> fake_nav.Nav:
+    """The golden rows as NAV's posted documents: only posted invoices exist (I302
+    cancelled and I303 a draft never reach the posted tables), a paid one is Closed,
+    the credit note is a posted credit memo with positive quantities and amounts;
+    dates carry no zone.  The Customer page publishes every built-in field."""
+    fields = {name: XSD[f.type] for name, f in load_plugins().fields().items()}
+    erp = fake_nav.Nav(zone, crm_fields=fields)
+    rows = data.tables()
+    pages: dict[str, list[dict[str, Any]]] = {page: [] for page in erp.pages}
+    pages["Customer"] = [
+        {
+            "No": c["customer_id"],
+            "Name": c["name"],
+            "Blocked": "_blank_",
+            "Customer_Posting_Group": "DOMESTIC",
+            "Last_Date_Modified": "2026-06-30",
+        }
+        for c in rows["customers"]
+    ]
+    pages["Item"] = [
+        {
+            "No": p["code"],
+            "Description": p["name"],
+            "Unit_Price": f"{p['list_price']:.2f}",
+            "Unit_Cost": f"{p['cost_price']:.2f}",
+        }
+        for p in rows["products"]
+    ]
+    lines: dict[str, list[dict[str, Any]]] = {}
+    for line in rows["invoice_lines"]:
+        lines.setdefault(line["invoice_id"], []).append(line)
+    for i in rows["invoices"]:
+        if i["state"] not in ("posted", "paid"):
+            continue
+        memo = i["kind"] == "credit_note"
+        header, body = (
+            ("PostedSalesCreditMemos", "PostedSalesCrMemoLines")
+            if memo
+            else ("PostedSalesInvoices", "PostedSalesInvLines")
+        )
+        pages[header].append(
+            {
+                "No": i["invoice_id"],
+                "Sell_to_Customer_No": i["customer_id"],
+                "Posting_Date": i["date"].isoformat(),
+                "Due_Date": i["due_date"].isoformat(),
+                "Amount": f"{abs(i['amount']):.2f}",
+                **({} if memo else {"Closed": "true" if i["state"] == "paid" else "false"}),
+            }
+        )
+        for n, line in enumerate(lines[i["invoice_id"]], 1):
+            pages[body].append(
+                {
+                    "Document_No": i["invoice_id"],
+                    "Line_No": str(n * 10000),
+                    "Type": "Item",
+                    "No": line["product_id"],
+                    "Quantity": str(abs(line["quantity"])),
+                    "Unit_Price": f"{line['unit_price']:.2f}",
+                    "Line_Amount": f"{abs(line['amount']):.2f}",
+                    "Unit_Cost_LCY": f"{abs(line['cost'] / line['quantity']):.2f}",
+                }
+            )
+    erp.pages = pages
+    erp.rekey()
+    return erp
+
+
+def expected_of_posted_documents_only() -> dict[str, dict[str, Any]]:
+    """The golden table as a NAV customer sees it: the profile reads the posted
+    invoices and credit memos only; a paid invoice is Closed without a date (no days
+    late, no share paid late), and no quote, opportunity or complaint is read (no
+    quote conversion or refusal; their counts 0), so C06, who never bought, has no
+    value at all."""
+    out = {}
+    for cid, values in expected_without_payment_dates_and_complaints().items():
+        seen = {
+            k: v for k, v in values.items() if k not in ("kpi_quote_conversion", "kpi_last_refusal")
+        }
+        for name in ("kpi_opportunities_won", "kpi_opportunities_lost"):
+            if name in seen:
+                seen[name] = 0
+        if cid != "C06":
+            out[cid] = seen
+    return out
+
+
+def _raw_nav(erp: Any) -> dict[str, dict[str, Any]]:
+    """Customers over a hand-written SOAP ReadMultiple (plain requests)."""
+    from lxml import etree
+
+    ns = "urn:microsoft-dynamics-schemas/page/customer"
+    envelope = (
+        f'<s:Envelope xmlns:s="{fake_nav.SOAP}"><s:Body><ReadMultiple xmlns="{ns}">'
+        "<filter><Field>No</Field><Criteria></Criteria></filter>"
+        "<bookmarkKey></bookmarkKey><setSize>100</setSize></ReadMultiple></s:Body></s:Envelope>"
+    )
+    answer = requests.post(
+        f"{fake_nav.BASE}/{fake_nav.COMPANY}/Page/Customer",
+        data=envelope.encode(),
+        headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f"{ns}:ReadMultiple"},
+        auth=(fake_nav.USER, fake_nav.PASSWORD),
+        timeout=5,
+    )
+    assert answer.status_code == 200
+    kinds = {name: XSD[f.type] for name, f in load_plugins().fields().items()}
+    out: dict[str, dict[str, Any]] = {}
+    for customer in etree.fromstring(answer.content).iter(f"{{{ns}}}Customer"):
+        values: dict[str, Any] = {}
+        for element in customer:
+            name = etree.QName(element).localname.removeprefix("CRM_")
+            if name not in kinds or element.text is None:
+                continue
+            kind, text = kinds[name], element.text
+            values[name] = {"int": int, "decimal": float}.get(kind, str)(text)
+        out[customer.findtext(f"{{{ns}}}No")] = values
+    return out
+
+
+# profile, zone, the erp section's own lines
+CASES = [
+    ("dolibarr", "UTC", ""),  # production: /status names no zone, UTC assumed
+    ("dolibarr", "Europe/Riga", ""),  # not production: /status names the zone
+    ("dolibarr", "America/New_York", 'timezone = "America/New_York"'),  # production
+    *((p, z, "") for p in ("erpnext", "odoo", "nav") for z in ZONES),
+]
+
+
+@pytest.mark.parametrize(("profile", "zone", "extra"), CASES)
+def test_the_golden_company_read_back_raw(
+    profile: str, zone: str, extra: str, tmp_path: Path, monkeypatch: Any
+) -> None:
     erp: Any
-    if profile == "erpnext":
+    where = ZoneInfo(zone)
+    if profile == "dolibarr":
         erp, read, secrets = (
-            erpnext_with_the_golden_company(),
+            dolibarr_with_the_golden_company(where, production=bool(extra) or zone == "UTC"),
+            _raw_dolibarr,
+            {"api_key": fake_erps.Dolibarr.key},
+        )
+        expected = expected_without_opportunities_and_complaints()
+    elif profile == "erpnext":
+        erp, read, secrets = (
+            erpnext_with_the_golden_company(where),
             _raw_erpnext,
             {
                 "api_key": "apikey",
                 "api_secret": "apisecret",
             },
         )
+        expected = expected_without_payment_dates_and_complaints()
+    elif profile == "nav":
+        erp, read, secrets = (
+            nav_with_the_golden_company(where),
+            _raw_nav,
+            {"company": fake_nav.COMPANY, "username": fake_nav.USER, "password": fake_nav.PASSWORD},
+        )
+        expected = expected_of_posted_documents_only()
     else:
         erp, read, secrets = (
-            odoo_with_the_golden_company(),
+            odoo_with_the_golden_company(where),
             _raw_odoo,
             {
                 "api_key": fake_erps.Odoo.api_key,
                 "database": fake_erps.Odoo.database,
             },
         )
-    lines = [f'adapter = "{profile}"', f'url = "{erp.base}"']
+        expected = expected_without_payment_dates_and_complaints()
+    url = fake_nav.BASE if profile == "nav" else erp.base
+    lines = [f'adapter = "{profile}"', f'url = "{url}"', extra]
     for key, value in secrets.items():
         monkeypatch.setenv(f"CRM_TEST_{key.upper()}", value)
         lines.append(f'{key} = "${{CRM_TEST_{key.upper()}}}"')
@@ -320,7 +642,6 @@ def test_the_golden_company_read_back_raw(profile: str, tmp_path: Path, monkeypa
         run("sync", "--json")
         raw = read(erp)
         again = json.loads(run("sync", "--json").stdout)["counts"]
-    expected = expected_without_payment_dates_and_complaints()
     wrong = {}
     for cid, values in expected.items():
         held = {k: v for k, v in raw[cid].items() if k not in PROPERTY_CHECKED}
@@ -335,4 +656,7 @@ def test_the_golden_company_read_back_raw(profile: str, tmp_path: Path, monkeypa
     assert wrong == {}, "\n".join(
         f"{k}: held {v[0]!r}, expected {v[1]!r}" for k, v in wrong.items()
     )
+    assert {cid: values for cid, values in raw.items() if cid not in expected} == {
+        cid: {} for cid in set(raw) - set(expected)
+    }
     assert again["planned_cells"] == 0

@@ -95,7 +95,9 @@ def _erpnext_adapter(erp: fake_erps.ERPNext) -> RestAdapter:
     return RestAdapter(mapping.load("erpnext"), {"url": erp.base, **ERPNEXT})
 
 
-def _cli(erp: fake_erps.FakeErp, profile: str, settings: dict[str, Any], folder: Any) -> Any:
+def _cli(
+    erp: Any, profile: str, settings: dict[str, Any], folder: Any, as_of: str = "2024-04-30"
+) -> Any:
     """A ``run(*args)`` that runs the crm-bridge CLI on a config for ``erp``."""
     from click.testing import CliRunner
     from crm_bridge.cli import cli
@@ -106,7 +108,7 @@ def _cli(erp: fake_erps.FakeErp, profile: str, settings: dict[str, Any], folder:
     lines += [f'{key} = "{value}"' for key, value in settings.items()]
     config = folder / "crm-bridge.toml"
     config.write_text(
-        "[erp]\n" + "\n".join(lines) + '\n[sync]\nas_of = "2024-04-30"\n[state]\npath = "s.db"\n'
+        "[erp]\n" + "\n".join(lines) + f'\n[sync]\nas_of = "{as_of}"\n[state]\npath = "s.db"\n'
     )
 
     def run(*args: str) -> Any:
@@ -245,8 +247,11 @@ def test_nav_posted_credit_memos_deduct() -> None:
 
 
 # -- every REST fake: stamps move on writes, a change is exactly one cell, paid lines stay
-def _erpnext_case() -> tuple[Any, str, dict[str, Any], Any, Any, str]:
-    erp = fake_erps.ERPNext()
+def _erpnext_case(zone: str = "UTC") -> tuple[Any, str, dict[str, Any], Any, Any, str]:
+    """ERPNext's site in ``zone``: its ``modified`` stamps are local time."""
+    from zoneinfo import ZoneInfo
+
+    erp = fake_erps.ERPNext(ZoneInfo(zone))
 
     def edit(field: str, value: Any) -> None:  # a user edits the customer through the API
         status, _, _ = erp.handle(
@@ -283,27 +288,83 @@ def _odoo_case(kind: type[fake_erps.Odoo]) -> tuple[Any, str, dict[str, Any], An
     return erp, "odoo", settings, edit, held, "x_crm_"
 
 
+def _dolibarr_case(zone: str) -> tuple[Any, str, dict[str, Any], Any, Any, str]:
+    """The golden company in a Dolibarr whose PHP and database run in ``zone``
+    (named by /status: not production)."""
+    from zoneinfo import ZoneInfo
+
+    from .test_golden_erps import dolibarr_with_the_golden_company
+
+    erp = dolibarr_with_the_golden_company(ZoneInfo(zone), production=False)
+
+    def edit(field: str, value: Any) -> None:  # the card's save: a PUT of the extrafield
+        status, _, _ = erp.handle(
+            "PUT", "/thirdparties/1", {}, {"array_options": {field: value}}, {"DOLAPIKEY": erp.key}
+        )
+        assert status == 200
+
+    def held() -> dict[str, Any]:
+        party = erp.thirdparties["1"]
+        return {**party, **(party["array_options"] or {})}
+
+    return erp, "dolibarr", {"api_key": erp.key}, edit, held, "options_crm_"
+
+
+def _nav_case() -> tuple[Any, str, dict[str, Any], Any, Any, str]:
+    """The golden company in NAV (posted documents; every CRM field published)."""
+    from . import fake_nav
+    from .test_golden_erps import nav_with_the_golden_company
+
+    erp = nav_with_the_golden_company(dt.UTC)
+    row = next(r for r in erp.pages["Customer"] if r["No"] == "C01")
+
+    def edit(field: str, value: Any) -> None:  # a user edits the value on the card
+        erp.modify("Customer", row, {field: str(value)})
+
+    def held() -> dict[str, Any]:  # decimals as numbers, as the card shows them
+        numeric = {k: float(v) for k, v in row.items() if k.startswith("CRM_kpi_") and v}
+        return {**row, **numeric}
+
+    settings = {"company": fake_nav.COMPANY, "username": fake_nav.USER}
+    return erp, "nav", {**settings, "password": fake_nav.PASSWORD}, edit, held, "CRM_"
+
+
 CASES = {
     "erpnext": _erpnext_case,
+    "erpnext-Europe/Riga": lambda: _erpnext_case("Europe/Riga"),
+    "erpnext-America/New_York": lambda: _erpnext_case("America/New_York"),
     "odoo": lambda: _odoo_case(fake_erps.Odoo),
     "odoo_jsonrpc": lambda: _odoo_case(fake_erps.OdooJsonRpc),
+    "dolibarr-UTC": lambda: _dolibarr_case("UTC"),
+    "dolibarr-Europe/Riga": lambda: _dolibarr_case("Europe/Riga"),
+    "dolibarr-America/New_York": lambda: _dolibarr_case("America/New_York"),
+    "nav": _nav_case,
 }
+
+
+def _as_of(name: str) -> str:
+    """The analysis date of a case's data: the golden company's, or the small one's."""
+    return "2026-06-30" if name.startswith(("dolibarr", "nav")) else "2024-04-30"
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_one_value_changed_in_the_erp_is_exactly_one_cell(name: str, tmp_path: Any) -> None:
     """Someone edits one of crm-bridge's values on a customer in the ERP (its stamp
-    moves): the next incremental run plans that one cell back, and nothing else."""
+    moves): the next incremental run plans that one cell back, and nothing else.
+    Two runs before the edit: the second one's watermark is the stamps of the first
+    one's writes, seconds before the edit (not the data's older stamps)."""
     import json
 
     erp, profile, settings, edit, held, prefix = CASES[name]()
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         erp.install(rsps)
-        run = _cli(erp, profile, settings, tmp_path)
+        run = _cli(erp, profile, settings, tmp_path, _as_of(name))
         run("fields", "provision")
         run("sync", "--json")
+        assert json.loads(run("sync", "--json").stdout)["counts"]["planned_cells"] == 0
         before = held()
-        stamp = next(k for k in ("modified", "write_date") if k in before)
+        stamps = ("modified", "write_date", "date_modification", "Last_Date_Modified")
+        stamp = next(k for k in stamps if k in before)
         field, value = next(
             (k, v)
             for k, v in sorted(before.items())
@@ -318,19 +379,38 @@ def test_one_value_changed_in_the_erp_is_exactly_one_cell(name: str, tmp_path: A
         assert json.loads(run("sync", "--json").stdout)["counts"]["planned_cells"] == 0
 
 
-@pytest.mark.parametrize("name", ["erpnext", "odoo"])
+def _pay(name: str, erp: Any) -> str:
+    """Pay one posted invoice in the ERP as a payment does (its lines untouched);
+    return its canonical id."""
+    if name == "erpnext":
+        erp.pay("ACC-SINV-2024-00002")
+        return "ACC-SINV-2024-00002"
+    if name == "odoo":
+        erp.pay(2)
+        return "2"
+    if name == "nav":  # documented: applying the payment closes the invoice's ledger entry
+        row = next(r for r in erp.pages["PostedSalesInvoices"] if r["No"] == "I204")
+        erp.modify("PostedSalesInvoices", row, {"Closed": "true"})
+        return "I204"
+    invoice = next(i for i in erp.invoices if i["ref"] == "I204")  # Dolibarr
+    erp.pay(invoice["id"], dt.date(2026, 6, 28))
+    return str(invoice["id"])
+
+
+@pytest.mark.parametrize(
+    "name", ["erpnext", "odoo", "dolibarr-UTC", "dolibarr-America/New_York", "nav"]
+)
 def test_an_invoice_paid_with_its_lines_untouched_keeps_its_lines(name: str, tmp_path: Any) -> None:
     import polars as pl
 
     erp, profile, settings, _, _, _ = CASES[name]()
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         erp.install(rsps)
-        run = _cli(erp, profile, settings, tmp_path)
+        run = _cli(erp, profile, settings, tmp_path, _as_of(name))
         run("fields", "provision")
         run("sync", "--json")
         cached = pl.read_parquet(tmp_path / "tables" / "invoice_lines.parquet")
-        invoice = "ACC-SINV-2024-00002" if name == "erpnext" else "2"
-        erp.pay(invoice if name == "erpnext" else 2)
+        invoice = _pay(name.split("-")[0], erp)
         run("sync", "--json")
     lines = pl.read_parquet(tmp_path / "tables" / "invoice_lines.parquet")
     assert lines.sort("line_id").equals(cached.sort("line_id"))

@@ -76,7 +76,9 @@ def _env(directory: Path, uri: str = "sqlite://", **extra: str) -> dict[str, str
     return env
 
 
-def template_key(profile: Profile) -> str:
+def template_key(profile: Profile, rows: Path | None = None) -> str:
+    """The cache key of a template: versions, the companion module, the loader,
+    and the data (the generator's profile, or the rows file loaded instead)."""
     h = hashlib.sha256()
     for dist in ["trytond", *(f"trytond_{m}" for m in MODULES if m != "crm_bridge")]:
         h.update(f"{dist}={metadata.version(dist)};".encode())
@@ -88,18 +90,19 @@ def template_key(profile: Profile) -> str:
     seed = resources.files("crm_bridge.adapters.tryton").joinpath("seed.py").read_bytes()
     data = resources.files("crm_bridge").joinpath("sample_data.py").read_bytes()
     h.update(seed + data)
-    h.update(repr(dataclasses.astuple(profile)).encode())
+    h.update(repr(dataclasses.astuple(profile)).encode() if rows is None else rows.read_bytes())
     h.update(str(dt.date.today().year).encode())
     return h.hexdigest()[:16]
 
 
-def build_template(profile: Profile, echo: Echo = print) -> Path:
-    """Return the template database file for ``profile``, building it if needed."""
-    end = profile.end or dt.date.today()
+def build_template(profile: Profile, echo: Echo = print, rows: Path | None = None) -> Path:
+    """Return the template database file for ``profile`` (or for the canonical
+    ``rows`` file of ``seed.write_rows``, ending on its as_of), building it if needed."""
+    end = rows_as_of(rows) if rows else profile.end or dt.date.today()
     # The end date moves every day; keying on it would rebuild daily, so the
     # key leaves it out (the year is in it) and the template records its own
     # end date beside it (see template_end).
-    key = template_key(dataclasses.replace(profile, end=None))
+    key = template_key(dataclasses.replace(profile, end=None), rows)
     target = cache_dir() / key / "template.sqlite"
     if target.exists():
         return target
@@ -110,7 +113,7 @@ def build_template(profile: Profile, echo: Echo = print) -> Path:
     db.touch()
     started = time.monotonic()
     echo(f"building the Tryton template database (once; cached in {target.parent})")
-    activate_and_seed(work, "template", dataclasses.replace(profile, end=end), echo)
+    activate_and_seed(work, "template", dataclasses.replace(profile, end=end), echo, rows=rows)
     (target.parent).mkdir(parents=True, exist_ok=True)
     target.with_suffix(".json").write_text(json.dumps({"end": end.isoformat()}))
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -120,11 +123,22 @@ def build_template(profile: Profile, echo: Echo = print) -> Path:
     return target
 
 
+def rows_as_of(rows: Path) -> dt.date:
+    """The analysis date of a rows file (``seed.write_rows``)."""
+    return dt.date.fromisoformat(json.loads(rows.read_text("utf-8"))["as_of"])
+
+
 def activate_and_seed(
-    work: Path, database: str, profile: Profile, echo: Echo = print, uri: str = "sqlite://"
+    work: Path,
+    database: str,
+    profile: Profile,
+    echo: Echo = print,
+    uri: str = "sqlite://",
+    rows: Path | None = None,
 ) -> None:
     """Activate the modules in ``database`` (an SQLite file in ``work`` or a
-    database of the server at ``uri``) and load the generated data into it."""
+    database of the server at ``uri``) and load the generated data (or ``rows``)
+    into it."""
     assert profile.end is not None
     passfile = work / "password"
     passfile.write_text(ADMIN_PASSWORD + "\n")
@@ -165,6 +179,7 @@ def activate_and_seed(
         str(profile.seed),
         "--end",
         profile.end.isoformat(),
+        *(["--rows", str(rows)] if rows else []),
     ]
     with subprocess.Popen(
         args, env=_env(work, uri), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True

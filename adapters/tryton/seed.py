@@ -1,7 +1,9 @@
-"""Load a generated customer base into a Tryton database, in-process.
+"""Load a generated customer base (or given canonical rows) into a Tryton database, in-process.
 
 Run as ``python -m crm_bridge.adapters.tryton.seed DB`` with the trytond
-configuration in the environment (``TRYTOND_DATABASE__URI`` and ``__PATH``):
+configuration in the environment (``TRYTOND_DATABASE__URI`` and ``__PATH``);
+``--rows FILE`` loads the canonical tables in FILE (JSON, see ``read_rows``)
+instead of generating them (the golden company of the tests is loaded so).
 trytond's configuration and pool are process-global, so the seeding never runs
 inside the crm-bridge process.
 
@@ -19,13 +21,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import sys
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from crm_bridge.sample_data import Profile, generate
+from crm_bridge.snapshot import Snapshot
 
 CENT = Decimal("0.01")
 
@@ -61,12 +66,34 @@ def setup_company(database: str, years: range) -> None:
     term.save()
 
 
-def load(database: str, profile: Profile, echo: Any = print) -> dict[str, int]:
-    """Create the generated data in ``database``; return the counts created."""
+def write_rows(path: Path, as_of: dt.date, tables: dict[str, list[dict[str, Any]]]) -> Path:
+    """Write canonical rows for ``--rows``: ``{"as_of": ISO date, "tables": {name: rows}}``
+    (dates as ISO strings)."""
+
+    def iso(value: Any) -> Any:
+        return value.isoformat() if isinstance(value, dt.date) else value
+
+    body = {
+        "as_of": as_of.isoformat(),
+        "tables": {
+            t: [{k: iso(v) for k, v in r.items()} for r in rows] for t, rows in tables.items()
+        },
+    }
+    path.write_text(json.dumps(body, sort_keys=True, indent=1), "utf-8")
+    return path
+
+
+def read_rows(path: Path) -> Snapshot:
+    """The snapshot of a file written by ``write_rows``."""
+    body = json.loads(path.read_text("utf-8"))
+    return Snapshot.from_rows(dt.date.fromisoformat(body["as_of"]), **body["tables"])
+
+
+def load(database: str, snap: Snapshot, echo: Any = print) -> dict[str, int]:
+    """Create the snapshot's rows in ``database``; return the counts created."""
     from trytond.pool import Pool
     from trytond.transaction import Transaction
 
-    snap = generate(profile)
     years = range(snap.invoices["date"].min().year, snap.as_of.year + 1)  # type: ignore[union-attr]
     started = time.monotonic()
     setup_company(database, years)
@@ -234,15 +261,25 @@ def _load_documents(pool: Any, snap: Any, echo: Any) -> dict[str, int]:
     Invoice.cancel([invoice_of[r["invoice_id"]] for r in irows if r["state"] == "cancelled"])
     step(f"{len(to_post)} invoices posted")
 
-    # Payments: one bank move per day, each invoice reconciled with its line.
+    # Payments: one bank move per day holding that day's payments (the snapshot's,
+    # or one on the paid date of a paid invoice that has none; the last one pays
+    # the rest); each paid invoice reconciled with its payments on the last one's date.
     (cash_journal,) = Journal.search([("type", "=", "cash")], limit=1)
     paid = [r for r in irows if r["state"] == "paid" and r["kind"] == "invoice"]
-    by_day: dict[dt.date, list[Any]] = {}
+    payments_of: dict[str, list[tuple[dt.date, Decimal]]] = {}
+    for y in snap.payments.to_dicts():
+        if y["invoice_id"] in invoice_of:
+            payments_of.setdefault(y["invoice_id"], []).append((y["date"], _money(y["amount"])))
+    by_day: dict[dt.date, list[tuple[str, Any, Decimal]]] = {}
     for r in paid:
-        by_day.setdefault(r["paid_date"], []).append(Invoice(invoice_of[r["invoice_id"]].id))
-    for day, invoices_of_day in sorted(by_day.items()):
-        receivables = [(i, i.lines_to_pay[0]) for i in invoices_of_day]
-        total = sum((line.debit for _, line in receivables), Decimal(0))
+        receivable = Invoice(invoice_of[r["invoice_id"]].id).lines_to_pay[0]
+        parts = sorted(payments_of.get(r["invoice_id"]) or [(r["paid_date"], Decimal(0))])
+        # the last payment pays what is left: the invoice ends paid to the cent
+        left = receivable.debit - sum((a for _, a in parts[:-1]), Decimal(0))
+        for day, amount in [*parts[:-1], (parts[-1][0], left)]:
+            by_day.setdefault(day, []).append((r["invoice_id"], receivable, amount))
+    credits: dict[str, list[Any]] = {}
+    for day, payments_of_day in sorted(by_day.items()):
         (move,) = Move.create(
             [
                 {
@@ -254,15 +291,19 @@ def _load_documents(pool: Any, snap: Any, echo: Any) -> dict[str, int]:
                         (
                             "create",
                             [
-                                {"account": cash.id, "debit": total, "credit": Decimal(0)},
+                                {
+                                    "account": cash.id,
+                                    "debit": sum((a for *_, a in payments_of_day), Decimal(0)),
+                                    "credit": Decimal(0),
+                                },
                                 *(
                                     {
                                         "account": line.account.id,
                                         "party": line.party.id,
                                         "debit": Decimal(0),
-                                        "credit": line.debit,
+                                        "credit": amount,
                                     }
-                                    for _, line in receivables
+                                    for _, line, amount in payments_of_day
                                 ),
                             ],
                         )
@@ -271,13 +312,25 @@ def _load_documents(pool: Any, snap: Any, echo: Any) -> dict[str, int]:
             ]
         )
         Move.post([move])
+        # lines of one party and amount are interchangeable
         pay_lines: dict[tuple[int, Decimal], list[Any]] = {}
         for line in move.lines:
             if line.party:
                 pay_lines.setdefault((line.party.id, line.credit), []).append(line)
-        pairs = [[line, pay_lines[line.party.id, line.debit].pop()] for _, line in receivables]
-        MoveLine.reconcile(*pairs, date=day)
-        Invoice.process(invoices_of_day)
+        for invoice_id, receivable, amount in payments_of_day:
+            credits.setdefault(invoice_id, []).append(
+                (day, pay_lines[receivable.party.id, amount].pop())
+            )
+    by_last_day: dict[dt.date, list[list[Any]]] = {}
+    for r in paid:
+        receivable = Invoice(invoice_of[r["invoice_id"]].id).lines_to_pay[0]
+        last = max(day for day, _ in credits[r["invoice_id"]])
+        by_last_day.setdefault(last, []).append(
+            [receivable, *(line for _, line in credits[r["invoice_id"]])]
+        )
+    for day, groups in sorted(by_last_day.items()):
+        MoveLine.reconcile(*groups, date=day)
+    Invoice.process([Invoice(invoice_of[r["invoice_id"]].id) for r in paid])
     step(f"{len(paid)} invoices paid on {len(by_day)} bank moves")
 
     # Quotes and orders, opportunities and complaints: created in their final state.
@@ -311,7 +364,7 @@ def _load_documents(pool: Any, snap: Any, echo: Any) -> dict[str, int]:
                                 "quantity": ln["quantity"],
                                 "unit_price": _money(ln["amount"] / ln["quantity"]),
                             }
-                            for ln in qlines[r["order_id"]]
+                            for ln in qlines.get(r["order_id"], [])
                         ],
                     )
                 ],
@@ -341,7 +394,9 @@ def _load_documents(pool: Any, snap: Any, echo: Any) -> dict[str, int]:
                 "party": party_of[r["customer_id"]].id,
                 "start_date": r["date"],
                 "end_date": r["date"] if r["state"] in ("won", "lost") else None,
-                "description": product_of[r["product_id"]].rec_name,
+                "description": product_of[r["product_id"]].rec_name
+                if r["product_id"]
+                else r["opportunity_id"],
                 "reference": r["opportunity_id"],
                 "amount": _money(r["amount"]),
                 "state": r["state"],
@@ -355,7 +410,9 @@ def _load_documents(pool: Any, snap: Any, echo: Any) -> dict[str, int]:
                                 "quantity": 1,
                                 "unit": unit.id,
                             }
-                        ],
+                        ]
+                        if r["product_id"]
+                        else [],
                     )
                 ],
             }
@@ -378,8 +435,8 @@ def _load_documents(pool: Any, snap: Any, echo: Any) -> dict[str, int]:
                 "date": r["date"],
                 "type": ctypes[r["type"]].id,
                 "reference": r["complaint_id"],
-                "description": r["description"],
-                "state": r["state"],
+                "description": r["description"] or r["type"],
+                "state": r["state"] or "done",
             }
             for r in crows
         ]
@@ -404,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--invoices-per-year", type=float, default=Profile.invoices_per_year)
     parser.add_argument("--seed", type=int, default=Profile.seed)
     parser.add_argument("--end", type=dt.date.fromisoformat, default=None)
+    parser.add_argument("--rows", type=Path, help="load these canonical rows (JSON) instead")
     args = parser.parse_args(argv)
     if "TRYTOND_DATABASE__URI" not in os.environ:
         parser.error("TRYTOND_DATABASE__URI and TRYTOND_DATABASE__PATH must be set")
@@ -414,7 +472,8 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         end=args.end,
     )
-    load(args.database, profile, echo=lambda msg: print(msg, file=sys.stderr, flush=True))
+    snap = read_rows(args.rows) if args.rows else generate(profile)
+    load(args.database, snap, echo=lambda msg: print(msg, file=sys.stderr, flush=True))
     return 0
 
 
