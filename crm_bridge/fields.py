@@ -172,7 +172,11 @@ def _quantum(digits: int) -> Decimal:
 
 def decode(text: str) -> Any:
     """The inverse of :func:`encode`."""
-    value = json.loads(text)
+    return decoded(json.loads(text))
+
+
+def decoded(value: Any) -> Any:
+    """A value :func:`encode` wrote, once parsed as JSON (part of a larger document)."""
     if isinstance(value, dict) and "decimal" in value:
         return Decimal(value["decimal"])
     if isinstance(value, dict) and "date" in value:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from crm_bridge.errors import StateError
-from crm_bridge.fields import decode
+from crm_bridge.fields import decode, decoded, encode
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -63,14 +63,46 @@ CREATE TABLE IF NOT EXISTS edits (
     seen TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS edits_run ON edits (run_id);
-CREATE TABLE IF NOT EXISTS applied (
-    customer_id TEXT NOT NULL,
-    field TEXT NOT NULL,
-    value TEXT NOT NULL,
-    run_id INTEGER NOT NULL,
-    PRIMARY KEY (customer_id, field)
-) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS applied_values (
+    customer_id TEXT PRIMARY KEY,
+    cells TEXT NOT NULL
+);
 """
+# ``applied_values.cells``: a JSON object {field: value as ``fields.encode`` writes it}, one
+# row a customer, rewritten only when one of its values changes.  Until 0.x the
+# store kept one ``applied`` row a cell (customer, field, value, run): see ``_migrate``.
+
+# One statement a batch: the batch's cells go in as one JSON parameter.
+# A merge patch (RFC 7396: a null removes the key), {customer: {field: value}}.
+PATCH_APPLIED = """
+UPDATE applied_values SET cells = json_patch(cells, patch.value)
+FROM json_each(?1) AS patch WHERE applied_values.customer_id = patch.key
+"""
+ADD_APPLIED = """
+INSERT OR IGNORE INTO applied_values (customer_id, cells)
+SELECT key, json_patch('{}', value) FROM json_each(?1)
+"""
+DROP_EMPTY = """
+DELETE FROM applied_values
+WHERE customer_id IN (SELECT key FROM json_each(?1)) AND cells = '{}'
+"""
+INSERT_CHANGES = """
+INSERT INTO changes (run_id, customer_id, field, old, new)
+SELECT ?1, value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?2)
+"""
+INSERT_EDITS = """
+INSERT INTO edits (run_id, customer_id, field, expected, found, seen)
+SELECT ?1, value ->> 0, value ->> 1, value ->> 2, value ->> 3, ?3 FROM json_each(?2)
+"""
+INSERT_REJECTIONS = """
+INSERT INTO rejections (run_id, customer_id, reason)
+SELECT ?1, key, value FROM json_each(?2)
+"""
+
+
+def _path(field: str) -> str:
+    """The JSON path of one field in ``applied_values.cells``."""
+    return "$." + json.dumps(field)
 
 
 class RunLock:
@@ -125,6 +157,7 @@ class StateStore:
             self.db = sqlite3.connect(path, timeout=10, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
+            self._migrate()
         except sqlite3.Error as exc:
             raise StateError(
                 f"state store {path} cannot be opened: {exc}",
@@ -133,6 +166,25 @@ class StateStore:
 
     def close(self) -> None:
         self.db.close()
+
+    def _has_table(self, name: str) -> bool:
+        found = self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).fetchone()
+        return found is not None
+
+    def _migrate(self) -> None:
+        """A store written before 0.x kept one ``applied`` row a cell: fold it into
+        one row a customer, once, in one transaction (the audit trail is untouched)."""
+        if not self._has_table("applied"):
+            return
+        with self._transaction():
+            self.db.execute(
+                "INSERT OR IGNORE INTO applied_values (customer_id, cells) "
+                "SELECT customer_id, json_group_object(field, json(value)) FROM applied "
+                "GROUP BY customer_id"
+            )
+            self.db.execute("DROP TABLE applied")
 
     # -- runs ---------------------------------------------------------------
     def start_run(self, dry_run: bool) -> int:
@@ -192,8 +244,12 @@ class StateStore:
     def applied(self) -> dict[str, dict[str, Any]]:
         """The last confirmed values: {customer: {field: value}}."""
         out: dict[str, dict[str, Any]] = {}
-        for c, f, v in self.db.execute("SELECT customer_id, field, value FROM applied"):
-            out.setdefault(c, {})[f] = decode(v)
+        if self._has_table("applied"):  # a store of the old layout, opened read only
+            for c, f, v in self.db.execute("SELECT customer_id, field, value FROM applied"):
+                out.setdefault(c, {})[f] = decode(v)
+            return out
+        for c, cells in self.db.execute("SELECT customer_id, cells FROM applied_values"):
+            out[c] = {f: decoded(v) for f, v in json.loads(cells).items()}
         return out
 
     # -- journal ------------------------------------------------------------
@@ -242,41 +298,43 @@ class StateStore:
         edited = list(conflicts)
         with self._transaction():
             self._edits(run_id, [(c, f, old, found) for c, f, old, _, found in edited], "write")
-            self._set_applied([(c, f, new) for c, f, _, new, _ in edited], run_id)
+            self._set_applied([(c, f, new) for c, f, _, new, _ in edited])
             if call is not None and rest is not None:
                 self.db.execute(
                     "UPDATE journal SET batches = ?, cells = ? "
                     "WHERE run_id = ? AND call_no = ? AND confirmed_at IS NULL",
                     (*rest, *call),
                 )
-            elif call is not None:
+            elif call is not None:  # confirmed: never resent, so its payload goes
                 self.db.execute(
-                    "UPDATE journal SET confirmed_at = ?, confirmed_by = ? "
+                    "UPDATE journal SET confirmed_at = ?, confirmed_by = ?, batches = '', "
+                    "cells = '' "
                     "WHERE run_id = ? AND call_no = ? AND confirmed_at IS NULL",
                     (time.time(), run_id, *call),
                 )
-            self._set_applied([(c, f, new) for c, f, _, new in rows], run_id)
-            self.db.executemany(
-                "INSERT INTO changes (run_id, customer_id, field, old, new) VALUES (?, ?, ?, ?, ?)",
-                [(run_id, c, f, old, new) for c, f, old, new in rows],
-            )
-            self.db.executemany(
-                "INSERT INTO rejections (run_id, customer_id, reason) VALUES (?, ?, ?)",
-                [(run_id, c, reason) for c, reason in (rejected or {}).items()],
-            )
+            self._set_applied([(c, f, new) for c, f, _, new in rows])
+            if rows:
+                self.db.execute(INSERT_CHANGES, (run_id, json.dumps(rows)))
+            if rejected:
+                self.db.execute(INSERT_REJECTIONS, (run_id, json.dumps(dict(rejected))))
 
     def forget_field(self, name: str) -> None:
         """Drop a retired field from the last applied values (the audit trail stays)."""
         with self._transaction():
-            self.db.execute("DELETE FROM applied WHERE field = ?", (name,))
+            self.db.execute(
+                "UPDATE applied_values SET cells = json_remove(cells, ?) "
+                "WHERE json_type(cells, ?) IS NOT NULL",
+                (_path(name), _path(name)),
+            )
+            self.db.execute("DELETE FROM applied_values WHERE cells = '{}'")
 
-    def remember(self, cells: Iterable[tuple[str, str, str]], run_id: int) -> None:
+    def remember(self, cells: Iterable[tuple[str, str, str]]) -> None:
         """Record (customer, field, value) as applied without a change: the ERP
         already held it (see ``sync._already_there``)."""
         rows = list(cells)
         if rows:
             with self._transaction():
-                self._set_applied(rows, run_id)
+                self._set_applied(rows)
 
     def record_edits(self, cells: Iterable[tuple[str, str, str, str]], run_id: int) -> None:
         """Values the plan found edited in the ERP: (customer, field, value
@@ -299,23 +357,29 @@ class StateStore:
         return [(c, f, decode(e), decode(v), seen) for c, f, e, v, seen in rows]
 
     def _edits(self, run_id: int, rows: Iterable[tuple[str, str, str, str]], seen: str) -> None:
-        self.db.executemany(
-            "INSERT INTO edits (run_id, customer_id, field, expected, found, seen) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [(run_id, c, f, e, v, seen) for c, f, e, v in rows],
-        )
+        cells = list(rows)
+        if cells:
+            self.db.execute(INSERT_EDITS, (run_id, json.dumps(cells), seen))
 
-    def _set_applied(self, cells: list[tuple[str, str, str]], run_id: int) -> None:
-        """Cells (customer, field, value) as the last applied; a null forgets the cell."""
-        self.db.executemany(
-            "DELETE FROM applied WHERE customer_id = ? AND field = ?",
-            [(c, f) for c, f, v in cells if v == "null"],
+    def _set_applied(self, cells: list[tuple[str, str, str]]) -> None:
+        """Cells (customer, field, value) as the last applied; a null forgets the
+        cell, and a customer left with none is forgotten.  Only the customers with
+        a cell here are rewritten, each once, merged into what the store holds."""
+        if not cells:
+            return
+        patch: dict[str, dict[str, str]] = {}
+        for c, f, v in cells:
+            patch.setdefault(c, {})[f] = v  # v is JSON already; null removes the key
+        names = {f: encode(f) for row in patch.values() for f in row}
+        rows = (
+            f"{encode(c)}:{{{','.join(f'{names[f]}:{v}' for f, v in row.items())}}}"
+            for c, row in patch.items()
         )
-        self.db.executemany(
-            "INSERT OR REPLACE INTO applied (customer_id, field, value, run_id) "
-            "VALUES (?, ?, ?, ?)",
-            [(c, f, v, run_id) for c, f, v in cells if v != "null"],
-        )
+        doc = "{" + ",".join(rows) + "}"
+        self.db.execute(PATCH_APPLIED, (doc,))
+        self.db.execute(ADD_APPLIED, (doc,))
+        if any(v == "null" for _, _, v in cells):
+            self.db.execute(DROP_EMPTY, (doc,))
 
     def run(self, run_id: int) -> dict[str, Any] | None:
         """One run record with its rejected records; None if there is no such run."""

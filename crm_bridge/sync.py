@@ -299,7 +299,7 @@ def _sync(
             reread=tables.reread,
         )
         if state and run_id is not None:
-            state.remember(plan.already_there, run_id)
+            state.remember(plan.already_there)
             state.record_edits(
                 ((c, f, encode(was), encode(found)) for c, f, was, found in plan.drift), run_id
             )

@@ -35,7 +35,7 @@ def _provision(cfg_path: Path) -> None:
 def _applied(state: Path) -> int:
     try:
         with sqlite3.connect(f"{state.as_uri()}?mode=ro", uri=True) as db:
-            return db.execute("SELECT count(DISTINCT customer_id) FROM applied").fetchone()[0]
+            return db.execute("SELECT count(*) FROM applied_values").fetchone()[0]
     except sqlite3.Error:
         return 0
 
@@ -242,5 +242,7 @@ def test_fields_of_a_disabled_plugin_stay_until_retired(tryton: Tryton, tmp_path
     }
     assert "kpi_clv_12m" not in names and "kpi_aov" in names
     with sqlite3.connect(tmp_path / "state.db") as db:
-        left = db.execute("SELECT count(*) FROM applied WHERE field = 'kpi_clv_12m'").fetchone()
+        left = db.execute(
+            "SELECT count(*) FROM applied_values WHERE cells ->> '$.kpi_clv_12m' IS NOT NULL"
+        ).fetchone()
     assert left == (0,)
