@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sqlite3
 import tempfile
 import time
 from decimal import Decimal
@@ -73,6 +74,15 @@ def size(path: Path) -> int:
     return path.stat().st_size
 
 
+def rows(path: Path) -> tuple[int, int]:
+    """Rows of last applied values (either layout) and of the audit trail."""
+    with sqlite3.connect(path) as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+        table = "applied_values" if "applied_values" in tables else "applied"
+        applied = db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        return applied, db.execute("SELECT count(*) FROM changes").fetchone()[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=100_000)
@@ -88,16 +98,16 @@ def main() -> None:
         }
         first_seconds = record(store, first)
         del first
-        first_size = size(path)
+        first_size, first_rows = size(path), rows(path)
         same_seconds = record(store, {})
-        same_size = size(path)
+        same_size, same_rows = size(path), rows(path)
         step = 100
         changed = {
             str(c): {name: (value(c, i, 0), value(c, i, 1)) for i, name in enumerate(names[:3])}
             for c in range(0, n, step)
         }
         changed_seconds = record(store, changed)
-        changed_size = size(path)
+        changed_size, changed_rows = size(path), rows(path)
         started = time.perf_counter()
         applied = store.applied()
         read_seconds = time.perf_counter() - started
@@ -105,16 +115,20 @@ def main() -> None:
         store.close()
     cells = n * width
     print(f"{n:,} customers x {width} fields = {cells:,} cells, {BATCH} customers a call")
-    print("| run | recording | state DB size | growth |")
-    print("| --- | --- | --- | --- |")
-    print(f"| first run, every cell new | {first_seconds:.2f} s | {first_size / 1e6:.1f} MB | |")
+    print("| run | recording | state DB size | growth | applied rows | audit rows |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    print(
+        f"| first run, every cell new | {first_seconds:.2f} s | {first_size / 1e6:.1f} MB | "
+        f"| {first_rows[0]:,} | {first_rows[1]:,} |"
+    )
     print(
         f"| unchanged re-run | {same_seconds * 1000:.1f} ms | {same_size / 1e6:.1f} MB "
-        f"| {same_size - first_size:,} B |"
+        f"| {same_size - first_size:,} B | {same_rows[0]:,} | {same_rows[1]:,} |"
     )
     print(
         f"| 1 % changed, 3 fields ({len(changed) * 3:,} cells) | {changed_seconds:.2f} s "
-        f"| {changed_size / 1e6:.1f} MB | {changed_size - same_size:,} B |"
+        f"| {changed_size / 1e6:.1f} MB | {changed_size - same_size:,} B "
+        f"| {changed_rows[0]:,} | {changed_rows[1]:,} |"
     )
     print(f"read the applied values back: {read_seconds:.2f} s")
     print(f"bytes a cell after the first run: {first_size / cells:.1f}")

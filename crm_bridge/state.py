@@ -2,9 +2,10 @@
 
 It keeps the run records, the audit trail (every
 cell changed, old and new value, every record the ERP refused, and every value
-found edited in the ERP, per run) and, per customer and field, the value last
-confirmed written.  It never holds a secret.  A lock file beside it keeps two
-syncs from running at once.
+found edited in the ERP, per run) and, one row a customer, the values last
+confirmed written (a row is rewritten only when one of its values changes, so an
+unchanged re-run adds a run record and nothing else).  It never holds a secret.
+A lock file beside it keeps two syncs from running at once.
 """
 
 from __future__ import annotations
