@@ -43,9 +43,12 @@ def value(customer: int, field: int, run: int) -> object:
     return dt.date(2026, 1, 1) + dt.timedelta(days=(customer + run) % 365)
 
 
-def record(store: StateStore, changed: dict[str, dict[str, tuple[object, object]]]) -> float:
+def record(
+    store: StateStore, changed: dict[str, dict[str, tuple[object, object]]]
+) -> tuple[float, float]:
     """Record one run that wrote ``changed`` ({customer: {field: (old, new)}}), as
-    ``apply`` does; returns the seconds spent in the store."""
+    ``apply`` does; returns the seconds in all (the cells and journal entries made
+    as ``apply`` makes them included) and the seconds in the store's calls."""
     started = time.perf_counter()
     run_id = store.start_run(dry_run=False)
     cells = {
@@ -56,14 +59,15 @@ def record(store: StateStore, changed: dict[str, dict[str, tuple[object, object]
         Batch((cid,), {f: new for f, (_, new) in row.items()}) for cid, row in changed.items()
     ]
     calls = chunk(batches, BATCH)
-    store.journal_plan(run_id, (_entry(call, cells) for call in calls))
-    for no, call in enumerate(calls):
-        ids = [cid for b in call for cid in b.customer_ids]
-        store.record_applied(
-            [c for cid in ids for c in cells[cid]], run_id, {}, (run_id, no), [], None
-        )
+    entries = [_entry(call, cells) for call in calls]
+    confirmed = [[c for b in call for cid in b.customer_ids for c in cells[cid]] for call in calls]
+    in_store = time.perf_counter()
+    store.journal_plan(run_id, entries)
+    for no, rows in enumerate(confirmed):
+        store.record_applied(rows, run_id, {}, (run_id, no), [], None)
     store.finish_run(run_id, "ok", {"written_cells": sum(len(r) for r in changed.values())})
-    return time.perf_counter() - started
+    ended = time.perf_counter()
+    return ended - started, ended - in_store
 
 
 def size(path: Path) -> int:
@@ -115,18 +119,21 @@ def main() -> None:
         store.close()
     cells = n * width
     print(f"{n:,} customers x {width} fields = {cells:,} cells, {BATCH} customers a call")
-    print("| run | recording | state DB size | growth | applied rows | audit rows |")
+    print("| run | recording (in the store) | state DB size | growth | applied rows | audit rows |")
     print("| --- | --- | --- | --- | --- | --- |")
     print(
-        f"| first run, every cell new | {first_seconds:.2f} s | {first_size / 1e6:.1f} MB | "
+        f"| first run, every cell new | {first_seconds[0]:.2f} s ({first_seconds[1]:.2f} s) "
+        f"| {first_size / 1e6:.1f} MB | "
         f"| {first_rows[0]:,} | {first_rows[1]:,} |"
     )
     print(
-        f"| unchanged re-run | {same_seconds * 1000:.1f} ms | {same_size / 1e6:.1f} MB "
+        f"| unchanged re-run | {same_seconds[0] * 1000:.1f} ms ({same_seconds[1] * 1000:.1f} ms) "
+        f"| {same_size / 1e6:.1f} MB "
         f"| {same_size - first_size:,} B | {same_rows[0]:,} | {same_rows[1]:,} |"
     )
     print(
-        f"| 1 % changed, 3 fields ({len(changed) * 3:,} cells) | {changed_seconds:.2f} s "
+        f"| 1 % changed, 3 fields ({len(changed) * 3:,} cells) | {changed_seconds[0]:.2f} s "
+        f"({changed_seconds[1]:.2f} s) "
         f"| {changed_size / 1e6:.1f} MB | {changed_size - same_size:,} B "
         f"| {changed_rows[0]:,} | {changed_rows[1]:,} |"
     )
