@@ -70,8 +70,9 @@ CREATE TABLE IF NOT EXISTS applied_values (
 );
 """
 # ``applied_values.cells``: a JSON object {field: value as ``fields.encode`` writes it}, one
-# row a customer, rewritten only when one of its values changes.  Until 0.x the
-# store kept one ``applied`` row a cell (customer, field, value, run): see ``_migrate``.
+# row a customer, rewritten only when one of its values changes.  Stores written
+# before (CHANGELOG, Unreleased) kept one ``applied`` row a cell (customer, field,
+# value, run): see ``_migrate``.
 
 # One statement a batch: the batch's cells go in as one JSON parameter.
 # A merge patch (RFC 7396: a null removes the key), {customer: {field: value}}.
@@ -175,7 +176,7 @@ class StateStore:
         return found is not None
 
     def _migrate(self) -> None:
-        """A store written before 0.x kept one ``applied`` row a cell: fold it into
+        """A store of the old layout kept one ``applied`` row a cell: fold it into
         one row a customer, once, in one transaction (the audit trail is untouched)."""
         if not self._has_table("applied"):
             return
@@ -371,9 +372,9 @@ class StateStore:
         patch: dict[str, dict[str, str]] = {}
         for c, f, v in cells:
             patch.setdefault(c, {})[f] = v  # v is JSON already; null removes the key
-        names = {f: encode(f) for row in patch.values() for f in row}
+        names = {f: encode(str(f)) for row in patch.values() for f in row}
         rows = (
-            f"{encode(c)}:{{{','.join(f'{names[f]}:{v}' for f, v in row.items())}}}"
+            f"{encode(str(c))}:{{{','.join(f'{names[f]}:{v}' for f, v in row.items())}}}"
             for c, row in patch.items()
         )
         doc = "{" + ",".join(rows) + "}"
