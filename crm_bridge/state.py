@@ -177,7 +177,8 @@ class StateStore:
 
     def _migrate(self) -> None:
         """A store of the old layout kept one ``applied`` row a cell: fold it into
-        one row a customer, once, in one transaction (the audit trail is untouched)."""
+        one row a customer, and drop the payload its journal kept for confirmed calls,
+        once, in one transaction (the audit trail is untouched)."""
         if not self._has_table("applied"):
             return
         with self._transaction():
@@ -187,6 +188,9 @@ class StateStore:
                 "GROUP BY customer_id"
             )
             self.db.execute("DROP TABLE applied")
+            self.db.execute(
+                "UPDATE journal SET batches = '', cells = '' WHERE confirmed_at IS NOT NULL"
+            )
 
     # -- runs ---------------------------------------------------------------
     def start_run(self, dry_run: bool) -> int:

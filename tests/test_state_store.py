@@ -100,6 +100,27 @@ def test_confirmed_calls_drop_their_payload_unconfirmed_ones_keep_it(tmp_path: P
 
 
 OLD_LAYOUT = """
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    dry_run INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    counts TEXT NOT NULL DEFAULT '{}',
+    message TEXT
+);
+INSERT INTO runs (started_at, finished_at, dry_run, status) VALUES (1.0, 2.0, 0, 'failed');
+CREATE TABLE journal (
+    run_id INTEGER NOT NULL,
+    call_no INTEGER NOT NULL,
+    batches TEXT NOT NULL,
+    cells TEXT NOT NULL,
+    confirmed_at REAL,
+    confirmed_by INTEGER,
+    PRIMARY KEY (run_id, call_no)
+);
+INSERT INTO journal VALUES (1, 0, '[[["10"], {}, {}]]', '[]', 1.0, 1);
+INSERT INTO journal VALUES (1, 1, '[[["11"], {}, {}]]', '[]', NULL, NULL);
 CREATE TABLE applied (
     customer_id TEXT NOT NULL,
     field TEXT NOT NULL,
@@ -129,6 +150,8 @@ def test_a_store_of_the_old_layout_is_migrated_with_every_value(tmp_path: Path) 
     assert store.applied() == values
     tables = {n for (n,) in store.db.execute("SELECT name FROM sqlite_master")}
     assert "applied" not in tables and _count(path, "applied_values") == 2
+    journal = store.db.execute("SELECT call_no, batches FROM journal ORDER BY call_no").fetchall()
+    assert journal == [(0, ""), (1, '[[["11"], {}, {}]]')]  # the unconfirmed call kept whole
     _record(store, [("10", "clv", Decimal("1.005"), Decimal("2.675"))])
     store.close()
     again = StateStore(path)  # opening a migrated store changes nothing
