@@ -121,6 +121,8 @@ CREATE TABLE journal (
 );
 INSERT INTO journal VALUES (1, 0, '[[["10"], {}, {}]]', '[]', 1.0, 1);
 INSERT INTO journal VALUES (1, 1, '[[["11"], {}, {}]]', '[]', NULL, NULL);
+"""
+OLD_APPLIED = """
 CREATE TABLE applied (
     customer_id TEXT NOT NULL,
     field TEXT NOT NULL,
@@ -138,7 +140,7 @@ def test_a_store_of_the_old_layout_is_migrated_with_every_value(tmp_path: Path) 
         "11": {"score": 5, "vip": False, "note": 'a "quoted" é'},
     }
     with sqlite3.connect(path) as db:
-        db.executescript(OLD_LAYOUT)
+        db.executescript(OLD_LAYOUT + OLD_APPLIED)
         db.executemany(
             "INSERT INTO applied VALUES (?, ?, ?, 1)",
             [(c, f, encode(v)) for c, row in values.items() for f, v in row.items()],
@@ -157,3 +159,27 @@ def test_a_store_of_the_old_layout_is_migrated_with_every_value(tmp_path: Path) 
     again = StateStore(path)  # opening a migrated store changes nothing
     assert again.applied() == {**values, "10": {**values["10"], "clv": Decimal("2.675")}}
     again.close()
+
+
+def test_a_sync_on_a_store_of_the_old_layout_writes_nothing_new(tmp_path: Path) -> None:
+    cfg, plugins, _ = setup(tmp_path)
+    first = sync(cfg, plugins)
+    assert first.status == "ok" and first.counts["planned_cells"] > 0
+    path = cfg.state_path
+    store = StateStore(path)
+    applied = store.applied()
+    store.close()
+    with sqlite3.connect(path) as db:  # the same values, as the old layout kept them
+        db.executescript(OLD_APPLIED)
+        db.executemany(
+            "INSERT INTO applied VALUES (?, ?, ?, 1)",
+            [(c, f, encode(v)) for c, row in applied.items() for f, v in row.items()],
+        )
+        db.execute("DROP TABLE applied_values")
+    again = sync(cfg, plugins)
+    assert again.status == "ok" and again.counts["planned_cells"] == 0
+    assert again.counts["drift"] == {}
+    store = StateStore(path, readonly=True)
+    assert store.applied() == applied
+    assert not store.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'applied'").fetchall()
+    store.close()
