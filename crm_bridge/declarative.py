@@ -35,6 +35,7 @@ from crm_bridge.adapter import (
 )
 from crm_bridge.errors import AuthenticationError, ConfigError, ErpError, RefusedError
 from crm_bridge.fields import Field, encode
+from crm_bridge.i18n import _
 from crm_bridge.snapshot import TABLES
 
 
@@ -592,20 +593,22 @@ class DeclarativeAdapter:
                 Check(
                     "read",
                     False,
-                    f"{self.where}: no customer is visible to this API user",
+                    _("{where}: no customer is visible to this API user").format(where=self.where),
                     doctor["empty"],
                 )
             ]
         else:
-            out = [Check("read", True, f"{self.where}: customers readable")]
+            out = [Check("read", True, _("{where}: customers readable").format(where=self.where))]
         if self.write_spec.get("dates") == "unix" or "timezone" in self.mapping.data:
             zone, how = self.zone()
-            out.append(Check("timezone", True, f"dates read in {zone} ({how})"))
+            dates = _("dates read in {zone} ({how})").format(zone=zone, how=how)
+            out.append(Check("timezone", True, dates))
         out.extend(self._rights(doctor.get("rights", {})))
         out.extend(self._warning(rule) for rule in doctor.get("warnings", []))
         unmapped = sorted(set(TABLES) - set(self.mapping.data["tables"]))
         if unmapped:
-            out.append(Check("tables", True, f"not read from this ERP: {', '.join(unmapped)}"))
+            unread = _("not read from this ERP: {tables}").format(tables=", ".join(unmapped))
+            out.append(Check("tables", True, unread))
         try:
             existing = self.definitions()
         except ErpError as exc:
@@ -618,23 +621,28 @@ class DeclarativeAdapter:
                 if self.capabilities.provisioning
                 else self.mapping.data.get("manual", {}).get("instructions")
             )
-        detail = f"{len(fields) - len(missing)}/{len(fields)} fields present"
+        detail = _("{present}/{declared} fields present").format(
+            present=len(fields) - len(missing), declared=len(fields)
+        )
         if missing:
             names = [mapping.erp_name(self.definition_name, f.name) for f in missing]
-            more = f" and {len(names) - 5} more" if len(names) > 5 else ""
-            detail += f", missing: {', '.join(names[:5])}{more}"
+            more = _(" and {n} more").format(n=len(names) - 5) if len(names) > 5 else ""
+            detail += _(", missing: {names}").format(names=", ".join(names[:5])) + more
         out.append(Check("fields", not missing, detail, hint))
         provision = self.mapping.data.get("provision")
         if provision is not None and not missing:
-            stale = [f.name for f, _, old in self._plan(fields, provision, existing) if old]
+            stale = [f.name for f, _new, old in self._plan(fields, provision, existing) if old]
             if stale:
-                more = f" and {len(stale) - 5} more" if len(stale) > 5 else ""
+                more = _(" and {n} more").format(n=len(stale) - 5) if len(stale) > 5 else ""
                 out.append(
                     Check(
                         "definitions",
                         True,
-                        f"{len(stale)} field definition(s) differ from their declaration "
-                        f"(label or list settings): {', '.join(stale[:5])}{more}",
+                        _(
+                            "{n} field definition(s) differ from their declaration "
+                            "(label or list settings): {names}"
+                        ).format(n=len(stale), names=", ".join(stale[:5]))
+                        + more,
                         "crm-bridge fields provision",
                     )
                 )
@@ -651,11 +659,14 @@ class DeclarativeAdapter:
             try:
                 next(self.pages({**spec, "paging": {"style": "none"}}, {"limit": 1}), None)
             except ErpError as exc:
-                out.append(Check("rights", False, str(exc), f"give the API user the right {right}"))
+                hint = _("give the API user the right {right}").format(right=right)
+                out.append(Check("rights", False, str(exc), hint))
             else:
                 readable.append(table)
         if readable and not out:
-            out.append(Check("rights", True, f"readable: {', '.join(readable)}"))
+            out.append(
+                Check("rights", True, _("readable: {tables}").format(tables=", ".join(readable)))
+            )
         return out
 
     def _warning(self, rule: Mapping[str, Any]) -> Check:

@@ -256,3 +256,19 @@ def test_list_views_without_drops_every_element_naming_the_field() -> None:
     left = list_views.without(arch, "x_crm_rfm_segment")
     assert "x_crm_rfm_segment" not in left and 'name="x_crm_kpi_x"' in left
     assert list_views.same(arch, re.sub("><", ">\n  <", arch))
+
+
+def test_doctor_lines_in_the_output_language(
+    dolibarr: fake_erps.Dolibarr, declared: list[Field]
+) -> None:
+    """``doctor``'s details come in the command's language (the ERP's own words stay)."""
+    from crm_bridge import i18n
+
+    with i18n.using("ru"):
+        russian = {c.name: c for c in _dolibarr(dolibarr).check(declared)}
+    english = {c.name: c for c in _dolibarr(dolibarr).check(declared)}
+    assert russian.keys() == english.keys()
+    assert english["fields"].detail.startswith(f"0/{len(declared)} fields present, missing: ")
+    assert russian["fields"].detail.startswith(f"полей есть: 0/{len(declared)}, отсутствуют: ")
+    assert russian["fields"].detail.endswith(f" и ещё {len(declared) - 5}")
+    assert russian["read"].detail.endswith(": клиенты читаются"), russian["read"].detail
