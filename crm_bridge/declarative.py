@@ -446,6 +446,47 @@ class DeclarativeAdapter:
         self._definitions = self._date_names = None
         return changes
 
+    def provision_translations(
+        self, fields: Sequence[Field], languages: Sequence[str] | None = None
+    ) -> list[str]:
+        """Each field's label and help text in every language the ERP has active that has
+        a catalog (of ``languages``, when given), where the profile says how
+        (``[provision.translations]``: Odoo's per-language field descriptions); what
+        already reads the same is left alone, so a second run writes nothing."""
+        spec = (self.mapping.data.get("provision") or {}).get("translations")
+        if spec is None:
+            return []
+        languages_spec = spec["languages"]
+        codes = [
+            str(mapping.get(record, languages_spec["code"]))
+            for records in self.pages(languages_spec, self.vars)
+            for record in records
+        ]
+        listing, changes = spec["list"], []
+        for code in codes:
+            language = i18n.normalize(code)
+            if language is None or (languages is not None and language not in languages):
+                continue
+            variables = {**self.vars, "lang": code}
+            held = {}
+            for records in self.pages(listing, variables):
+                for record in records:
+                    erp = str(mapping.get(record, listing["name"]))
+                    name = mapping.crm_name(self.definition_name, erp)
+                    if name is not None:
+                        held[name] = record
+            with i18n.using(language):
+                for f in fields:
+                    old = held.get(f.name)
+                    if isinstance(old, Mapping):  # Odoo sends an empty text as false
+                        old = {k: None if v is False else v for k, v in old.items()}
+                    texts = {**variables, "label": i18n._(f.label), "help": i18n._(f.help)}
+                    if old is not None and _differs(old, listing["compare"], texts):
+                        texts["def_id"] = mapping.get(old, listing.get("id", "id"))
+                        self.call(spec["update"], texts)
+                        changes.append(f"translated {f.name} ({language})")
+        return changes
+
     def _plan(
         self, fields: Sequence[Field], provision: Mapping[str, Any], existing: Mapping[str, Any]
     ) -> Iterator[tuple[Field, dict[str, Any], Any]]:
@@ -514,6 +555,7 @@ class DeclarativeAdapter:
     ) -> dict[str, Any]:
         style = provision.get("selection", "lines")
         choices = [(k, i18n._(v)) for k, v in f.choices]
+        label = (lambda text: text) if "translations" in provision else i18n._
         selection: Any
         if style == "key_label_lines":
             selection = "\n".join(f"{k}:{v}" for k, v in choices)
@@ -529,9 +571,10 @@ class DeclarativeAdapter:
             "name": f.name,
             "erp_name": mapping.erp_name(self.definition_name, f.name),
             "field_name": mapping.erp_name(self.field_name, f.name),
-            # one label per field in these ERPs: in [locale] language (see sync.provision)
-            "label": i18n._(f.label),
-            "help": i18n._(f.help),
+            # one label per field in these ERPs: in [locale] language (see sync.provision);
+            # English where the profile writes each language's own (provision.translations)
+            "label": label(f.label),
+            "help": label(f.help),
             "type": provision["types"][f.type],
             "size": provision.get("sizes", {}).get(f.type),
             "selection": selection if choices else None,

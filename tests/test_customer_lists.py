@@ -272,3 +272,37 @@ def test_doctor_lines_in_the_output_language(
     assert russian["fields"].detail.startswith(f"полей есть: 0/{len(declared)}, отсутствуют: ")
     assert russian["fields"].detail.endswith(f" и ещё {len(declared) - 5}")
     assert russian["read"].detail.endswith(": клиенты читаются"), russian["read"].detail
+
+
+def test_odoo_field_descriptions_in_each_active_language_and_a_second_run_writes_nothing(
+    odoo: fake_erps.Odoo, declared: list[Field]
+) -> None:
+    """``fields provision`` (sync.provision) writes the English definitions, then each
+    active res.lang with a catalog gets its labels and help texts (de_DE has none; fr_FR
+    is inactive); values are never touched; a second run changes nothing."""
+    from crm_bridge import config as config_mod
+    from crm_bridge import i18n
+    from crm_bridge.sync import provision
+
+    cfg = config_mod.Config(Path("crm-bridge.toml"), {"erp": {}}, set(), set())
+    first = provision(_odoo(odoo), declared, cfg)
+    translated = [c for c in first if c.startswith("translated ")]
+    assert len(translated) == 3 * len(declared)
+    assert {c.rsplit(" ", 1)[1] for c in translated} == {"(ru)", "(lv)", "(zh_CN)"}
+    defs = {d["name"]: d for d in odoo.models["ir.model.fields"].values()}
+    segment = defs["x_crm_rfm_segment"]
+    label = next(f.label for f in declared if f.name == "rfm_segment")
+    assert segment["field_description"] == label  # the base (en_US) value: English
+    for code, language in (("ru_RU", "ru"), ("lv_LV", "lv"), ("zh_CN", "zh_CN")):
+        with i18n.using(language):
+            assert segment["_translated"][code]["field_description"] == i18n._(label) != label
+    assert "de_DE" not in segment["_translated"] and "fr_FR" not in segment["_translated"]
+    partners = {i: dict(p) for i, p in odoo.models["res.partner"].items()}
+    assert provision(_odoo(odoo), declared, cfg) == []
+    assert {i: dict(p) for i, p in odoo.models["res.partner"].items()} == partners
+    narrowed = config_mod.Config(
+        Path("crm-bridge.toml"), {"erp": {}, "locale": {"languages": ["lv"]}}, set(), set()
+    )
+    segment["_translated"]["lv_LV"]["field_description"] = "veca"
+    segment["_translated"]["ru_RU"]["field_description"] = "старое"
+    assert provision(_odoo(odoo), declared, narrowed) == ["translated rfm_segment (lv)"]
