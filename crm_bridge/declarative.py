@@ -468,6 +468,9 @@ class DeclarativeAdapter:
             if language is None or (languages is not None and language not in languages):
                 continue
             variables = {**self.vars, "lang": code}
+            if spec.get("by") == "text":
+                changes += self._translate_texts(fields, spec, language, variables)
+                continue
             held = {}
             for records in self.pages(listing, variables):
                 for record in records:
@@ -485,6 +488,42 @@ class DeclarativeAdapter:
                         texts["def_id"] = mapping.get(old, listing.get("id", "id"))
                         self.call(spec["update"], texts)
                         changes.append(f"translated {f.name} ({language})")
+        return changes
+
+    def _translate_texts(
+        self,
+        fields: Sequence[Field],
+        spec: Mapping[str, Any],
+        language: str,
+        variables: Mapping[str, Any],
+    ) -> list[str]:
+        """``by = "text"`` (ERPNext's Translation doctype): one record per English text
+        (label, help) and language, created or updated where it reads otherwise."""
+        listing, changes = spec["list"], []
+        held = {
+            str(mapping.get(record, listing["name"])): record
+            for records in self.pages(listing, variables)
+            for record in records
+        }
+        done: set[str] = set()  # a text two fields share is written once
+        with i18n.using(language):
+            for f in fields:
+                written = False
+                for source in filter(None, (f.label, f.help)):
+                    if source in done:
+                        continue
+                    done.add(source)
+                    texts = {**variables, "source": source, "text": i18n._(source)}
+                    old = held.get(source)
+                    if old is None and texts["text"] != source:
+                        self.call(spec["create"], texts)
+                        written = True
+                    elif old is not None and _differs(old, listing["compare"], texts):
+                        texts["def_id"] = mapping.get(old, listing.get("id", "id"))
+                        self.call(spec["update"], texts)
+                        written = True
+                if written:
+                    changes.append(f"translated {f.name} ({language})")
         return changes
 
     def _plan(

@@ -144,8 +144,8 @@ def provision(adapter: Adapter, fields: list[Field], cfg: Config) -> list[str]:
     """Create or update the field definitions, then, where the adapter can, their
     labels, help texts and choice names in each language the ERP has active (of
     ``[locale] languages`` when given); what changed.  An ERP that keeps one label per
-    field here (Dolibarr, ERPNext) gets it in ``[locale] language``; Odoo's definitions
-    are English and its per-language descriptions come from ``provision_translations``."""
+    field here (Dolibarr) gets it in ``[locale] language``; Odoo's and ERPNext's
+    definitions are English and their translations come from ``provision_translations``."""
     with i18n.using(cfg.language):
         changes = adapter.provision(fields)
     translate = getattr(adapter, "provision_translations", None)

@@ -342,6 +342,24 @@ class ERPNext(FakeErp):
             "Sales Invoice": [],
             "Sales Invoice Item": [],
             "Custom Field": [],
+            # documented: Language (name = language_code; enabled, a Check) and Translation
+            # (language, source_text, translated_text; the desk shows translated_text to the
+            # users of that language wherever source_text is a label) in
+            # frappe/core/doctype/language/language.json, translation/translation.json;
+            # Frappe's codes: zh (Simplified), zh-TW; de has no crm-bridge catalog
+            "Language": [
+                {"name": code, "language_code": code, "enabled": enabled}
+                for code, enabled in [
+                    ("en", 1),
+                    ("ru", 1),
+                    ("lv", 1),
+                    ("zh", 1),
+                    ("zh-TW", 1),
+                    ("de", 1),
+                    ("fr", 0),
+                ]
+            ],
+            "Translation": [],
             "Payment Entry": [
                 {
                     "name": "ACC-PAY-2024-00001",
@@ -538,6 +556,12 @@ class ERPNext(FakeErp):
             if fields != ["*"]:
                 rows = [_select(r, fields, doctype) for r in rows]
             return _json(200, {"data": rows})
+        if name is None and method == "POST" and doctype == "Translation":
+            # # assumed: a Translation's name is a random hash (autoname "hash"); the
+            # fake numbers them
+            doc = {**body, "name": f"TR-{len(docs) + 1:04d}", "modified": self.stamp()}
+            docs.append(doc)
+            return _json(200, {"data": doc})
         if name is None and method == "POST" and doctype == "Custom Field":
             if any(d["fieldname"] == body["fieldname"] for d in docs):
                 # documented: DuplicateEntryError is HTTP 409 (frappe/exceptions.py)

@@ -306,3 +306,38 @@ def test_odoo_field_descriptions_in_each_active_language_and_a_second_run_writes
     segment["_translated"]["lv_LV"]["field_description"] = "veca"
     segment["_translated"]["ru_RU"]["field_description"] = "старое"
     assert provision(_odoo(odoo), declared, narrowed) == ["translated rfm_segment (lv)"]
+
+
+def test_erpnext_translations_of_the_labels_in_each_enabled_language(
+    erpnext: fake_erps.ERPNext, declared: list[Field]
+) -> None:
+    """The Custom Fields are English; each enabled Language with a catalog (ru, lv, zh;
+    not zh-TW, de, nor the disabled fr) gets a Translation of each label and help text;
+    a second run writes nothing; a changed translation is updated in place."""
+    from crm_bridge import config as config_mod
+    from crm_bridge import i18n
+    from crm_bridge.sync import provision
+
+    cfg = config_mod.Config(Path("crm-bridge.toml"), {"erp": {}}, set(), set())
+    first = provision(_erpnext(erpnext), declared, cfg)
+    assert {c.rsplit(" ", 1)[1] for c in first if c.startswith("translated ")} == {
+        "(ru)",
+        "(lv)",
+        "(zh_CN)",
+    }
+    label = next(f.label for f in declared if f.name == "rfm_segment")
+    custom = {d["fieldname"]: d for d in erpnext.docs["Custom Field"]}
+    assert custom["custom_crm_rfm_segment"]["label"] == label
+    held = {(t["language"], t["source_text"]): t for t in erpnext.docs["Translation"]}
+    assert {lang for lang, _ in held} == {"ru", "lv", "zh"}
+    with i18n.using("zh_CN"):
+        assert held[("zh", label)]["translated_text"] == i18n._(label) != label
+    texts = {t for f in declared for t in (f.label, f.help) if t}
+    assert len(held) == 3 * len(texts)  # every text translates (the catalog test says so)
+    customers = [dict(c) for c in erpnext.docs["Customer"]]
+    assert provision(_erpnext(erpnext), declared, cfg) == []
+    held[("ru", label)]["translated_text"] = "старое"
+    again = provision(_erpnext(erpnext), declared, cfg)
+    assert again == ["translated rfm_segment (ru)"]
+    assert len(erpnext.docs["Translation"]) == 3 * len(texts)
+    assert [dict(c) for c in erpnext.docs["Customer"]] == customers
