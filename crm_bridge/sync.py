@@ -54,8 +54,10 @@ def adapter_spec(cfg: Config, plugins: Plugins) -> AdapterSpec:
     if name not in specs:
         known = ", ".join(sorted(specs)) or "none"
         raise ConfigError(
-            f"config key erp.adapter: no adapter named {name!r} is installed and enabled",
-            hint=f"available adapters: {known}",
+            i18n._(
+                "config key erp.adapter: no adapter named {name!r} is installed and enabled"
+            ).format(name=name),
+            hint=i18n._("available adapters: {adapters}").format(adapters=known),
         )
     spec = specs[name]
     config_mod.validate(cfg.erp, {**spec.config_schema}, prefix=("erp",))
