@@ -127,10 +127,18 @@ class Config:
         erp = self.data.get("erp", {})
         for key in keys:
             if isinstance(erp.get(key), str) and erp[key] and ("erp", key) not in self.references:
+                said = _(
+                    "config key erp.{key} is written in plain text in {path}: use "
+                    "{reference} (an environment variable) or {file} (a file only its "
+                    "owner may read)"
+                ).format(
+                    key=key,
+                    path=self.path,
+                    reference=f'{key} = "${{CRM_BRIDGE_ERP_{key.upper()}}}"',
+                    file='"${file:PATH}"',
+                )
                 warnings.warn(
-                    f"config key erp.{key} is written in plain text in {self.path}: use "
-                    f'{key} = "${{CRM_BRIDGE_ERP_{key.upper()}}}" (an environment variable) '
-                    f'or "${{file:PATH}}" (a file only its owner may read)',
+                    said,
                     CrmBridgeWarning,
                     stacklevel=2,
                 )
