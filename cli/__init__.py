@@ -355,7 +355,7 @@ def fields_list(app: App, as_json: bool) -> None:
         emit_json([{**f.__dict__, "choices": list(f.choices)} for f in declared.values()])
         return
     for f in declared.values():
-        click.echo(f"{f.name:<28} {f.type:<10} {f.owner:<12} {f.label}")
+        click.echo(f"{f.name:<28} {f.type:<10} {f.owner:<12} {i18n._(f.label)}")
 
 
 @fields.command("provision")
