@@ -321,6 +321,7 @@ def doctor(app: App, as_json: bool) -> None:
     if as_json:
         emit_json([c.__dict__ for c in checks])
     else:
+        width = max(len(_("FAIL")), len(_("warn")), len(_("ok")))  # the marks' column
         for c in checks:
             # ok with a hint: works, but a setting deserves a look (a warning)
             word, color = (
@@ -330,12 +331,12 @@ def doctor(app: App, as_json: bool) -> None:
                 if c.hint
                 else (_("ok"), "green")
             )
-            mark = f"[{color}]{escape(word)}[/]" + " " * max(0, 4 - len(word))
+            mark = f"[{color}]{escape(word)}[/]" + " " * (width - len(word))
             line = f"{mark} {c.name:<12} {escape(app.config.redact(c.detail))}"
             console.print(line, soft_wrap=True)
             if c.hint:
                 fix = _("fix: {hint}").format(hint=c.hint)
-                console.print(f"       {fix}", markup=False, soft_wrap=True)
+                console.print(" " * (width + 3) + fix, markup=False, soft_wrap=True)
     if not all(c.ok for c in checks):
         sys.exit(1)
 

@@ -266,6 +266,10 @@ def test_sync_dry_run_and_a_config_error_in_russian_with_no_english_left(tmp_pat
     dry = runner.invoke(cli, ["--config", str(config), "sync", "--dry-run"], obj=plugins)
     assert "dry run: would write 59 customers; nothing was changed" in dry.output
     assert "read 60 customers, " in dry.output and "Sample of 10 changes" in dry.output
+    doctor = runner.invoke(cli, ["--config", str(config), "--lang", "ru", "doctor"], obj=plugins)
+    assert doctor.exit_code == 1 and doctor.output.startswith("СБОЙ     fields "), doctor.output
+    doctor = runner.invoke(cli, ["--config", str(config), "doctor"], obj=plugins)
+    assert doctor.output.startswith("FAIL fields "), doctor.output
 
     secret = 'adapter = "memory"\npassword = "${CRM_BRIDGE_I18N_UNSET}"\n'
     config.write_text(english_config.replace('adapter = "memory"\n', secret), "utf-8")
