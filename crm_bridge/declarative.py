@@ -451,8 +451,9 @@ class DeclarativeAdapter:
     ) -> list[str]:
         """Each field's label and help text in every language the ERP has active that has
         a catalog (of ``languages``, when given), where the profile says how
-        (``[provision.translations]``: Odoo's per-language field descriptions); what
-        already reads the same is left alone, so a second run writes nothing."""
+        (``[provision.translations]``: Odoo's per-language field descriptions, ERPNext's
+        Translation records with ``by = "text"``); what already reads the same is left
+        alone, so a second run writes nothing."""
         spec = (self.mapping.data.get("provision") or {}).get("translations")
         if spec is None:
             return []
