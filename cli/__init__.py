@@ -301,11 +301,17 @@ def init(
     doc["plugins"] = {"disabled": []}
     target.write_text(tomlkit.dumps(doc), "utf-8")
     envs = ", ".join(str(erp[k])[2:-1] for k in secrets)
-    click.echo(f"wrote {target}; set {envs} in the environment, then: crm-bridge doctor")
+    click.echo(
+        _("wrote {path}; set {envs} in the environment, then: crm-bridge doctor").format(
+            path=target, envs=envs
+        )
+    )
     starter = target.parent / mapping_file
     if profile in STARTERS and not starter.exists():
         starter.write_text(STARTERS[profile], "utf-8")
-        click.echo(f"wrote {starter}: a starter mapping to fill in (docs/adapters.md)")
+        click.echo(
+            _("wrote {path}: a starter mapping to fill in (docs/adapters.md)").format(path=starter)
+        )
 
 
 @cli.command()
@@ -501,7 +507,9 @@ def _retire(app: App, names: list[str], yes: bool) -> None:
     """Clear ``names`` on every customer, delete their definitions, forget them."""
     if not yes:
         click.confirm(
-            f"Clear {', '.join(names)} on every customer and delete the definition(s)?",
+            _("Clear {names} on every customer and delete the definition(s)?").format(
+                names=", ".join(names)
+            ),
             abort=True,
         )
     adapter, _declared = connect(app.config, app.plugins)
@@ -514,7 +522,9 @@ def _retire(app: App, names: list[str], yes: bool) -> None:
                     cleared = adapter.retire(name)
                     store.forget_field(name)
                     click.echo(
-                        f"retired {name}: cleared on {cleared} customers, definition removed"
+                        _("retired {name}: cleared on {n} customers, definition removed").format(
+                            name=name, n=cleared
+                        )
                     )
             finally:
                 store.close()
@@ -854,7 +864,8 @@ def _set_disabled(app: App, name: str, disabled: bool) -> None:
     new = sorted(set(current) | {name}) if disabled else [n for n in current if n != name]
     table["disabled"] = new
     path.write_text(tomlkit.dumps(doc), "utf-8")
-    click.echo(f"{name} {'disabled' if disabled else 'enabled'} in {path}")
+    said = _("{name} disabled in {path}") if disabled else _("{name} enabled in {path}")
+    click.echo(said.format(name=name, path=path))
 
 
 @plugins.command("enable")
@@ -931,7 +942,7 @@ def diagnose(app: App, as_json: bool, language: str | None) -> None:
     from crm_bridge.table_cache import TableCache, utc_now
 
     cfg = app.config
-    adapter, _ = connect(cfg, app.plugins)
+    adapter, _fields = connect(cfg, app.plugins)
     now = utc_now()
     cached = TableCache.of(cfg).load(cfg.full_refresh_days, now)
     try:  # reads like a dry run: through the table cache, never into it
