@@ -36,6 +36,7 @@ from crm_bridge.console import (
 )
 from crm_bridge.errors import ConfigError, CrmBridgeError, PluginError
 from crm_bridge.fields import Field
+from crm_bridge.i18n import _
 from crm_bridge.plugin_manager import Plugins, check_known, declared_fields, load_plugins
 from crm_bridge.state import RunLock, StateStore
 from crm_bridge.sync import connect, provision, sync
@@ -75,8 +76,29 @@ class App:
         return self._local
 
 
+def output_language(ctx: click.Context, strict: bool = True) -> str:
+    """The language of the command's summaries and messages: the global ``--lang``,
+    else ``[locale] language``, else the environment's locale, else English (resolved
+    once per command line; ``strict=False``: a wrong ``--lang`` reads as English)."""
+    root = ctx.find_root()
+    option = root.params.get("language")
+    if root.params.get("log_json"):
+        return i18n.DEFAULT  # log lines are machine-read: English, whatever the language
+    if not strict and option and not i18n.normalize(option):
+        return i18n.DEFAULT
+    if "crm_bridge.language" not in root.meta:
+        try:
+            path = root.params.get("config_path")
+            configured = config_mod.load(path, secrets=False).language
+        except CrmBridgeError:
+            configured = None  # no (valid) config: its own error says so, in this language
+        root.meta["crm_bridge.language"] = i18n.resolve(option, configured)
+    return str(root.meta["crm_bridge.language"])
+
+
 class Group(click.Group):
-    """Turns crm-bridge errors into one clear message and an exit code."""
+    """Turns crm-bridge errors into one clear message and an exit code, in the
+    output language (``--log-json`` events stay English: they are machine-read)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         def redact(text: str) -> str:
@@ -84,27 +106,18 @@ class Group(click.Group):
             return config_mod.redact(text, app._config.secrets if app and app._config else ())
 
         try:
-            with plain_warnings(redact):
+            with plain_warnings(redact), i18n.using(output_language(ctx)):
                 return super().invoke(ctx)
         except CrmBridgeError as exc:
-            if log_events.enabled:
-                log_events.emit(
-                    "error",
-                    message=redact(str(exc)),
-                    hint=redact(exc.hint or ""),
-                    exit_code=exc.exit_code,
-                )
-            else:
-                err.print(f"[red]Error:[/] {escape(redact(str(exc)))}")
-                if exc.hint:
-                    err.print(f"Hint: {redact(exc.hint)}", markup=False)
-            ctx.exit(exc.exit_code)
+            with i18n.using(output_language(ctx, strict=False)):
+                self._print_error(ctx, exc, redact)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except BrokenPipeError:
             raise  # the reader went away (| head): click exits quietly
         except KeyboardInterrupt:
-            err.print("Interrupted; the next run resumes from what the ERP holds.")
+            with i18n.using(output_language(ctx, strict=False)):
+                err.print(_("Interrupted; the next run resumes from what the ERP holds."))
             ctx.exit(130)
         except Exception as exc:
             if os.environ.get("CRM_BRIDGE_TRACEBACK"):
@@ -113,13 +126,34 @@ class Group(click.Group):
             if log_events.enabled:
                 log_events.emit("error", message=f"unexpected {message}", exit_code=1)
             else:
-                err.print(f"[red]Error:[/] unexpected {escape(message)}")
-                err.print("Hint: rerun with CRM_BRIDGE_TRACEBACK=1 for details and report it.")
+                with i18n.using(output_language(ctx, strict=False)):
+                    error = _("unexpected {error}").format(error=escape(message))
+                    word = _("Error:")
+                    err.print(f"[red]{word}[/] {error}")
+                    err.print(
+                        _("Hint: rerun with CRM_BRIDGE_TRACEBACK=1 for details and report it.")
+                    )
             ctx.exit(1)
         finally:
             # A reader that went away (| head -c1) shows here, where click turns it into
             # a quiet exit, not at interpreter exit as "Exception ignored ...".
             sys.stdout.flush()
+
+    @staticmethod
+    def _print_error(ctx: click.Context, exc: CrmBridgeError, redact: Any) -> None:
+        if log_events.enabled:
+            log_events.emit(
+                "error",
+                message=redact(str(exc)),
+                hint=redact(exc.hint or ""),
+                exit_code=exc.exit_code,
+            )
+        else:
+            word = _("Error:")
+            err.print(f"[red]{word}[/] {escape(redact(str(exc)))}")
+            if exc.hint:
+                err.print(_("Hint:") + f" {redact(exc.hint)}", markup=False)
+        ctx.exit(exc.exit_code)
 
 
 def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -158,10 +192,13 @@ def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     "--log-json",
     is_flag=True,
     help="Write warnings, errors, hook calls and the run's outcome to stderr as one JSON "
-    "object per line (for log collectors).",
+    "object per line (for log collectors; in English, whatever the language).",
 )
+@click.option("--lang", "language", metavar="LANG", help=LANG_HELP)
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, verbose: bool, log_json: bool) -> None:
+def cli(
+    ctx: click.Context, config_path: str | None, verbose: bool, log_json: bool, language: str | None
+) -> None:
     """crm-bridge: CRM segmentation, loyalty and KPIs written back into your ERP."""
     log_events.enabled = log_json
     if verbose and log_json:
@@ -172,6 +209,11 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool, log_json: bo
 
 
 pass_app = click.make_pass_decorator(App)
+
+
+def _global_lang() -> str | None:
+    """The ``--lang`` given before the command (``crm-bridge --lang ru sync``)."""
+    return click.get_current_context().find_root().params.get("language")
 
 
 # What each profile's starter [erp] table holds besides url; the secret goes by env.
@@ -230,7 +272,10 @@ def init(
     app = ctx.find_object(App)
     target = Path(path or (app.config_path if app else None) or "crm-bridge.toml")
     if target.exists() and not force:
-        raise ConfigError(f"{target} already exists", hint="pass --force to overwrite it")
+        raise ConfigError(
+            _("{path} already exists").format(path=target),
+            hint=_("pass --force to overwrite it"),
+        )
     given = {
         "database": database,
         "username": username,
@@ -256,11 +301,17 @@ def init(
     doc["plugins"] = {"disabled": []}
     target.write_text(tomlkit.dumps(doc), "utf-8")
     envs = ", ".join(str(erp[k])[2:-1] for k in secrets)
-    click.echo(f"wrote {target}; set {envs} in the environment, then: crm-bridge doctor")
+    click.echo(
+        _("wrote {path}; set {envs} in the environment, then: crm-bridge doctor").format(
+            path=target, envs=envs
+        )
+    )
     starter = target.parent / mapping_file
     if profile in STARTERS and not starter.exists():
         starter.write_text(STARTERS[profile], "utf-8")
-        click.echo(f"wrote {starter}: a starter mapping to fill in (docs/adapters.md)")
+        click.echo(
+            _("wrote {path}: a starter mapping to fill in (docs/adapters.md)").format(path=starter)
+        )
 
 
 @cli.command()
@@ -276,13 +327,22 @@ def doctor(app: App, as_json: bool) -> None:
     if as_json:
         emit_json([c.__dict__ for c in checks])
     else:
+        width = max(len(_("FAIL")), len(_("warn")), len(_("ok")))  # the marks' column
         for c in checks:
             # ok with a hint: works, but a setting deserves a look (a warning)
-            mark = "[red]FAIL[/]" if not c.ok else "[yellow]warn[/]" if c.hint else "[green]ok[/]  "
+            word, color = (
+                (_("FAIL"), "red")
+                if not c.ok
+                else (_("warn"), "yellow")
+                if c.hint
+                else (_("ok"), "green")
+            )
+            mark = f"[{color}]{escape(word)}[/]" + " " * (width - len(word))
             line = f"{mark} {c.name:<12} {escape(app.config.redact(c.detail))}"
             console.print(line, soft_wrap=True)
             if c.hint:
-                console.print(f"       fix: {c.hint}", markup=False, soft_wrap=True)
+                fix = _("fix: {hint}").format(hint=c.hint)
+                console.print(" " * (width + 3) + fix, markup=False, soft_wrap=True)
     if not all(c.ok for c in checks):
         sys.exit(1)
 
@@ -302,7 +362,7 @@ def fields_list(app: App, as_json: bool) -> None:
         emit_json([{**f.__dict__, "choices": list(f.choices)} for f in declared.values()])
         return
     for f in declared.values():
-        click.echo(f"{f.name:<28} {f.type:<10} {f.owner:<12} {f.label}")
+        click.echo(f"{f.name:<28} {f.type:<10} {f.owner:<12} {i18n._(f.label)}")
 
 
 @fields.command("provision")
@@ -321,8 +381,15 @@ def fields_provision(app: App, as_json: bool) -> None:
     # Translations in one phrase per language: "translated 34 fields (ru)".
     per_language = Counter(c.rsplit(" ", 1)[1] for c in changes if c.startswith("translated "))
     said = [c for c in changes if not c.startswith("translated ")]
-    said += [f"translated {n} fields {language}" for language, n in per_language.items()]
-    click.echo(f"{len(declared)} fields declared; " + (", ".join(said) or "all up to date"))
+    said += [
+        _("translated {n} fields {language}").format(n=n, language=language)
+        for language, n in per_language.items()
+    ]
+    click.echo(
+        _("{n} fields declared; {changes}").format(
+            n=len(declared), changes=", ".join(said) or _("all up to date")
+        )
+    )
 
 
 @cli.command("sync")
@@ -409,15 +476,19 @@ def fields_retire(
         wanted += [f.name for f in _declared_by(app, plugin)]
     if not wanted:
         raise ConfigError(
-            "say which fields to retire",
-            hint="crm-bridge fields retire NAME [NAME...] or --plugin PLUGIN",
+            _("say which fields to retire"),
+            hint=_("crm-bridge fields retire NAME [NAME...] or --plugin PLUGIN"),
         )
     declared = app.plugins.fields()
     for name in wanted:
         if name in declared:
             raise ConfigError(
-                f"field {name!r} is declared by the enabled plugin {declared[name].owner!r}",
-                hint=f"crm-bridge plugins disable {declared[name].owner}, then retire it",
+                _("field {name!r} is declared by the enabled plugin {plugin!r}").format(
+                    name=name, plugin=declared[name].owner
+                ),
+                hint=_("crm-bridge plugins disable {plugin}, then retire it").format(
+                    plugin=declared[name].owner
+                ),
             )
     _retire(app, list(dict.fromkeys(wanted)), yes)
 
@@ -436,7 +507,9 @@ def _retire(app: App, names: list[str], yes: bool) -> None:
     """Clear ``names`` on every customer, delete their definitions, forget them."""
     if not yes:
         click.confirm(
-            f"Clear {', '.join(names)} on every customer and delete the definition(s)?",
+            _("Clear {names} on every customer and delete the definition(s)?").format(
+                names=", ".join(names)
+            ),
             abort=True,
         )
     adapter, _declared = connect(app.config, app.plugins)
@@ -449,7 +522,9 @@ def _retire(app: App, names: list[str], yes: bool) -> None:
                     cleared = adapter.retire(name)
                     store.forget_field(name)
                     click.echo(
-                        f"retired {name}: cleared on {cleared} customers, definition removed"
+                        _("retired {name}: cleared on {n} customers, definition removed").format(
+                            name=name, n=cleared
+                        )
                     )
             finally:
                 store.close()
@@ -500,7 +575,10 @@ def runs_show(app: App, run_id: int, changes: bool, as_json: bool) -> None:
     try:
         run = store.run(run_id)
         if run is None:
-            raise ConfigError(f"there is no run {run_id}", hint="crm-bridge runs lists them")
+            raise ConfigError(
+                _("there is no run {run_id}").format(run_id=run_id),
+                hint=_("crm-bridge runs lists them"),
+            )
         if changes:
             run["changes"] = [
                 {"customer_id": c, "field": f, "old": o, "new": n}
@@ -571,7 +649,10 @@ def runs_show(app: App, run_id: int, changes: bool, as_json: bool) -> None:
 def _store(app: App) -> StateStore:
     path = app.local_config.state_path
     if not path.exists():
-        raise ConfigError(f"no state store at {path} yet", hint="run crm-bridge sync first")
+        raise ConfigError(
+            _("no state store at {path} yet").format(path=path),
+            hint=_("run crm-bridge sync first"),
+        )
     return StateStore(path, readonly=True)
 
 
@@ -621,14 +702,17 @@ def adapters_show(name: str) -> None:
     profiles = mapping.profiles()
     if name not in profiles:
         raise ConfigError(
-            f"no adapter profile named {name!r}",
-            hint=f"profiles: {', '.join(sorted(profiles))}; see crm-bridge adapters list",
+            _("no adapter profile named {name!r}").format(name=name),
+            hint=_("profiles: {profiles}; see crm-bridge adapters list").format(
+                profiles=", ".join(sorted(profiles))
+            ),
         )
     page = mapping.load(name).data.get("docs")
     doc = resources.files("crm_bridge.docs").joinpath(*str(page or "").split("/"))
     if not page or not doc.is_file():
         raise ConfigError(
-            f"profile {name!r} ships no docs page", hint="see crm-bridge adapters list"
+            _("profile {name!r} ships no docs page").format(name=name),
+            hint=_("see crm-bridge adapters list"),
         )
     click.echo(doc.read_text("utf-8"), nl=False)
 
@@ -660,7 +744,8 @@ def _pip(*args: str) -> None:
     done = subprocess.run(cmd, stdin=subprocess.DEVNULL)
     if done.returncode:
         raise CrmBridgeError(
-            f"pip {' '.join(args)} failed (exit {done.returncode})", hint="see pip's output above"
+            _("pip {args} failed (exit {code})").format(args=" ".join(args), code=done.returncode),
+            hint=_("see pip's output above"),
         )
 
 
@@ -779,7 +864,8 @@ def _set_disabled(app: App, name: str, disabled: bool) -> None:
     new = sorted(set(current) | {name}) if disabled else [n for n in current if n != name]
     table["disabled"] = new
     path.write_text(tomlkit.dumps(doc), "utf-8")
-    click.echo(f"{name} {'disabled' if disabled else 'enabled'} in {path}")
+    said = _("{name} disabled in {path}") if disabled else _("{name} enabled in {path}")
+    click.echo(said.format(name=name, path=path))
 
 
 @plugins.command("enable")
@@ -826,9 +912,10 @@ def report(app: App, html_path: str | None, xlsx_path: str | None, language: str
 
     if not (html_path or xlsx_path):
         raise ConfigError(
-            "say where to write the report", hint="pass --html PATH, --xlsx PATH or both"
+            _("say where to write the report"),
+            hint=_("pass --html PATH, --xlsx PATH or both"),
         )
-    lang = i18n.resolve(language, app.config.language)
+    lang = i18n.resolve(language or _global_lang(), app.config.language)
     built = report_mod.from_last_run(app.config, app.plugins, lang)
     for path, write in ((html_path, report_mod.write_html), (xlsx_path, report_mod.write_xlsx)):
         if path:
@@ -836,10 +923,12 @@ def report(app: App, html_path: str | None, xlsx_path: str | None, language: str
                 write(built, Path(path))
             except OSError as exc:
                 raise ConfigError(
-                    f"cannot write the report to {path}: {exc.strerror or exc}",
-                    hint="check that the folder exists and that you may write there",
+                    _("cannot write the report to {path}: {reason}").format(
+                        path=path, reason=exc.strerror or exc
+                    ),
+                    hint=_("check that the folder exists and that you may write there"),
                 ) from None
-            err.print(f"wrote {path}")
+            err.print(_("wrote {path}").format(path=path))
 
 
 @cli.command()
@@ -853,14 +942,14 @@ def diagnose(app: App, as_json: bool, language: str | None) -> None:
     from crm_bridge.table_cache import TableCache, utc_now
 
     cfg = app.config
-    adapter, _ = connect(cfg, app.plugins)
+    adapter, _fields = connect(cfg, app.plugins)
     now = utc_now()
     cached = TableCache.of(cfg).load(cfg.full_refresh_days, now)
     try:  # reads like a dry run: through the table cache, never into it
         snapshot, _tables = extract(adapter, cfg.as_of, None, cached, now, cfg.quality)
     finally:
         adapter.close()
-    with i18n.using(i18n.resolve(language, cfg.language)):
+    with i18n.using(i18n.resolve(language or _global_lang(), cfg.language)):
         findings = diagnose_mod.diagnose(snapshot)
         if as_json:
             emit_json([f.as_dict() for f in findings])

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from crm_bridge.errors import ConfigError
+from crm_bridge.i18n import _
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
 
@@ -131,14 +132,19 @@ def scaffold(name: str, parent: Path) -> Path:
     """Write the plugin package ``crm-bridge-NAME`` under ``parent``; return its folder."""
     if not NAME.match(name):
         raise ConfigError(
-            f"plugin name {name!r} must be 2-41 characters of a-z, 0-9 and _, "
-            "starting with a letter",
-            hint="for example: crm-bridge plugins new acme_kpis",
+            _(
+                "plugin name {name!r} must be 2-41 characters of a-z, 0-9 and _, "
+                "starting with a letter"
+            ).format(name=name),
+            hint=_("for example: crm-bridge plugins new acme_kpis"),
         )
     dash = name.replace("_", "-")
     root = parent / f"crm-bridge-{dash}"
     if root.exists():
-        raise ConfigError(f"{root} already exists", hint="choose another name or folder")
+        raise ConfigError(
+            _("{path} already exists").format(path=root),
+            hint=_("choose another name or folder"),
+        )
     package = root / "src" / f"crm_bridge_{name}"
     package.mkdir(parents=True)
     (root / "tests").mkdir()

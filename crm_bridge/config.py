@@ -24,6 +24,7 @@ import jsonschema
 
 from crm_bridge import jsonschemas
 from crm_bridge.errors import ConfigError, CrmBridgeWarning
+from crm_bridge.i18n import _
 
 DEFAULT_PATH = Path("crm-bridge.toml")
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -126,10 +127,18 @@ class Config:
         erp = self.data.get("erp", {})
         for key in keys:
             if isinstance(erp.get(key), str) and erp[key] and ("erp", key) not in self.references:
+                said = _(
+                    "config key erp.{key} is written in plain text in {path}: use "
+                    "{reference} (an environment variable) or {file} (a file only its "
+                    "owner may read)"
+                ).format(
+                    key=key,
+                    path=self.path,
+                    reference=f'{key} = "${{CRM_BRIDGE_ERP_{key.upper()}}}"',
+                    file='"${file:PATH}"',
+                )
                 warnings.warn(
-                    f"config key erp.{key} is written in plain text in {self.path}: use "
-                    f'{key} = "${{CRM_BRIDGE_ERP_{key.upper()}}}" (an environment variable) '
-                    f'or "${{file:PATH}}" (a file only its owner may read)',
+                    said,
                     CrmBridgeWarning,
                     stacklevel=2,
                 )
@@ -201,9 +210,11 @@ def _interpolate(
             name = match.group(1)
             if name not in os.environ:
                 raise ConfigError(
-                    f"config key {_where(path)} refers to the environment variable {name}, "
-                    "which is not set",
-                    hint=f"export {name}=... before running crm-bridge",
+                    _(
+                        "config key {key} refers to the environment variable {name}, "
+                        "which is not set"
+                    ).format(key=_where(path), name=name),
+                    hint=_("export {name}=... before running crm-bridge").format(name=name),
                 )
             secrets.add(os.environ[name])
             return os.environ[name]
@@ -214,9 +225,10 @@ def _interpolate(
                 mode = secret_path.stat().st_mode
             except OSError:
                 raise ConfigError(
-                    f"config key {_where(path)} refers to the secret file {secret_path}, "
-                    "which cannot be read",
-                    hint="check the path and that crm-bridge's user may read it",
+                    _(
+                        "config key {key} refers to the secret file {path}, which cannot be read"
+                    ).format(key=_where(path), path=secret_path),
+                    hint=_("check the path and that crm-bridge's user may read it"),
                 ) from None
             if mode & 0o077:
                 raise ConfigError(
@@ -276,23 +288,28 @@ def load(path: Path | str | None = None, secrets: bool = True) -> Config:
     path = Path(path or os.environ.get("CRM_BRIDGE_CONFIG") or DEFAULT_PATH)
     if not path.exists():
         raise ConfigError(
-            f"config file {path} not found",
-            hint="create one with: crm-bridge init (or pass --config PATH)",
+            _("config file {path} not found").format(path=path),
+            hint=_("create one with: crm-bridge init (or pass --config PATH)"),
         )
     if path.is_dir():
         raise ConfigError(
-            f"config file {path} is a folder, not a file",
-            hint=f"pass --config {path / DEFAULT_PATH}, or the path of your config file",
+            _("config file {path} is a folder, not a file").format(path=path),
+            hint=_("pass --config {file}, or the path of your config file").format(
+                file=path / DEFAULT_PATH
+            ),
         )
     try:
         raw = tomllib.loads(path.read_text("utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}", hint="fix the syntax") from None
+        raise ConfigError(
+            _("{path} is not valid TOML: {error}").format(path=path, error=exc),
+            hint=_("fix the syntax"),
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(
-            f"config file {path} cannot be read: {reason}",
-            hint="check the path, that it is a UTF-8 text file and that you may read it",
+            _("config file {path} cannot be read: {reason}").format(path=path, reason=reason),
+            hint=_("check the path, that it is a UTF-8 text file and that you may read it"),
         ) from None
     found: set[str] = set()
     references: set[tuple[Any, ...]] = set()

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from crm_bridge.errors import CrmBridgeWarning
+from crm_bridge.i18n import _
 from crm_bridge.sync import RunResult
 
 console = Console(highlight=False)
@@ -58,7 +59,8 @@ def plain_warnings(redact: Callable[[str], str] = str) -> Iterator[None]:
             if issubclass(category, CrmBridgeWarning) and log_events.enabled:
                 log_events.emit("warning", message=redact(str(message)))
             elif issubclass(category, CrmBridgeWarning):
-                err.print(f"[yellow]Warning:[/] {escape(redact(str(message)))}")
+                word = _("Warning:")
+                err.print(f"[yellow]{word}[/] {escape(redact(str(message)))}")
             else:
                 shown(message, category, *args, **kwargs)
 
@@ -112,46 +114,74 @@ def result_dict(result: RunResult, sample: int = 10) -> dict[str, Any]:
 
 
 def print_result(result: RunResult, sample: int = 10) -> None:
+    """The run's (or the dry run's plan's) summary in the language in effect."""
     plan = result.plan
-    verb = "would write" if result.dry_run else "wrote"
     counts = result.counts
     read = counts["read"]
     console.print(
-        f"read {read['customers']} customers, {read['invoices']} invoices, "
-        f"{read['invoice_lines']} invoice lines in {counts['seconds']:.1f}s total"
+        _(
+            "read {customers} customers, {invoices} invoices, {lines} invoice lines "
+            "in {seconds}s total"
+        ).format(
+            customers=read["customers"],
+            invoices=read["invoices"],
+            lines=read["invoice_lines"],
+            seconds=f"{counts['seconds']:.1f}",
+        )
     )
-    table = Table(title=f"Plan: {len(plan.changes)} changed cells on {plan.customers} customers")
-    table.add_column("field")
-    table.add_column("changed cells", justify="right")
+    table = Table(
+        title=_("Plan: {cells} changed cells on {customers} customers").format(
+            cells=len(plan.changes), customers=plan.customers
+        )
+    )
+    table.add_column(_("field"))
+    table.add_column(_("changed cells"), justify="right")
     for name, n in plan.per_field().items():
         table.add_row(name, str(n))
     if plan.changes:
         console.print(table)
     if result.dry_run and plan.changes:
-        sample_table = Table(title=f"Sample of {min(sample, len(plan.changes))} changes")
-        for column in ("customer", "field", "old", "new"):
+        sample_table = Table(
+            title=_("Sample of {n} changes").format(n=min(sample, len(plan.changes)))
+        )
+        for column in (_("customer"), _("field"), _("old"), _("new")):
             sample_table.add_column(column)
         for c in plan.changes[:sample]:
             sample_table.add_row(c.customer_id, c.field, str(c.old), str(c.new))
         console.print(sample_table)
     if result.applied:
+        written = _(
+            "wrote {customers} customers in {calls} journaled batch(es); run {run}: {status}"
+        )  # a dry run applies nothing: applied is None
         console.print(
-            f"{verb} {result.applied.written} customers in {result.applied.calls} "
-            f"journaled batch(es); run {result.run_id}: {result.status}"
+            written.format(
+                customers=result.applied.written,
+                calls=result.applied.calls,
+                run=result.run_id,
+                status=result.status,
+            )
         )
     elif result.dry_run:
-        console.print(f"dry run: {verb} {plan.customers} customers; nothing was changed")
+        console.print(
+            _("dry run: would write {customers} customers; nothing was changed").format(
+                customers=plan.customers
+            )
+        )
     for name, n in counts.get("drift", {}).items():
-        err.print(f"[yellow]{n} value(s) of {name} were edited in the ERP since the last run[/]")
-    for table, reasons in counts.get("quarantined", {}).items():
+        drift = _("{n} value(s) of {field} were edited in the ERP since the last run")
+        err.print(f"[yellow]{escape(drift.format(n=n, field=name))}[/]")
+    for table_name, reasons in counts.get("quarantined", {}).items():
         for reason, info in reasons.items():
             error = f": {escape(info['error'])}" if info.get("error") else ""
+            head = _("set aside {count} {table}:").format(count=info["count"], table=table_name)
+            tail = _("(e.g. {example}); fix them in the ERP, the next run picks them up")
             err.print(
-                f"[yellow]set aside {info['count']} {table}:[/] {reason}{error} "
-                f"(e.g. {info['example']}); fix them in the ERP, the next run picks them up"
+                f"[yellow]{escape(head)}[/] {reason}{error} {tail.format(example=info['example'])}"
             )
     for r in result.rejections:
-        err.print(f"[yellow]plugin {r.plugin!r} rejected:[/] {escape(r.reason)}")
+        head = _("plugin {plugin!r} rejected:").format(plugin=r.plugin)
+        err.print(f"[yellow]{escape(head)}[/] {escape(r.reason)}")
     if result.applied:
         for cid, reason in list(result.applied.rejected.items())[:10]:
-            err.print(f"[yellow]customer {cid} rejected by the ERP:[/] {reason}")
+            head = _("customer {customer} rejected by the ERP:").format(customer=cid)
+            err.print(f"[yellow]{escape(head)}[/] {reason}")

@@ -35,6 +35,7 @@ from crm_bridge.adapter import (
 )
 from crm_bridge.errors import AuthenticationError, ConfigError, ErpError, RefusedError
 from crm_bridge.fields import Field, encode
+from crm_bridge.i18n import _
 from crm_bridge.snapshot import TABLES
 
 
@@ -445,6 +446,87 @@ class DeclarativeAdapter:
         self._definitions = self._date_names = None
         return changes
 
+    def provision_translations(
+        self, fields: Sequence[Field], languages: Sequence[str] | None = None
+    ) -> list[str]:
+        """Each field's label and help text in every language the ERP has active that has
+        a catalog (of ``languages``, when given), where the profile says how
+        (``[provision.translations]``: Odoo's per-language field descriptions, ERPNext's
+        Translation records with ``by = "text"``); what already reads the same is left
+        alone, so a second run writes nothing."""
+        spec = (self.mapping.data.get("provision") or {}).get("translations")
+        if spec is None:
+            return []
+        languages_spec = spec["languages"]
+        codes = [
+            str(mapping.get(record, languages_spec["code"]))
+            for records in self.pages(languages_spec, self.vars)
+            for record in records
+        ]
+        listing, changes = spec["list"], []
+        for code in codes:
+            language = i18n.normalize(code)
+            if language is None or (languages is not None and language not in languages):
+                continue
+            variables = {**self.vars, "lang": code}
+            if spec.get("by") == "text":
+                changes += self._translate_texts(fields, spec, language, variables)
+                continue
+            held = {}
+            for records in self.pages(listing, variables):
+                for record in records:
+                    erp = str(mapping.get(record, listing["name"]))
+                    name = mapping.crm_name(self.definition_name, erp)
+                    if name is not None:
+                        held[name] = record
+            with i18n.using(language):
+                for f in fields:
+                    old = held.get(f.name)
+                    if isinstance(old, Mapping):  # Odoo sends an empty text as false
+                        old = {k: None if v is False else v for k, v in old.items()}
+                    texts = {**variables, "label": i18n._(f.label), "help": i18n._(f.help)}
+                    if old is not None and _differs(old, listing["compare"], texts):
+                        texts["def_id"] = mapping.get(old, listing.get("id", "id"))
+                        self.call(spec["update"], texts)
+                        changes.append(f"translated {f.name} ({language})")
+        return changes
+
+    def _translate_texts(
+        self,
+        fields: Sequence[Field],
+        spec: Mapping[str, Any],
+        language: str,
+        variables: Mapping[str, Any],
+    ) -> list[str]:
+        """``by = "text"`` (ERPNext's Translation doctype): one record per English text
+        (label, help) and language, created or updated where it reads otherwise."""
+        listing, changes = spec["list"], []
+        held = {
+            str(mapping.get(record, listing["name"])): record
+            for records in self.pages(listing, variables)
+            for record in records
+        }
+        done: set[str] = set()  # a text two fields share is written once
+        with i18n.using(language):
+            for f in fields:
+                written = False
+                for source in filter(None, (f.label, f.help)):
+                    if source in done:
+                        continue
+                    done.add(source)
+                    texts = {**variables, "source": source, "text": i18n._(source)}
+                    old = held.get(source)
+                    if old is None and texts["text"] != source:
+                        self.call(spec["create"], texts)
+                        written = True
+                    elif old is not None and _differs(old, listing["compare"], texts):
+                        texts["def_id"] = mapping.get(old, listing.get("id", "id"))
+                        self.call(spec["update"], texts)
+                        written = True
+                if written:
+                    changes.append(f"translated {f.name} ({language})")
+        return changes
+
     def _plan(
         self, fields: Sequence[Field], provision: Mapping[str, Any], existing: Mapping[str, Any]
     ) -> Iterator[tuple[Field, dict[str, Any], Any]]:
@@ -513,6 +595,7 @@ class DeclarativeAdapter:
     ) -> dict[str, Any]:
         style = provision.get("selection", "lines")
         choices = [(k, i18n._(v)) for k, v in f.choices]
+        label = (lambda text: text) if "translations" in provision else i18n._
         selection: Any
         if style == "key_label_lines":
             selection = "\n".join(f"{k}:{v}" for k, v in choices)
@@ -528,9 +611,10 @@ class DeclarativeAdapter:
             "name": f.name,
             "erp_name": mapping.erp_name(self.definition_name, f.name),
             "field_name": mapping.erp_name(self.field_name, f.name),
-            # one label per field in these ERPs: in [locale] language (see sync.provision)
-            "label": i18n._(f.label),
-            "help": i18n._(f.help),
+            # one label per field in these ERPs: in [locale] language (see sync.provision);
+            # English where the profile writes each language's own (provision.translations)
+            "label": label(f.label),
+            "help": label(f.help),
             "type": provision["types"][f.type],
             "size": provision.get("sizes", {}).get(f.type),
             "selection": selection if choices else None,
@@ -592,20 +676,22 @@ class DeclarativeAdapter:
                 Check(
                     "read",
                     False,
-                    f"{self.where}: no customer is visible to this API user",
+                    _("{where}: no customer is visible to this API user").format(where=self.where),
                     doctor["empty"],
                 )
             ]
         else:
-            out = [Check("read", True, f"{self.where}: customers readable")]
+            out = [Check("read", True, _("{where}: customers readable").format(where=self.where))]
         if self.write_spec.get("dates") == "unix" or "timezone" in self.mapping.data:
             zone, how = self.zone()
-            out.append(Check("timezone", True, f"dates read in {zone} ({how})"))
+            dates = _("dates read in {zone} ({how})").format(zone=zone, how=how)
+            out.append(Check("timezone", True, dates))
         out.extend(self._rights(doctor.get("rights", {})))
         out.extend(self._warning(rule) for rule in doctor.get("warnings", []))
         unmapped = sorted(set(TABLES) - set(self.mapping.data["tables"]))
         if unmapped:
-            out.append(Check("tables", True, f"not read from this ERP: {', '.join(unmapped)}"))
+            unread = _("not read from this ERP: {tables}").format(tables=", ".join(unmapped))
+            out.append(Check("tables", True, unread))
         try:
             existing = self.definitions()
         except ErpError as exc:
@@ -618,23 +704,28 @@ class DeclarativeAdapter:
                 if self.capabilities.provisioning
                 else self.mapping.data.get("manual", {}).get("instructions")
             )
-        detail = f"{len(fields) - len(missing)}/{len(fields)} fields present"
+        detail = _("{present}/{declared} fields present").format(
+            present=len(fields) - len(missing), declared=len(fields)
+        )
         if missing:
             names = [mapping.erp_name(self.definition_name, f.name) for f in missing]
-            more = f" and {len(names) - 5} more" if len(names) > 5 else ""
-            detail += f", missing: {', '.join(names[:5])}{more}"
+            more = _(" and {n} more").format(n=len(names) - 5) if len(names) > 5 else ""
+            detail += _(", missing: {names}").format(names=", ".join(names[:5])) + more
         out.append(Check("fields", not missing, detail, hint))
         provision = self.mapping.data.get("provision")
         if provision is not None and not missing:
-            stale = [f.name for f, _, old in self._plan(fields, provision, existing) if old]
+            stale = [f.name for f, _new, old in self._plan(fields, provision, existing) if old]
             if stale:
-                more = f" and {len(stale) - 5} more" if len(stale) > 5 else ""
+                more = _(" and {n} more").format(n=len(stale) - 5) if len(stale) > 5 else ""
                 out.append(
                     Check(
                         "definitions",
                         True,
-                        f"{len(stale)} field definition(s) differ from their declaration "
-                        f"(label or list settings): {', '.join(stale[:5])}{more}",
+                        _(
+                            "{n} field definition(s) differ from their declaration "
+                            "(label or list settings): {names}"
+                        ).format(n=len(stale), names=", ".join(stale[:5]))
+                        + more,
                         "crm-bridge fields provision",
                     )
                 )
@@ -651,11 +742,14 @@ class DeclarativeAdapter:
             try:
                 next(self.pages({**spec, "paging": {"style": "none"}}, {"limit": 1}), None)
             except ErpError as exc:
-                out.append(Check("rights", False, str(exc), f"give the API user the right {right}"))
+                hint = _("give the API user the right {right}").format(right=right)
+                out.append(Check("rights", False, str(exc), hint))
             else:
                 readable.append(table)
         if readable and not out:
-            out.append(Check("rights", True, f"readable: {', '.join(readable)}"))
+            out.append(
+                Check("rights", True, _("readable: {tables}").format(tables=", ".join(readable)))
+            )
         return out
 
     def _warning(self, rule: Mapping[str, Any]) -> Check:

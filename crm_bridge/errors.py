@@ -10,6 +10,8 @@ import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
+from crm_bridge.i18n import _
+
 
 class CrmBridgeError(Exception):
     """Base class: a message, an optional hint, and the process exit code."""
@@ -80,24 +82,27 @@ def from_status(
 ) -> ErpError:
     """The error for an HTTP (or SOAP transport) status other than success."""
     detail = f": {message}" if message else ""
+    said = {"where": where, "status": status, "action": action, "detail": detail}
     if status == 429 or status >= 500:
         return RetriableErpError(
-            f"{where} answered HTTP {status} to {action}{detail}",
-            hint="the ERP failed or is overloaded; crm-bridge retried. If it keeps failing on "
-            "the same request, the ERP's error log says why",
+            _("{where} answered HTTP {status} to {action}{detail}").format(**said),
+            hint=_(
+                "the ERP failed or is overloaded; crm-bridge retried. If it keeps failing on "
+                "the same request, the ERP's error log says why"
+            ),
             retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
         )
     if status == 401:
         return AuthenticationError(
-            f"{where} rejected the credentials (HTTP 401) on {action}{detail}",
-            hint="check the API key / user and password in the [erp] table",
+            _("{where} rejected the credentials (HTTP 401) on {action}{detail}").format(**said),
+            hint=_("check the API key / user and password in the [erp] table"),
         )
     if status == 403:
         return ErpError(
-            f"{where} denied {action} (HTTP 403){detail}",
-            hint="give the API user the rights listed on the profile's docs page",
+            _("{where} denied {action} (HTTP 403){detail}").format(**said),
+            hint=_("give the API user the rights listed on the profile's docs page"),
         )
-    return RefusedError(f"{where} refused {action} (HTTP {status}){detail}")
+    return RefusedError(_("{where} refused {action} (HTTP {status}){detail}").format(**said))
 
 
 def from_tls(where: str, error: BaseException) -> ErpError:
@@ -110,20 +115,28 @@ def from_tls(where: str, error: BaseException) -> ErpError:
     cause = _ssl_cause(error)
     if isinstance(cause, ssl.SSLEOFError | ssl.SSLZeroReturnError | ssl.SSLSyscallError):
         return RetriableErpError(
-            f"{where}: the TLS connection to {host} broke: {cause.reason or cause}",
-            hint="check the network and any proxy in front of the ERP; crm-bridge retried",
+            _("{where}: the TLS connection to {host} broke: {reason}").format(
+                where=where, host=host, reason=cause.reason or cause
+            ),
+            hint=_("check the network and any proxy in front of the ERP; crm-bridge retried"),
         )
     if isinstance(cause, ssl.SSLCertVerificationError):
         reason = cause.verify_message or cause.reason or str(cause)
         return TlsError(
-            f"{where}: the TLS certificate of {host} was not accepted: {reason}",
-            hint="if the ERP's certificate is signed by your own CA, set erp.verify_tls to "
-            "that CA's PEM file; check that erp.url names the host the certificate is for",
+            _("{where}: the TLS certificate of {host} was not accepted: {reason}").format(
+                where=where, host=host, reason=reason
+            ),
+            hint=_(
+                "if the ERP's certificate is signed by your own CA, set erp.verify_tls to "
+                "that CA's PEM file; check that erp.url names the host the certificate is for"
+            ),
         )
     reason = (cause.reason or str(cause)) if cause else str(error)
     return TlsError(
-        f"{where}: TLS with {host} failed: {reason}",
-        hint="check that erp.url uses the right scheme (https://) and port, and erp.verify_tls",
+        _("{where}: TLS with {host} failed: {reason}").format(
+            where=where, host=host, reason=reason
+        ),
+        hint=_("check that erp.url uses the right scheme (https://) and port, and erp.verify_tls"),
     )
 
 

@@ -219,12 +219,13 @@ def source_messages() -> dict[str | tuple[str, str], str]:
     call with a literal in crm-bridge's code (Babel's extractor)."""
     from babel.messages.extract import extract_from_dir
 
+    import crm_bridge.adapters.tryton
     import crm_bridge.cli
     import crm_bridge.plugins
 
     found: dict[str | tuple[str, str], str] = {}
     folders = [Path(__file__).parent, *map(Path, crm_bridge.plugins.__path__)]
-    folders += map(Path, crm_bridge.cli.__path__)
+    folders += map(Path, [*crm_bridge.cli.__path__, *crm_bridge.adapters.tryton.__path__])
     for folder in folders:
         for filename, line, message, _comments, _context in extract_from_dir(
             str(folder), [("**.py", "python")], KEYWORDS

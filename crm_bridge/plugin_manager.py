@@ -21,6 +21,7 @@ from crm_bridge import hookspecs
 from crm_bridge.adapter import AdapterSpec
 from crm_bridge.errors import ConfigError, PluginError
 from crm_bridge.fields import Field
+from crm_bridge.i18n import _
 
 GROUP = "crm_bridge"
 ALLOW_ENV = "CRM_BRIDGE_LOAD_PLUGINS"
@@ -175,8 +176,8 @@ def declared_fields(name: str) -> list[Field]:
             ) from None
         return list(alone.fields().values())
     raise ConfigError(
-        f"unknown plugin {name!r}",
-        hint="it must still be installed to know its fields; see crm-bridge plugins list",
+        _("unknown plugin {name!r}").format(name=name),
+        hint=_("it must still be installed to know its fields; see crm-bridge plugins list"),
     )
 
 
@@ -205,6 +206,8 @@ def check_known(plugins: Plugins, names: Collection[str]) -> None:
     if unknown:
         known = ", ".join(sorted(plugins.info)) or "none"
         raise ConfigError(
-            f"unknown plugin {unknown[0]!r}",
-            hint=f"installed plugins: {known}; see crm-bridge plugins list",
+            _("unknown plugin {name!r}").format(name=unknown[0]),
+            hint=_("installed plugins: {plugins}; see crm-bridge plugins list").format(
+                plugins=known
+            ),
         )

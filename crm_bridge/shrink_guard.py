@@ -21,10 +21,12 @@ from typing import Any
 
 from crm_bridge.config import Config
 from crm_bridge.errors import CrmBridgeError
+from crm_bridge.i18n import N_, _
 from crm_bridge.snapshot import Snapshot
 from crm_bridge.state import StateStore
 
 GUARDED = ("customers", "invoices")
+TABLE_WORDS = {"customers": N_("customers"), "invoices": N_("invoices")}
 EXIT_CODE = 4
 
 
@@ -69,27 +71,41 @@ def check(
     """Raise ShrinkError when ``read`` looks like a rights or filter problem."""
     shrunk = []
     if read.get("customers", 0) == 0:
-        before = f" (run {last[0]} read {last[1].get('customers', 0)})" if last else ""
-        shrunk.append(f"no customers{before}")
+        before = (
+            _(" (run {run} read {n})").format(run=last[0], n=last[1].get("customers", 0))
+            if last
+            else ""
+        )
+        shrunk.append(_("no customers") + before)
     elif last:
         run_id, counts = last
         for table in GUARDED:
             was, now = counts.get(table, 0), read.get(table, 0)
             if was and now < min_share * was:
-                shrunk.append(f"{now} {table} where run {run_id} read {was}")
+                shrunk.append(
+                    _("{now} {table} where run {run} read {was}").format(
+                        now=now, table=_(TABLE_WORDS[table]), run=run_id, was=was
+                    )
+                )
     if not shrunk:
         return
     aside = [
-        f"{sum(i['count'] for i in (quarantined or {}).get(t, {}).values())} {t}"
+        f"{sum(i['count'] for i in (quarantined or {}).get(t, {}).values())} {_(TABLE_WORDS[t])}"
         for t in GUARDED
         if (quarantined or {}).get(t)
     ]
-    set_aside = f"; set aside as unusable: {', '.join(aside)}" if aside else ""
+    set_aside = (
+        _("; set aside as unusable: {tables}").format(tables=", ".join(aside)) if aside else ""
+    )
     raise ShrinkError(
-        f"stopped before planning: the ERP served {' and '.join(shrunk)}{set_aside}. "
-        "The API user may lack the right to read all customers (or invoices), or the "
-        "adapter's filters exclude them",
-        hint="check the API user's rights in the ERP and the adapter's filters "
-        "(the [erp] table, its mapping file); if the ERP really holds this few now, "
-        "run crm-bridge sync --allow-shrink once",
+        _(
+            "stopped before planning: the ERP served {what}{set_aside}. "
+            "The API user may lack the right to read all customers (or invoices), or the "
+            "adapter's filters exclude them"
+        ).format(what=_(" and ").join(shrunk), set_aside=set_aside),
+        hint=_(
+            "check the API user's rights in the ERP and the adapter's filters "
+            "(the [erp] table, its mapping file); if the ERP really holds this few now, "
+            "run crm-bridge sync --allow-shrink once"
+        ),
     )

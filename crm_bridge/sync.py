@@ -54,8 +54,10 @@ def adapter_spec(cfg: Config, plugins: Plugins) -> AdapterSpec:
     if name not in specs:
         known = ", ".join(sorted(specs)) or "none"
         raise ConfigError(
-            f"config key erp.adapter: no adapter named {name!r} is installed and enabled",
-            hint=f"available adapters: {known}",
+            i18n._(
+                "config key erp.adapter: no adapter named {name!r} is installed and enabled"
+            ).format(name=name),
+            hint=i18n._("available adapters: {adapters}").format(adapters=known),
         )
     spec = specs[name]
     config_mod.validate(cfg.erp, {**spec.config_schema}, prefix=("erp",))
@@ -144,7 +146,8 @@ def provision(adapter: Adapter, fields: list[Field], cfg: Config) -> list[str]:
     """Create or update the field definitions, then, where the adapter can, their
     labels, help texts and choice names in each language the ERP has active (of
     ``[locale] languages`` when given); what changed.  An ERP that keeps one label per
-    field (Dolibarr, ERPNext and Odoo here) gets it in ``[locale] language``."""
+    field here (Dolibarr) gets it in ``[locale] language``; Odoo's and ERPNext's
+    definitions are English and their translations come from ``provision_translations``."""
     with i18n.using(cfg.language):
         changes = adapter.provision(fields)
     translate = getattr(adapter, "provision_translations", None)

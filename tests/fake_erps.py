@@ -342,6 +342,24 @@ class ERPNext(FakeErp):
             "Sales Invoice": [],
             "Sales Invoice Item": [],
             "Custom Field": [],
+            # documented: Language (name = language_code; enabled, a Check) and Translation
+            # (language, source_text, translated_text; the desk shows translated_text to the
+            # users of that language wherever source_text is a label) in
+            # frappe/core/doctype/language/language.json, translation/translation.json;
+            # Frappe's codes: zh (Simplified), zh-TW; de has no crm-bridge catalog
+            "Language": [
+                {"name": code, "language_code": code, "enabled": enabled}
+                for code, enabled in [
+                    ("en", 1),
+                    ("ru", 1),
+                    ("lv", 1),
+                    ("zh", 1),
+                    ("zh-TW", 1),
+                    ("de", 1),
+                    ("fr", 0),
+                ]
+            ],
+            "Translation": [],
             "Payment Entry": [
                 {
                     "name": "ACC-PAY-2024-00001",
@@ -538,6 +556,12 @@ class ERPNext(FakeErp):
             if fields != ["*"]:
                 rows = [_select(r, fields, doctype) for r in rows]
             return _json(200, {"data": rows})
+        if name is None and method == "POST" and doctype == "Translation":
+            # # assumed: a Translation's name is a random hash (autoname "hash"); the
+            # fake numbers them
+            doc = {**body, "name": f"TR-{len(docs) + 1:04d}", "modified": self.stamp()}
+            docs.append(doc)
+            return _json(200, {"data": doc})
         if name is None and method == "POST" and doctype == "Custom Field":
             if any(d["fieldname"] == body["fieldname"] for d in docs):
                 # documented: DuplicateEntryError is HTTP 409 (frappe/exceptions.py)
@@ -652,6 +676,22 @@ class Odoo(FakeErp):
             "account.move.line": {},
             "ir.model": {77: {"id": 77, "model": "res.partner"}},
             "ir.model.fields": {},
+            # documented: res.lang holds every language, active or not, by code
+            # (odoo/addons/base/models/res_lang.py); de_DE has no crm-bridge catalog
+            "res.lang": {
+                i: {"id": i, "code": code, "active": active}
+                for i, (code, active) in enumerate(
+                    [
+                        ("en_US", True),
+                        ("ru_RU", True),
+                        ("lv_LV", True),
+                        ("zh_CN", True),
+                        ("de_DE", True),
+                        ("fr_FR", False),
+                    ],
+                    1,
+                )
+            },
             # documented: the base module's partner list and search views, by XML id
             # (odoo/addons/base/views/res_partner_views.xml); their ids are made up
             "ir.model.data": {
@@ -739,10 +779,15 @@ class Odoo(FakeErp):
             return _json(422, {"name": "builtins.ValueError", "message": str(exc.args[0])})
         if kw.get("limit"):
             rows = rows[: kw["limit"]]
+        lang = (kw.get("context") or {}).get("lang")
+        if model == "ir.model.fields" and lang:
+            rows = [{**r, **r.get("_translated", {}).get(lang, {})} for r in rows]
         # documented: search_read answers a plain list of records with their id; no
         # fields means every field; a many2one is [id, "name"], an empty value false;
         # datetimes are UTC "YYYY-MM-DD HH:MM:SS" (external_api.rst, reference/orm)
-        fields = kw.get("fields") or [k for k in (rows[0] if rows else {}) if "." not in k]
+        fields = kw.get("fields") or [
+            k for k in (rows[0] if rows else {}) if "." not in k and not k.startswith("_")
+        ]
         return _json(200, [{"id": r["id"], **{f: r.get(f, False) for f in fields}} for r in rows])
 
     def _write(self, model: str, table: dict[int, dict[str, Any]], kw: dict[str, Any]) -> Answer:
@@ -769,7 +814,19 @@ class Odoo(FakeErp):
                     422,
                     {"name": "ValueError", "message": f"Invalid field {key!r} on model {model!r}"},
                 )
+        lang = (kw.get("context") or {}).get("lang")
         for i in kw["ids"]:
+            if model == "ir.model.fields" and lang and lang != "en_US":
+                # documented: field_description and help are translated fields
+                # (translate=True, odoo/addons/base/models/ir_model.py): since Odoo 16 one
+                # value per language, a write with the context's lang sets that language's
+                # only, a read with it gets that language's, else en_US's (reference/orm
+                # "Translations"). # assumed: JSON-2 takes the context as the body's
+                # "context" key, as execute_kw takes it as the context keyword argument
+                words = ("field_description", "help")
+                translatable = {k: v for k, v in kw["vals"].items() if k in words}
+                table[i].setdefault("_translated", {}).setdefault(lang, {}).update(translatable)
+                continue
             table[i].update(kw["vals"])
             # documented: a write sets the record's write_date (automatic log-access
             # field, stored and sent in UTC as "YYYY-MM-DD HH:MM:SS"), crm-bridge's own

@@ -256,3 +256,88 @@ def test_list_views_without_drops_every_element_naming_the_field() -> None:
     left = list_views.without(arch, "x_crm_rfm_segment")
     assert "x_crm_rfm_segment" not in left and 'name="x_crm_kpi_x"' in left
     assert list_views.same(arch, re.sub("><", ">\n  <", arch))
+
+
+def test_doctor_lines_in_the_output_language(
+    dolibarr: fake_erps.Dolibarr, declared: list[Field]
+) -> None:
+    """``doctor``'s details come in the command's language (the ERP's own words stay)."""
+    from crm_bridge import i18n
+
+    with i18n.using("ru"):
+        russian = {c.name: c for c in _dolibarr(dolibarr).check(declared)}
+    english = {c.name: c for c in _dolibarr(dolibarr).check(declared)}
+    assert russian.keys() == english.keys()
+    assert english["fields"].detail.startswith(f"0/{len(declared)} fields present, missing: ")
+    assert russian["fields"].detail.startswith(f"полей есть: 0/{len(declared)}, отсутствуют: ")
+    assert russian["fields"].detail.endswith(f" и ещё {len(declared) - 5}")
+    assert russian["read"].detail.endswith(": клиенты читаются"), russian["read"].detail
+
+
+def test_odoo_field_descriptions_in_each_active_language_and_a_second_run_writes_nothing(
+    odoo: fake_erps.Odoo, declared: list[Field]
+) -> None:
+    """``fields provision`` (sync.provision) writes the English definitions, then each
+    active res.lang with a catalog gets its labels and help texts (de_DE has none; fr_FR
+    is inactive); values are never touched; a second run changes nothing."""
+    from crm_bridge import config as config_mod
+    from crm_bridge import i18n
+    from crm_bridge.sync import provision
+
+    cfg = config_mod.Config(Path("crm-bridge.toml"), {"erp": {}}, set(), set())
+    first = provision(_odoo(odoo), declared, cfg)
+    translated = [c for c in first if c.startswith("translated ")]
+    assert len(translated) == 3 * len(declared)
+    assert {c.rsplit(" ", 1)[1] for c in translated} == {"(ru)", "(lv)", "(zh_CN)"}
+    defs = {d["name"]: d for d in odoo.models["ir.model.fields"].values()}
+    segment = defs["x_crm_rfm_segment"]
+    label = next(f.label for f in declared if f.name == "rfm_segment")
+    assert segment["field_description"] == label  # the base (en_US) value: English
+    for code, language in (("ru_RU", "ru"), ("lv_LV", "lv"), ("zh_CN", "zh_CN")):
+        with i18n.using(language):
+            assert segment["_translated"][code]["field_description"] == i18n._(label) != label
+    assert "de_DE" not in segment["_translated"] and "fr_FR" not in segment["_translated"]
+    partners = {i: dict(p) for i, p in odoo.models["res.partner"].items()}
+    assert provision(_odoo(odoo), declared, cfg) == []
+    assert {i: dict(p) for i, p in odoo.models["res.partner"].items()} == partners
+    narrowed = config_mod.Config(
+        Path("crm-bridge.toml"), {"erp": {}, "locale": {"languages": ["lv"]}}, set(), set()
+    )
+    segment["_translated"]["lv_LV"]["field_description"] = "veca"
+    segment["_translated"]["ru_RU"]["field_description"] = "старое"
+    assert provision(_odoo(odoo), declared, narrowed) == ["translated rfm_segment (lv)"]
+
+
+def test_erpnext_translations_of_the_labels_in_each_enabled_language(
+    erpnext: fake_erps.ERPNext, declared: list[Field]
+) -> None:
+    """The Custom Fields are English; each enabled Language with a catalog (ru, lv, zh;
+    not zh-TW, de, nor the disabled fr) gets a Translation of each label and help text;
+    a second run writes nothing; a changed translation is updated in place."""
+    from crm_bridge import config as config_mod
+    from crm_bridge import i18n
+    from crm_bridge.sync import provision
+
+    cfg = config_mod.Config(Path("crm-bridge.toml"), {"erp": {}}, set(), set())
+    first = provision(_erpnext(erpnext), declared, cfg)
+    assert {c.rsplit(" ", 1)[1] for c in first if c.startswith("translated ")} == {
+        "(ru)",
+        "(lv)",
+        "(zh_CN)",
+    }
+    label = next(f.label for f in declared if f.name == "rfm_segment")
+    custom = {d["fieldname"]: d for d in erpnext.docs["Custom Field"]}
+    assert custom["custom_crm_rfm_segment"]["label"] == label
+    held = {(t["language"], t["source_text"]): t for t in erpnext.docs["Translation"]}
+    assert {lang for lang, _ in held} == {"ru", "lv", "zh"}
+    with i18n.using("zh_CN"):
+        assert held[("zh", label)]["translated_text"] == i18n._(label) != label
+    texts = {t for f in declared for t in (f.label, f.help) if t}
+    assert len(held) == 3 * len(texts)  # every text translates (the catalog test says so)
+    customers = [dict(c) for c in erpnext.docs["Customer"]]
+    assert provision(_erpnext(erpnext), declared, cfg) == []
+    held[("ru", label)]["translated_text"] = "старое"
+    again = provision(_erpnext(erpnext), declared, cfg)
+    assert again == ["translated rfm_segment (ru)"]
+    assert len(erpnext.docs["Translation"]) == 3 * len(texts)
+    assert [dict(c) for c in erpnext.docs["Customer"]] == customers

@@ -237,3 +237,56 @@ def test_dolibarr_extrafield_labels_in_the_configured_language(
         assert "updated loyalty_tier" in provision("ru")
         assert erp.extrafields["crm_loyalty_tier"]["label"] == "Уровень лояльности"
         assert json.dumps(erp.thirdparties, sort_keys=True, default=str) == values
+
+
+def test_sync_dry_run_and_a_config_error_in_russian_with_no_english_left(tmp_path: Path) -> None:
+    """``[locale] language`` (or ``--lang``, or the environment's locale) is the language of
+    the CLI's summaries and errors too; English reads as it always did, log lines stay English."""
+    import json
+
+    from click.testing import CliRunner
+    from crm_bridge.cli import cli
+
+    from .test_pipeline import setup
+
+    _cfg, plugins, _adapter = setup(tmp_path)
+    config = tmp_path / "crm-bridge.toml"
+    english_config = config.read_text("utf-8")
+    config.write_text(english_config + '[locale]\nlanguage = "ru"\n', "utf-8")
+    no_locale = {"LANGUAGE": None, "LC_ALL": None, "LC_MESSAGES": None, "LANG": "C.UTF-8"}
+    runner = CliRunner(env=no_locale)
+    dry = runner.invoke(cli, ["--config", str(config), "sync", "--dry-run"], obj=plugins)
+    assert dry.exit_code == 0, dry.output
+    assert "пробный запуск: были бы записаны клиенты: 59; ничего не изменено" in dry.output
+    assert "прочитано: клиентов 60, счетов" in dry.output and "Примеры изменений: 10" in dry.output
+    cells = [c.strip() for c in re.split(r"[\n│┃┏┓┗┛━─┡┩└┘┌┐╇╈┳┻╷╵┬┴┼]+", dry.output)]
+    assert untranslated([c for c in cells if c], "ru") == []
+
+    config.write_text(english_config, "utf-8")  # no [locale]: English, as it always read
+    dry = runner.invoke(cli, ["--config", str(config), "sync", "--dry-run"], obj=plugins)
+    assert "dry run: would write 59 customers; nothing was changed" in dry.output
+    assert "read 60 customers, " in dry.output and "Sample of 10 changes" in dry.output
+    doctor = runner.invoke(cli, ["--config", str(config), "--lang", "ru", "doctor"], obj=plugins)
+    assert doctor.exit_code == 1 and doctor.output.startswith("СБОЙ     fields "), doctor.output
+    doctor = runner.invoke(cli, ["--config", str(config), "doctor"], obj=plugins)
+    assert doctor.output.startswith("FAIL fields "), doctor.output
+
+    secret = 'adapter = "memory"\npassword = "${CRM_BRIDGE_I18N_UNSET}"\n'
+    config.write_text(english_config.replace('adapter = "memory"\n', secret), "utf-8")
+    bad = ["--config", str(config), "sync", "--dry-run"]
+    russian = runner.invoke(cli, bad, obj=plugins, env={"LANG": "ru_RU.UTF-8"})
+    assert russian.exit_code == 2
+    assert russian.stderr.splitlines() == [
+        "Ошибка: ключ настроек erp.password ссылается на переменную окружения "
+        "CRM_BRIDGE_I18N_UNSET, которая не задана",
+        "Подсказка: выполните export CRM_BRIDGE_I18N_UNSET=... перед запуском crm-bridge",
+    ]
+    assert untranslated(russian.stderr.splitlines(), "ru") == []
+    chinese = runner.invoke(cli, ["--lang", "zh_CN", *bad], obj=plugins)
+    assert chinese.stderr.startswith("错误： 配置项 erp.password 引用了环境变量"), chinese.stderr
+    logged = runner.invoke(cli, ["--lang", "ru", "--log-json", *bad], obj=plugins)
+    event = json.loads(logged.stderr)
+    assert event["message"] == (
+        "config key erp.password refers to the environment variable CRM_BRIDGE_I18N_UNSET, "
+        "which is not set"
+    )

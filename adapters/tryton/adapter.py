@@ -25,6 +25,7 @@ from crm_bridge import i18n, retry
 from crm_bridge.adapter import CONNECTION_SETTINGS, Batch, Capabilities, Check, WriteResult
 from crm_bridge.errors import ErpError, RefusedError
 from crm_bridge.fields import Field
+from crm_bridge.i18n import _
 from crm_bridge.quarantine import UNREADABLE
 from crm_bridge.snapshot import TABLES
 from crm_bridge.topics import sequences
@@ -791,12 +792,14 @@ class TrytonAdapter:
         out = []
         try:
             version = self.rpc.version()
-            out.append(Check("reachable", True, f"Tryton {version} at {self.rpc.url}"))
+            where = _("Tryton {version} at {url}").format(version=version, url=self.rpc.url)
+            out.append(Check("reachable", True, where))
         except ErpError as exc:
             return [Check("reachable", False, str(exc), exc.hint)]
         try:
             self.rpc.login()
-            out.append(Check("login", True, f"logged in as {self.rpc.username}"))
+            who = _("logged in as {user}").format(user=self.rpc.username)
+            out.append(Check("login", True, who))
         except ErpError as exc:
             return [*out, Check("login", False, str(exc), exc.hint)]
         if MODULE not in self._activated():
@@ -805,9 +808,11 @@ class TrytonAdapter:
                 Check(
                     "module",
                     False,
-                    f"the Tryton module {MODULE!r} is not activated",
-                    f"pip install trytond-crm-bridge on the Tryton server, then "
-                    f"trytond-admin -d {self.rpc.database} -u {MODULE} --activate-dependencies",
+                    _("the Tryton module {module!r} is not activated").format(module=MODULE),
+                    _(
+                        "pip install trytond-crm-bridge on the Tryton server, then "
+                        "trytond-admin -d {database} -u {module} --activate-dependencies"
+                    ).format(database=self.rpc.database, module=MODULE),
                 ),
             ]
         try:
@@ -818,31 +823,39 @@ class TrytonAdapter:
                 Check(
                     "module",
                     False,
-                    f"the Tryton module {MODULE!r} is older than this crm-bridge "
-                    f"(it has no conditional write, party.party.{APPLY})",
-                    f"upgrade trytond-crm-bridge on the Tryton server, then "
-                    f"trytond-admin -d {self.rpc.database} -u {MODULE}",
+                    _(
+                        "the Tryton module {module!r} is older than this crm-bridge "
+                        "(it has no conditional write, party.party.{method})"
+                    ).format(module=MODULE, method=APPLY),
+                    _(
+                        "upgrade trytond-crm-bridge on the Tryton server, then "
+                        "trytond-admin -d {database} -u {module}"
+                    ).format(database=self.rpc.database, module=MODULE),
                 ),
             ]
-        out.append(Check("module", True, f"module {MODULE} activated"))
+        out.append(Check("module", True, _("module {module} activated").format(module=MODULE)))
         status = self.field_status(fields)
         missing = sorted(n for n, s in status.items() if s == "missing")
         changed = sorted(n for n, s in status.items() if s == "changed")
-        detail = f"{len(fields) - len(missing)}/{len(fields)} fields provisioned"
+        detail = _("{present}/{declared} fields provisioned").format(
+            present=len(fields) - len(missing), declared=len(fields)
+        )
         if missing:
-            detail += f", missing: {', '.join(missing[:5])}"
+            detail += _(", missing: {names}").format(names=", ".join(missing[:5]))
         if changed:
-            detail += (
-                f"; {len(changed)} defined differently from what the plugins now declare "
-                f"(a plugin was upgraded): {', '.join(changed[:5])}"
-            )
+            detail += _(
+                "; {n} defined differently from what the plugins now declare "
+                "(a plugin was upgraded): {names}"
+            ).format(n=len(changed), names=", ".join(changed[:5]))
         out.append(
             Check(
                 "fields",
                 not status,
                 detail,
-                "crm-bridge fields provision (creates the missing definitions and updates "
-                "the changed ones; until then sync leaves these fields out of its writes)"
+                _(
+                    "crm-bridge fields provision (creates the missing definitions and updates "
+                    "the changed ones; until then sync leaves these fields out of its writes)"
+                )
                 if status
                 else None,
             )
@@ -850,14 +863,14 @@ class TrytonAdapter:
         try:
             self.rpc.call("model.party.party.write", [], {})
             self.rpc.call(f"model.{FIELD_MODEL}.search_read", [], 0, 1, None, ["name"])
-            out.append(Check("permissions", True, "may read and write parties"))
+            out.append(Check("permissions", True, _("may read and write parties")))
         except ErpError as exc:
             out.append(
                 Check(
                     "permissions",
                     False,
                     str(exc),
-                    "give the user the Party Administration group in Tryton",
+                    _("give the user the Party Administration group in Tryton"),
                 )
             )
         return out

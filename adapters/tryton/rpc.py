@@ -26,6 +26,7 @@ from crm_bridge.errors import (
     RetriableErpError,
     from_tls,
 )
+from crm_bridge.i18n import _
 
 
 def _default(value: Any) -> Any:
@@ -102,21 +103,25 @@ class TrytonRPC:
     def _post(self, method: str, params: list[Any], endpoint: str | None = None) -> Any:
         self._id += 1
         body = json.dumps({"id": self._id, "method": method, "params": params}, default=_default)
-        where = f"Tryton at {self.url} (database {self.database})"
+        where = _("Tryton at {url} (database {database})").format(
+            url=self.url, database=self.database
+        )
         try:
             response = self.http.post(endpoint or self.endpoint, data=body, timeout=self.timeout)
         except requests.Timeout:
             raise RetriableErpError(
-                f"{where} did not answer {method} in {self.timeout:.0f}s",
-                hint="check the server load or raise erp.timeout",
+                _("{where} did not answer {method} in {seconds}s").format(
+                    where=where, method=method, seconds=f"{self.timeout:.0f}"
+                ),
+                hint=_("check the server load or raise erp.timeout"),
             ) from None
         except requests.exceptions.SSLError as exc:
             raise from_tls(where, exc) from None
         except requests.ConnectionError as exc:
             if "NewConnectionError" in repr(exc) or "refused" in str(exc).lower():
                 raise RetriableErpError(
-                    f"cannot connect to {where}",
-                    hint="check erp.url and that the Tryton server is running",
+                    _("cannot connect to {where}").format(where=where),
+                    hint=_("check erp.url and that the Tryton server is running"),
                 ) from None
             raise RetriableErpError(
                 f"the connection to {where} broke during {method}",
@@ -139,7 +144,10 @@ class TrytonRPC:
                 retry_after=float(after) if after and after.isdigit() else None,
             )
         if status == 404:
-            raise ErpError(f"{where}: database not found (HTTP 404)", hint="check erp.database")
+            raise ErpError(
+                _("{where}: database not found (HTTP 404)").format(where=where),
+                hint=_("check erp.database"),
+            )
         if status >= 400:
             raise ErpError(f"{where} answered HTTP {status} to {method}")
         try:
@@ -171,26 +179,25 @@ class TrytonRPC:
             )
         except ErpError as exc:
             if "LoginException" in str(exc) or "password" in str(exc).lower():
-                raise AuthenticationError(
-                    f"Tryton at {self.url} rejected the login of user {self.username!r}",
-                    hint="check erp.username and the password (erp.password)",
-                ) from None
+                raise self._login_refused() from None
             raise
         except _SessionExpired:
-            raise AuthenticationError(
-                f"Tryton at {self.url} rejected the login of user {self.username!r}",
-                hint="check erp.username and the password (erp.password)",
-            ) from None
+            raise self._login_refused() from None
         if not result:
-            raise AuthenticationError(
-                f"Tryton at {self.url} rejected the login of user {self.username!r}",
-                hint="check erp.username and the password (erp.password)",
-            )
+            raise self._login_refused()
         user_id, session = result[0], result[1]
         token = base64.b64encode(f"{self.username}:{user_id}:{session}".encode()).decode()
         self.http.headers["Authorization"] = f"Session {token}"
         self.context = {}
         self.context = self.call("model.res.user.get_preferences", True)
+
+    def _login_refused(self) -> AuthenticationError:
+        return AuthenticationError(
+            _("Tryton at {url} rejected the login of user {user!r}").format(
+                url=self.url, user=self.username
+            ),
+            hint=_("check erp.username and the password (erp.password)"),
+        )
 
     def call(self, method: str, *params: Any, context: Mapping[str, Any] | None = None) -> Any:
         """Call ``method``; model calls get the user's context appended, with
