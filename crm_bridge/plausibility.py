@@ -31,9 +31,37 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import polars as pl
+
+
+class Rule(NamedTuple):
+    """A reason, the rows it flags, and whether it may flag any: an aggregate
+    that is never false when a row is flagged (it may be true when none is; the
+    rows are then looked at one rule at a time)."""
+
+    reason: str
+    bad: pl.Expr
+    any: pl.Expr
+
+    @classmethod
+    def of(cls, reason: str, bad: pl.Expr) -> Rule:
+        return cls(reason, bad, bad.fill_null(False).any())
+
+
+def repeated(reason: str, key: pl.Expr, among: pl.Expr | None = None) -> Rule:
+    """The rows whose ``key`` an earlier row (of those ``among``) already had: the
+    first is kept.  Whether any is known from the number of distinct hashes (7x
+    faster than flagging): as many as rows means no repeat; fewer (a repeat, or
+    two keys with one hash) means the rows are flagged the exact way."""
+    if among is None:
+        return Rule(reason, ~key.is_first_distinct(), key.hash(7).n_unique() < pl.len())
+    key = pl.struct(key.alias("key"), among.alias("among"))  # a repeat among ``among`` only
+    return Rule(
+        reason, among & ~key.is_first_distinct(), key.hash(7).filter(among).n_unique() < among.sum()
+    )
+
 
 DEFAULT_EARLIEST = dt.date(1990, 1, 1)
 QUANTILE = 0.99
@@ -89,36 +117,38 @@ class Plausibility:
             max_amount=float(cap) if cap is not None else None,
         )
 
-    def checks(self, table: str, frame: pl.DataFrame) -> list[tuple[str, pl.Expr]]:
-        """(reason, bad-row expression) for the rows of ``table``, in the order to apply.
+    def checks(self, table: str, frame: pl.DataFrame) -> list[Rule]:
+        """The rules for the rows of ``table``, in the order to apply.
 
         Amount bounds are computed from ``frame`` as it is: pass it once the broken
         records are gone, so that they do not skew the range.
         """
-        out: list[tuple[str, pl.Expr]] = []
+        out: list[Rule] = []
         if table in DATED:
             date = pl.col("date")
             out.append(
-                (f"date before {self.earliest} ({self.earliest_source})", date < self.earliest)
+                Rule.of(
+                    f"date before {self.earliest} ({self.earliest_source})", date < self.earliest
+                )
             )
             late = f"date after {self.latest} (later than the analysis date and today)"
-            out.append((late, date > self.latest))
+            out.append(Rule.of(late, date > self.latest))
         if table in AMOUNTS:
             column = AMOUNTS[table]
             amount = pl.col(column)
-            out.append((f"{column} is not a number", amount.is_nan()))
+            out.append(Rule.of(f"{column} is not a number", amount.is_nan()))
             bound = self.amount_bound(frame[column])
             if bound is not None:
                 limit, why = bound
-                out.append((f"{column} beyond ±{limit:,.2f} ({why})", amount.abs() > limit))
+                out.append(Rule.of(f"{column} beyond ±{limit:,.2f} ({why})", amount.abs() > limit))
         if table == "invoices":  # among the invoices that count (drafts may share "/")
             year = pl.col("date").dt.year()
             counts = pl.col("state").is_in(["posted", "paid"])
-            again = pl.int_range(pl.len()).over("customer_id", "kind", "number", year, counts) > 0
             out.append(
-                (
+                repeated(
                     "duplicate number for the same customer and year",
-                    pl.col("number").is_not_null() & counts & again,
+                    pl.struct("customer_id", "kind", "number", year),
+                    among=pl.col("number").is_not_null() & counts,
                 )
             )
         return out

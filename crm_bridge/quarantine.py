@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from crm_bridge import jsonschemas
-from crm_bridge.plausibility import Plausibility
+from crm_bridge.plausibility import Plausibility, Rule, repeated
 from crm_bridge.snapshot import RECORDS, Snapshot
 
 # table -> (column, parent table, parent key); a product reference is checked
@@ -39,24 +39,24 @@ UNREADABLE = "__unreadable__"
 UNREADABLE_REASON = "the ERP cannot read it"
 
 
-def _rules(record: str) -> tuple[str, str, list[tuple[str, pl.Expr]]]:
-    """(table, primary key, [(reason, bad-row expression)])."""
+def _rules(record: str) -> tuple[str, str, list[Rule]]:
+    """(table, primary key, rules)."""
     doc = jsonschemas.load(f"records/{record}")
     props = doc["properties"]
     key = next(iter(props))
     rules = []
     for column in doc["required"]:
-        rules.append((f"missing or unreadable {column}", pl.col(column).is_null()))
+        rules.append(Rule.of(f"missing or unreadable {column}", pl.col(column).is_null()))
     for column, spec in props.items():
         allowed = [v for v in spec.get("enum", []) if v is not None]
         if allowed:
             rules.append(
-                (
+                Rule.of(
                     f"{column} not one of {', '.join(allowed)}",
                     pl.col(column).is_not_null() & ~pl.col(column).is_in(allowed),
                 )
             )
-    rules.append((f"duplicate {key}", pl.int_range(pl.len()).over(key) > 0))
+    rules.append(repeated(f"duplicate {key}", pl.col(key)))
     return doc["x-table"], key, rules
 
 
@@ -104,9 +104,7 @@ def quarantine(
         refs = list(REFERENCES.get(table, []))
         if table != "customers" and "customer_id" in getattr(snapshot, table).columns:
             refs.insert(0, ("customer_id", "customers", "customer_id"))
-        known = {
-            parent: getattr(snapshot, parent)[k].cast(pl.String).implode() for _, parent, k in refs
-        }
+        known = {parent: getattr(snapshot, parent)[k] for _, parent, k in refs}
         if _all_usable(snapshot, table, refs, known, rules, plausibility, set_aside):
             continue
         # Parents come first in RECORDS: a row of a record set aside says so first.
@@ -114,17 +112,17 @@ def quarantine(
             if set_aside.get(parent):
                 aside = pl.Series(sorted(set_aside[parent]), dtype=pl.String).implode()
                 value = pl.col(column).cast(pl.String)
-                bad = value.is_in(aside) & ~value.is_in(known[parent])
+                bad = value.is_in(aside) & _unknown(getattr(snapshot, table), column, known[parent])
                 drop(table, key, f"{column.removesuffix('_id')} set aside", bad)
-        for reason, bad in rules:
+        for reason, bad, _ in rules:
             drop(table, key, reason, bad)
         if plausibility is not None:
-            for reason, bad in plausibility.checks(table, getattr(snapshot, table)):
+            for reason, bad, _ in plausibility.checks(table, getattr(snapshot, table)):
                 drop(table, key, reason, bad)
         for column, parent, _ in refs:
             if parent == "products" and getattr(snapshot, parent).is_empty():
                 continue  # an adapter that does not read products
-            missing = ~pl.col(column).cast(pl.String).is_in(known[parent])
+            missing = _unknown(getattr(snapshot, table), column, known[parent])
             drop(table, key, f"unknown {column.removesuffix('_id')}", missing)
     return report
 
@@ -134,7 +132,7 @@ def _all_usable(
     table: str,
     refs: list[tuple[str, str, str]],
     known: Mapping[str, pl.Series],
-    rules: list[tuple[str, pl.Expr]],
+    rules: list[Rule],
     plausibility: Plausibility | None,
     set_aside: Mapping[str, set[str]],
 ) -> bool:
@@ -143,16 +141,24 @@ def _all_usable(
     if any(set_aside.get(parent) for _, parent, _ in refs):
         return False
     df = getattr(snapshot, table)
-    checks = [bad for _, bad in rules]
+    checks = [rule.any for rule in rules]
     if plausibility is not None:
-        checks += [bad for _, bad in plausibility.checks(table, df)]
+        checks += [rule.any for rule in plausibility.checks(table, df)]
     for column, parent, _ in refs:
         if not (parent == "products" and getattr(snapshot, parent).is_empty()):
-            checks.append(~pl.col(column).cast(pl.String).is_in(known[parent]))
+            checks.append(_unknown(df, column, known[parent]).fill_null(False).any())
     if not checks or df.height == 0:
         return True
-    flagged = df.select(pl.any_horizontal([c.fill_null(False).any() for c in checks]))
+    flagged = df.select(pl.any_horizontal(checks))
     return not flagged.item()
+
+
+def _unknown(df: pl.DataFrame, column: str, known: pl.Series) -> pl.Expr:
+    """Rows whose ``column`` names no id in ``known``: compared as they are when of
+    one type (20x faster for categorical ids), else as text."""
+    if df.schema[column] == known.dtype:
+        return ~pl.col(column).is_in(known.implode())
+    return ~pl.col(column).cast(pl.String).is_in(known.cast(pl.String).implode())
 
 
 def _id_order(value: str) -> tuple[int, str]:

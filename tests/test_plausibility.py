@@ -256,3 +256,25 @@ def test_quality_settings_are_validated(tmp_path: Path) -> None:
         50.0,
         1e7,
     )
+
+
+def test_a_repeated_number_counts_only_among_posted_invoices() -> None:
+    """A draft numbered like a later posted invoice does not make that one a repeat;
+    the quick "any repeat?" of each rule is true whenever a row is flagged."""
+    rules = Plausibility.of(None, AS_OF, None)
+    frame = pl.DataFrame(
+        {
+            "invoice_id": ["d", "p1", "p2", "p3", "p4"],
+            "customer_id": ["C1"] * 5,
+            "kind": ["invoice"] * 5,
+            "number": ["N1", "N1", "N1", "N1", None],
+            "state": ["draft", "posted", "paid", "posted", "posted"],
+            "date": [dt.date(2025, 3, 1)] * 3 + [dt.date(2026, 1, 5), dt.date(2025, 3, 1)],
+            "amount": [10.0] * 5,
+        }
+    )
+    (rule,) = [r for r in rules.checks("invoices", frame) if r.reason.startswith("duplicate")]
+    flagged = frame.filter(rule.bad.fill_null(False))["invoice_id"].to_list()
+    assert flagged == ["p2"]  # p1 is the first posted N1 of 2025; p3 is of 2026
+    assert frame.select(rule.any).item() is True
+    assert frame.filter(pl.col("invoice_id") != "p2").select(rule.any).item() is False
