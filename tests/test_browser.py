@@ -394,6 +394,23 @@ def _list_rows(browser: Any, columns: int) -> list[list[str]]:
     return [c for c in cells if len(c) >= columns]
 
 
+def _whole_list(browser: Any, columns: int) -> list[list[str]] | None:
+    """Every row of the active tab's list, or None while rows are still to come.
+
+    The web client draws a list's first 20 rows (``Sao.config.display_size``) and the
+    next 20 when its "More" button is clicked, which it does itself only once that
+    button is scrolled within 50 px of the window: how many rows are drawn depends on
+    the window's height and the rows' heights.  So: click "More" until it is gone."""
+    from selenium.webdriver.common.by import By
+
+    pane = browser.find_element(By.CSS_SELECTOR, "#tabcontent .tab-pane.active")
+    for more in pane.find_elements(By.CSS_SELECTOR, ".treeview tr.more-row button"):
+        if more.is_displayed():
+            more.click()
+            return None
+    return _list_rows(browser, columns)
+
+
 # The columns of CRM › Customers: title -> crm key (numbers have two decimals there).
 LIST_COLUMNS = {
     "RFM Segment": "rfm_segment",
@@ -486,7 +503,6 @@ def test_the_crm_menu_lists_sorts_and_draws_customers(
             if a.text.strip().startswith("At risk")
         )
     )
-    tab.click()
     header = _wait(
         lambda: next(
             th
@@ -494,30 +510,52 @@ def test_the_crm_menu_lists_sorts_and_draws_customers(
             if th.text.strip() == "Revenue (12m)"
         )
     )
-    _wait(lambda: len(_list_rows(browser, 5)) == len(at_risk))
+
+    def column_titles() -> list[str]:
+        titles = [
+            th.text.strip()
+            for th in browser.find_elements(By.CSS_SELECTOR, "#tabcontent .tab-pane.active th")
+            if th.is_displayed()
+        ]
+        return titles[titles.index("Code") :]  # the columns, after the selection boxes
+
+    def listed() -> list[dict[str, str]] | None:
+        # Each row's cells, by column title (the first cells are the row's boxes).
+        rows = _whole_list(browser, 5)
+        if rows is None:
+            return None
+        titles = column_titles()
+        return [dict(zip(titles, r[len(r) - len(titles) :], strict=True)) for r in rows]
+
+    # The tabs and the header are drawn as the first tab's ("All") search is sent, and
+    # the web client keeps whichever search answers last: clicking "At risk" before
+    # "All" has answered can leave All's rows under the "At risk" tab for good.  So
+    # first the "All" list (drawn once its search has answered), then the tab's
+    # counter (counted only after that).
+    _wait(lambda: _list_rows(browser, 5))
+    counter = str(len(at_risk)) if len(at_risk) < 100 else "99+"
+    _wait(lambda: tab.text.strip() == f"At risk {counter}")
+    tab.click()
+    # The tab's rows are the at-risk customers, every one of them (not just as many).
+    try:
+        _wait(lambda: (rows := listed()) is not None and {r["Code"] for r in rows} == set(at_risk))
+    except Exception as exc:
+        raise AssertionError(f"{sorted(at_risk)}\n{_list_rows(browser, 5)}") from exc
     header.click()  # ascending
     expected = sorted(at_risk.values())
 
-    titles = [
-        th.text.strip()
-        for th in browser.find_elements(By.CSS_SELECTOR, "#tabcontent .tab-pane.active th")
-        if th.is_displayed()
-    ]
-    titles = titles[titles.index("Code") :]  # the columns, after the selection boxes
-
     def shown() -> list[dict[str, str]] | None:
-        # Each row's cells, by column title (the first cells are the row's boxes).
-        rows = [
-            dict(zip(titles, r[len(r) - len(titles) :], strict=True))
-            for r in _list_rows(browser, 5)
-        ]
+        rows = listed()
+        if rows is None:
+            return None
         revenues = [Decimal(r["Revenue (12m)"].replace(",", "")) for r in rows]
         return rows if revenues == expected else None
 
     try:
         rows = _wait(shown)
     except Exception as exc:
-        raise AssertionError(f"{titles}\n{_list_rows(browser, 5)}") from exc
+        raise AssertionError(f"{column_titles()}\n{_list_rows(browser, 5)}") from exc
+    titles = column_titles()
     assert {r["Code"] for r in rows} == set(at_risk)
     assert all(r["RFM Segment"] == "At risk" for r in rows)
     # Every cell equals the party's stored value, formatted as the column shows it.
@@ -532,11 +570,19 @@ def test_the_crm_menu_lists_sorts_and_draws_customers(
     _screenshot(browser, tmp_path, "crm-customers.png")
 
     _menu(browser, "CRM", "Segments", "Customers per RFM Segment")
+    # (a bar per segment: waited for, not just the first bars drawn)
     bars = _wait(
-        lambda: browser.find_elements(
-            By.CSS_SELECTOR,
-            "#tabcontent .tab-pane.active svg path.bb-shape, "
-            "#tabcontent .tab-pane.active svg path.c3-shape",
+        lambda: (
+            found
+            if len(
+                found := browser.find_elements(
+                    By.CSS_SELECTOR,
+                    "#tabcontent .tab-pane.active svg path.bb-shape, "
+                    "#tabcontent .tab-pane.active svg path.c3-shape",
+                )
+            )
+            >= len(segments)
+            else None
         )
     )
     assert len(bars) >= len(segments)
