@@ -135,8 +135,11 @@ class Adapter(Protocol):
         """
         ...
 
-    def current_values(self) -> Iterator[list[tuple[str, dict[str, Any]]]]:
-        """Yield pages of (customer_id, {field: value}) of crm-bridge's own fields."""
+    def current_values(self) -> Iterator[list[tuple[str, dict[str, Any]]] | pl.DataFrame]:
+        """Yield pages of (customer_id, {field: value}) of crm-bridge's own fields, or
+        pages as columns: a frame of ``customer_id`` and a column per field (no
+        Python value per cell: what an ERP answering in columns, or a file, can give;
+        such pages count after the pages of rows)."""
         ...
 
     def provision(self, fields: Sequence[Field]) -> list[str]:

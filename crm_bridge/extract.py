@@ -16,7 +16,9 @@ from typing import Any
 
 import polars as pl
 
+from crm_bridge import columns
 from crm_bridge.adapter import Adapter
+from crm_bridge.columns import Values
 from crm_bridge.fields import Field
 from crm_bridge.plausibility import Plausibility
 from crm_bridge.quarantine import UNREADABLE, quarantine
@@ -85,7 +87,12 @@ def extract(
         current = {c: v for c, v in cached.current.items() if c in still and c not in reread}
         fresh.reread = reread
     for values in adapter.current_values():
-        current.update(values)
+        if isinstance(values, pl.DataFrame):  # a page as columns: no Python value per cell
+            fresh.current_frames.append(values)
+            given = _ids(values)
+            current = {c: v for c, v in current.items() if c not in given}
+        else:
+            current.update(values)
     fresh.current = current
     fresh.unreadable = unreadable
     tables: dict[str, Any] = fresh.tables
@@ -95,6 +102,10 @@ def extract(
     snapshot.quarantined = quarantine(snapshot, rules, unreadable)
     snapshot.current = dict(current)
     return snapshot, fresh
+
+
+def _ids(frame: pl.DataFrame) -> set[str]:
+    return set(frame["customer_id"].cast(pl.String).to_list())
 
 
 def _carry_unreadable(
@@ -115,6 +126,19 @@ def _since(table: str, cached: Cached) -> dt.datetime | None:
         return None
     owner = PARENTS[table][0] if table in PARENTS else table
     return cached.watermarks.get(owner)
+
+
+def read_back_keys(
+    current: dict[str, dict[str, Any]],
+    frames: list[pl.DataFrame],
+    fields: Mapping[str, Field],
+) -> Values:
+    """The values read back, as the plan compares them (``columns.Values``): the
+    pages of rows parsed by ``read_back``, the pages of columns (read after them)
+    converted a column at a time."""
+    parts = [columns.of_rows(read_back(current, fields), fields)]
+    parts += [columns.read_keys(frame, fields) for frame in frames]
+    return columns.stack(parts)
 
 
 def read_back(

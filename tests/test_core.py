@@ -348,3 +348,121 @@ def test_columnar_keys_round_exactly_as_values_were_written_before(digits: int) 
             ran={"money"},
         )
         assert plan.changes == [] and plan.held_back == 0
+
+
+def test_values_read_back_as_columns_are_those_read_back_as_rows() -> None:
+    """An ERP may answer ``current_values`` in columns: the keys are exactly those of
+    the same values given as rows (parsed by ``Field.parse``), edge cases included:
+    rounding halves, negative zero, NaN, numbers and dates as text, "" for none."""
+    import datetime as dt
+    import math
+
+    import polars as pl
+
+    from crm_bridge.columns import of_rows, read_keys
+    from crm_bridge.extract import read_back
+
+    fields = {
+        f.name: f
+        for f in (
+            Field("money", "numeric", "Money", digits=2, owner="p"),
+            Field("count", "integer", "Count", owner="p"),
+            Field("flag", "boolean", "Flag", owner="p"),
+            Field("day", "date", "Day", owner="p"),
+            Field("tier", "selection", "Tier", choices=(("a", "A"), ("b", "B")), owner="p"),
+            Field("note", "char", "Note", owner="p"),
+        )
+    }
+    money = [*EDGES, math.nan, math.inf, None]
+    n = len(money)
+    ids = [f"C{i}" for i in range(n)]
+    typed = pl.DataFrame(
+        {
+            "customer_id": ids,
+            "money": money,
+            "count": [i if i % 7 else None for i in range(n)],
+            "flag": [bool(i % 2) if i % 5 else None for i in range(n)],
+            "day": [
+                dt.date(2026, 1, 1) + dt.timedelta(days=i) if i % 3 else None for i in range(n)
+            ],
+            "tier": [["a", "b", "", None][i % 4] for i in range(n)],
+            "note": [["x", "", None, "ü"][i % 4] for i in range(n)],
+            "not_ours": list(range(n)),  # a field of no enabled plugin: left out
+        }
+    )
+    texts = typed.with_columns(  # as a JSON API without types sends them
+        pl.col("money").cast(pl.String),
+        pl.col("day").dt.strftime("%Y-%m-%dT00:00:00"),
+        pl.col("count").cast(pl.String),
+    )
+    for frame in (typed, texts):
+        rows = {
+            row.pop("customer_id"): {k: v for k, v in row.items() if v is not None}
+            for row in frame.iter_rows(named=True)
+        }
+        expected = of_rows(read_back(rows, fields), fields)
+        got = read_keys(frame, fields)
+
+        def shown(rows: dict) -> dict:  # NaN is not equal to itself: compared as text
+            return {c: {k: repr(v) for k, v in cells.items()} for c, cells in rows.items()}
+
+        assert shown(got.rows(fields, nulls=False)) == shown(expected.rows(fields, nulls=False))
+        assert shown({"odd": got.odd}) == shown({"odd": expected.odd})
+        assert got.odd  # NaN and infinity have no key: planned one by one
+
+
+def test_an_erp_answering_in_columns_is_synced_like_one_answering_in_rows(
+    tmp_path: Path,
+) -> None:
+    """The same values given as a frame plan the same cells, write the same values,
+    and a second run plans nothing."""
+    import polars as pl
+
+    from crm_bridge.plugin_manager import load_plugins
+    from crm_bridge.sample_data import Profile, generate
+    from crm_bridge.sync import sync
+    from crm_bridge.testing import MemoryAdapter, MemoryAdapterPlugin
+
+    as_of = dt.date(2026, 6, 30)
+    snap = generate(Profile(customers=40, end=as_of))
+    results = []
+    for as_frame in (False, True):
+        plugins = load_plugins()
+        erp = MemoryAdapter(snap)
+        plugins.register(MemoryAdapterPlugin(erp), "memory")
+        path = tmp_path / f"frame{as_frame}" / "crm-bridge.toml"
+        path.parent.mkdir()
+        path.write_text(f'[erp]\nadapter = "memory"\n[sync]\nas_of = "{as_of}"\n')
+        cfg = config_mod.load(path)
+        fields = plugins.fields()
+        sync(cfg, plugins)  # the ERP now holds the values; then a person edits two
+        rows = erp.values
+        assert isinstance(rows, dict)
+        first = sorted(rows)[0]
+        rows[first]["rfm_segment"] = "lost"
+        rows[first]["kpi_aov"] = Decimal("1.5")
+        if as_frame:
+            names = sorted({k for cells in rows.values() for k in cells})
+            erp.values = pl.DataFrame(
+                [
+                    {"customer_id": cid, **{k: cells.get(k) for k in names}}
+                    for cid, cells in rows.items()
+                ],
+                infer_schema_length=None,
+            ).with_columns(pl.col(pl.Decimal).cast(pl.Float64))
+        dry = sync(cfg, plugins, dry_run=True)
+        real = sync(cfg, plugins)
+        again = sync(cfg, plugins, dry_run=True)
+        assert again.counts["planned_cells"] == 0
+        results.append(
+            (
+                dry.counts["per_field"],
+                [(c.customer_id, c.field, c.new) for c in real.plan.changes],
+                {  # the frame held floats: compared as the fields store them
+                    cid: {k: fields[k].normalize(v) for k, v in cells.items()}
+                    for cid, cells in erp._rows().items()
+                },
+            )
+        )
+    assert results[0] == results[1]
+    assert results[0][1]  # the edits were put back
