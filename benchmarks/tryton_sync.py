@@ -18,7 +18,11 @@ Clearing and reading back are outside both timings.  The crm-bridge time is spli
 into its phases (timers wrapped around the functions ``crm_bridge.sync`` calls) and
 the time spent waiting for Tryton's answers in each.
 
-    python benchmarks/tryton_sync.py [--customers 10000] [--rounds 3] [--profile FILE]
+    python benchmarks/tryton_sync.py [--customers 10000] [--rounds 3] [--database FILE]
+                                     [--profile FILE]
+
+``--database FILE`` keeps the grown database there (growing and posting take
+10-30 minutes), or starts from it when it exists.
 """
 
 from __future__ import annotations
@@ -36,13 +40,19 @@ from pathlib import Path
 from typing import Any
 
 from crm_bridge.adapters.tryton.rpc import TrytonRPC
-from crm_bridge.adapters.tryton.sandbox import ADMIN_PASSWORD, TrytonServer, template_end
+from crm_bridge.adapters.tryton.sandbox import (
+    ADMIN_PASSWORD,
+    TrytonServer,
+    build_template,
+    template_end,
+)
 from tryton_common import Raw, grown_database, raw_extract
 
 import crm_bridge.sync as sync_mod
 from crm_bridge import config as config_mod
 from crm_bridge import shrink_guard
 from crm_bridge.plugin_manager import load_plugins
+from crm_bridge.sample_data import Profile
 from crm_bridge.state import StateStore
 from crm_bridge.table_cache import TableCache
 
@@ -139,6 +149,11 @@ def main() -> None:
     parser.add_argument("--lines-per-invoice", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
+        "--database",
+        type=Path,
+        help="a grown database file to start from (copied), or where to keep the one grown",
+    )
+    parser.add_argument(
         "--profile", help="after the rounds, profile one more crm-bridge sync into this file"
     )
     args = parser.parse_args()
@@ -146,8 +161,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         started = time.perf_counter()
-        template = grown_database(folder, args.customers, args.lines_per_invoice, post=True)
-        print(f"database grown in {time.perf_counter() - started:.0f}s", flush=True)
+        if args.database and args.database.exists():
+            template = build_template(Profile())
+            shutil.copyfile(args.database, folder / "bench.sqlite")
+        else:
+            template = grown_database(folder, args.customers, args.lines_per_invoice, post=True)
+            print(f"database grown in {time.perf_counter() - started:.0f}s", flush=True)
+            if args.database:
+                shutil.copyfile(folder / "bench.sqlite", args.database)
         with TrytonServer(folder, "bench").start() as server:
             cfg_path = write_config(folder, server.url, template_end(template).isoformat())
             cfg = config_mod.load(cfg_path)
