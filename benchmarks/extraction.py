@@ -43,7 +43,7 @@ def main() -> None:
         started = time.perf_counter()
         grown_database(folder, args.customers, args.lines_per_invoice)
         print(f"database grown in {time.perf_counter() - started:.0f}s", flush=True)
-        with TrytonServer(folder, "bench").start() as server:
+        with TrytonServer(folder, "bench") as server:
             settings = {
                 "url": server.url,
                 "database": "bench",

@@ -169,7 +169,7 @@ def main() -> None:
             print(f"database grown in {time.perf_counter() - started:.0f}s", flush=True)
             if args.database:
                 shutil.copyfile(folder / "bench.sqlite", args.database)
-        with TrytonServer(folder, "bench").start() as server:
+        with TrytonServer(folder, "bench") as server:
             cfg_path = write_config(folder, server.url, template_end(template).isoformat())
             cfg = config_mod.load(cfg_path)
             plugins = load_plugins(cfg.disabled)
