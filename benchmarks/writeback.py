@@ -17,9 +17,7 @@ In the same run, on the same server:
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime as dt
-import json
 import subprocess
 import sys
 import tempfile
@@ -28,10 +26,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
-import requests
 from crm_bridge.adapters.tryton.adapter import TrytonAdapter
-from crm_bridge.adapters.tryton.rpc import _default
 from crm_bridge.adapters.tryton.sandbox import ADMIN_PASSWORD, TrytonServer, _bin, _env
+from tryton_common import Raw
 
 from crm_bridge.adapter import Batch
 from crm_bridge.apply import apply
@@ -98,28 +95,6 @@ class TimedWrites:
             self.seconds += time.perf_counter() - started
 
 
-class Raw:
-    """The hand-written client: session auth and plain requests, nothing else."""
-
-    def __init__(self, url: str) -> None:
-        self.url = f"{url}/bench/rpc/"
-        self.s = requests.Session()
-        self.s.headers["Content-Type"] = "application/json"
-        uid, key = self._call("common.db.login", ["admin", {"password": ADMIN_PASSWORD}, "en"])[:2]
-        token = base64.b64encode(f"admin:{uid}:{key}".encode()).decode()
-        self.s.headers["Authorization"] = f"Session {token}"
-        self.ctx = self._call("model.res.user.get_preferences", [True, {}])
-
-    def _call(self, method: str, params: list) -> object:
-        body = json.dumps({"id": 1, "method": method, "params": params}, default=_default)
-        out = self.s.post(self.url, data=body, timeout=300).json()
-        assert not out.get("error"), out
-        return out["result"]
-
-    def write(self, *args: object) -> None:
-        self._call("model.party.party.write", [*args, self.ctx])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=10_000)
@@ -159,7 +134,7 @@ def main() -> None:
             # Raw grouped write, 500 (ids, values) pairs a call, and crm-bridge's apply of
             # a plan where every cell changed, alternated over --rounds rounds from cleared
             # values (best of each: Tryton's timing drifts as its database file grows).
-            raw = Raw(server.url)
+            raw = Raw(server.url, "bench")
             items = [
                 ([int(c)], {"crm": {k: v for k, v in vals.items() if v is not None}})
                 for c, vals in wanted.items()

@@ -78,3 +78,18 @@ def test_a_clean_run_passes(tmp_path: Path) -> None:
     proc = _pytest(tmp_path)
     assert proc.returncode == 0, proc.stdout
     assert "processes left running" not in proc.stdout
+
+
+def test_starting_a_running_server_again_starts_no_second_one(tmp_path: Path) -> None:
+    """``with TrytonServer(...).start() as server`` (start, then ``__enter__``) used to
+    start a second trytond that answered through the first and was the only one
+    stopped: the first ran on after the benchmark ended."""
+    from crm_bridge.adapters.tryton.sandbox import TrytonServer
+
+    server = TrytonServer(tmp_path, "nothing-here").start()  # serves no database; runs
+    first = server.proc
+    assert first is not None
+    with server.start() as same:
+        assert same is server and server.proc is first
+    assert first.poll() is not None and not group_alive(first.pid)
+    assert first.pid not in TrytonServer.running

@@ -233,6 +233,11 @@ class TrytonServer:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60) -> TrytonServer:
+        """Start the server and wait until it answers; a server already running is
+        left as it is (``with TrytonServer(...).start() as server`` starts one, not
+        a second that would answer through the first and leave it running)."""
+        if self.proc is not None and self.proc.poll() is None:
+            return self
         extra = {"TRYTOND_WEB__LISTEN": f"127.0.0.1:{self.port}"}
         if self.web_root:
             extra["TRYTOND_WEB__ROOT"] = str(self.web_root)
