@@ -261,14 +261,7 @@ def output_keys(frame: pl.DataFrame, fields: Mapping[str, Field]) -> Values:
     keys = frame.select(exprs)
     odd: dict[tuple[str, str], Any] = {}
     ids = keys["customer_id"]
-    for name in near:
-        flag = "\x00slow" + name
-        rows = keys[flag].arg_true().to_list()
-        if rows:
-            values = frame[name].cast(pl.Float64).gather(rows).to_list()
-            fixed = _exact_keys(fields[name], name, ids.gather(rows).to_list(), values, odd)
-            keys = keys.with_columns(keys[name].scatter(rows, fixed))
-        keys = keys.drop(flag)
+    keys = _redo_near(keys, frame, near, fields, odd)
     for name in exact:
         fixed = _exact_keys(fields[name], name, ids.to_list(), frame[name].to_list(), odd)
         keys = keys.with_columns(pl.Series(name, fixed, dtype=pl.Int64))
@@ -295,6 +288,29 @@ def _float_keys(name: str, digits: int) -> list[pl.Expr]:
     ) & x.is_not_null()
     key = pl.when(slow).then(None).otherwise(rounded).cast(pl.Int64, strict=False)
     return [key.alias(name), slow.alias("\x00slow" + name)]
+
+
+def _redo_near(
+    keys: pl.DataFrame,
+    frame: pl.DataFrame,
+    near: list[str],
+    fields: Mapping[str, Field],
+    odd: dict[tuple[str, str], Any],
+) -> pl.DataFrame:
+    """The float cells ``_float_keys`` flagged, keyed the exact way (``Field.parse``:
+    the shortest decimal text, rounded as ``Field.normalize`` rounds it); the flags
+    dropped."""
+    ids = keys["customer_id"]
+    for name in near:
+        flag = "\x00slow" + name
+        rows = keys[flag].arg_true().to_list()
+        if rows:
+            f = fields[name]
+            values = [f.parse(v) for v in frame[name].cast(pl.Float64).gather(rows).to_list()]
+            fixed = _keys_one_by_one(f, ids.gather(rows).to_list(), values, odd, True)
+            keys = keys.with_columns(keys[name].scatter(rows, pl.Series(fixed, dtype=pl.Int64)))
+        keys = keys.drop(flag)
+    return keys
 
 
 def _exact_keys(
@@ -346,15 +362,7 @@ def read_keys(frame: pl.DataFrame, fields: Mapping[str, Field]) -> Values:
     keys = frame.select(exprs)
     odd: dict[tuple[str, str], Any] = {}
     ids = keys["customer_id"]
-    for name in near:
-        flag = "\x00slow" + name
-        rows = keys[flag].arg_true().to_list()
-        if rows:
-            f = fields[name]
-            values = [f.parse(v) for v in frame[name].cast(pl.Float64).gather(rows).to_list()]
-            fixed = _keys_one_by_one(f, ids.gather(rows).to_list(), values, odd, True)
-            keys = keys.with_columns(keys[name].scatter(rows, pl.Series(fixed, dtype=pl.Int64)))
-        keys = keys.drop(flag)
+    keys = _redo_near(keys, frame, near, fields, odd)
     for name in slow:
         f = fields[name]
         values = [f.parse(v) for v in frame[name].to_list()]
