@@ -10,6 +10,11 @@ dated ``as_of - window_days`` is outside it); the previous window the same
 length before it.  Credit notes count in revenue (negative), not as invoices.
 Days late are those of the window's invoices that are paid and have a due
 date, early counting as 0.  Overdue: unpaid invoices past their due date today.
+Amounts are summed as decimals of six places (exact: 128-bit integers of
+millionths, no overflow below 10**32), so a sum is the same whatever order
+Polars' threads add in: a float sum varies in its last bit from
+run to run, which moved an average on a half cent (or an ABC tie) to either
+side and rewrote those cells in the ERP on a run where nothing had changed.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ COLUMNS = (
     "overdue_days",  # the oldest of them, in days past due; null when none
 )
 
+MONEY = ("revenue", "revenue_w", "revenue_prev_w", "overdue_amount")
+EXACT = pl.Decimal(38, 6)  # amounts as summed: millionths, added exactly
+
 
 def customer_sales(snapshot: Snapshot, window_days: int) -> pl.LazyFrame:
     """One row per customer with a sale, the columns in ``COLUMNS``."""
@@ -55,7 +63,7 @@ def _query(snapshot: Snapshot, window_days: int) -> pl.LazyFrame:
     # unpaid: no payment date, and not marked paid (Odoo, ERPNext and NAV give no date)
     unpaid = pl.col("paid_date").is_null() & ~pl.col("settled")
     overdue = invoice & unpaid & (pl.col("due_date") < as_of)
-    amount = pl.col("amount")
+    amount = pl.col("amount").cast(EXACT)  # rounded to millionths: exact sums
     # Per-row columns, then plain sums, min and max: they stream; filters inside
     # an aggregation do not.
     return (
@@ -66,13 +74,13 @@ def _query(snapshot: Snapshot, window_days: int) -> pl.LazyFrame:
             last_invoice=pl.when(invoice).then(pl.col("date")),
             invoices=invoice,
             revenue=amount,
-            revenue_w=pl.when(window).then(amount).otherwise(0.0),
+            revenue_w=pl.when(window).then(amount).otherwise(0),
             invoices_w=invoice & window,
-            revenue_prev_w=pl.when(previous).then(amount).otherwise(0.0),
+            revenue_prev_w=pl.when(previous).then(amount).otherwise(0),
             days_late_w=pl.when(paid).then(late.clip(lower_bound=0)),
             paid_w=paid,
             paid_late_w=paid & (late > 0),
-            overdue_amount=pl.when(overdue).then(amount).otherwise(0.0),
+            overdue_amount=pl.when(overdue).then(amount).otherwise(0),
             overdue_days=pl.when(overdue).then(
                 (pl.lit(as_of) - pl.col("due_date")).dt.total_days()
             ),
@@ -86,5 +94,6 @@ def _query(snapshot: Snapshot, window_days: int) -> pl.LazyFrame:
             pl.col("paid_w", "paid_late_w", "overdue_amount").sum(),
             pl.col("overdue_days").max(),
         )
+        .with_columns(pl.col(MONEY).cast(pl.Float64))
         .select(COLUMNS)
     )

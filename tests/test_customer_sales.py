@@ -59,3 +59,39 @@ def test_plugins_with_the_same_window_share_one_pass() -> None:
     rfm.compute(snap, 180)
     keys = sorted(k for k in snap._shared if k.startswith("crm_bridge.customer_sales"))
     assert keys == ["crm_bridge.customer_sales:180", "crm_bridge.customer_sales:365"]
+
+
+def test_sums_are_the_same_whatever_order_the_invoices_come_in() -> None:
+    """Sums do not depend on the order of addition (Polars' threads add in any
+    order): a float sum of 0.1, 0.2 and 0.3 is 0.6 one way and 0.6000000000000001
+    the other, which put an average on a half cent on either side from run to run."""
+    amounts = [0.1, 0.2, 0.3, 10.01, 0.07, 1e6 + 0.05]
+    sums = set()
+    for turn in range(len(amounts)):
+        order = amounts[turn:] + amounts[:turn]
+        snap = Snapshot.from_rows(
+            AS_OF,
+            customers=[{"customer_id": "A", "name": "A", "active": True}],
+            invoices=[
+                invoice(f"i{i}", "A", D(2026, 3, 1 + i), amount, paid=D(2026, 3, 1 + i))
+                for i, amount in enumerate(order)
+            ],
+        )
+        row = customer_sales(snap, 365).collect().row(0, named=True)
+        sums.add((row["revenue"], row["revenue_w"]))
+    assert sums == {(1000010.73, 1000010.73)}
+
+
+def test_exact_sums_hold_amounts_beyond_a_64_bit_count_of_millionths() -> None:
+    """Ten trillion (10**19 millionths, past the largest 64-bit integer) plus a
+    cent is summed, not lost to an overflow."""
+    snap = Snapshot.from_rows(
+        AS_OF,
+        customers=[{"customer_id": "A", "name": "A", "active": True}],
+        invoices=[
+            invoice("i1", "A", D(2026, 3, 1), 1e13, paid=D(2026, 3, 1)),
+            invoice("i2", "A", D(2026, 3, 2), 0.01, paid=D(2026, 3, 2)),
+        ],
+    )
+    row = customer_sales(snap, 365).collect().row(0, named=True)
+    assert row["revenue"] == 1e13 + 0.01
