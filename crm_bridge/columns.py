@@ -241,8 +241,10 @@ def _exact_key(f: Field, value: Any) -> Any:
 def output_keys(frame: pl.DataFrame, fields: Mapping[str, Field]) -> Values:
     """The keys of a plugin's output, checked by ``validate``: every column in one
     Polars query, a Python value only for the floats that lie next to a rounding
-    half (or are too large to round in binary) and for Decimal columns."""
-    exprs: list[pl.Expr] = [pl.col("customer_id").cast(pl.String)]
+    half (or are too large to round in binary) and for Decimal columns.  The ids
+    stay as the plugin gave them (categorical, as the snapshot reads them, lets
+    ``join`` match them by their codes)."""
+    exprs: list[pl.Expr] = [pl.col("customer_id")]  # as given: ``join`` makes it text
     exact: list[str] = []  # numeric columns made the exact way, cell by cell
     near: list[str] = []  # float columns: the cells next to a half, the exact way
     for name in frame.columns[1:]:
@@ -380,6 +382,10 @@ def stack(parts: list[Values]) -> Values:
         return Values.empty()
     if len(parts) == 1:
         return parts[0]
+    ids = pl.concat([p.frame["customer_id"] for p in parts])
+    if ids.hash(11).n_unique() == ids.len():  # no customer read twice: the pages as they are
+        together = pl.concat([p.frame for p in parts], how="diagonal")
+        return Values(together, {k: v for p in parts for k, v in p.odd.items()})
     frame = pl.concat(
         [p.frame.with_columns(pl.lit(i, pl.Int32).alias("\x00part")) for i, p in enumerate(parts)],
         how="diagonal",
@@ -392,6 +398,23 @@ def stack(parts: list[Values]) -> Values:
     return Values(frame.drop("\x00part"), odd)
 
 
+def _codes(ids: Iterable[pl.Series]) -> list[pl.Series] | None:
+    """The categorical codes of id columns that all share one categorical type
+    (two equal codes: one id), or None."""
+    given = list(ids)
+    kind = given[0].dtype
+    if not isinstance(kind, pl.Categorical) or any(s.dtype != kind for s in given):
+        return None
+    return [s.to_physical() for s in given]
+
+
+def _where(codes: pl.Series, size: int, at: pl.Series | None = None) -> pl.Series:
+    """A lookup from code to row (``at``: the rows, default 0, 1, ...): indexed
+    by code, null for a code not in ``codes``."""
+    rows = pl.int_range(codes.len(), dtype=pl.UInt32, eager=True) if at is None else at
+    return pl.repeat(None, size, dtype=pl.UInt32, eager=True).scatter(codes, rows)
+
+
 def row_numbers(
     left: pl.Series, right: pl.Series, how: Literal["full", "left"], names: tuple[str, str]
 ) -> pl.DataFrame:
@@ -400,9 +423,16 @@ def row_numbers(
     the ids of both sides (``how="full"``) or of the left one (``"left"``).
 
     The left side's rows come first, in their order, then the right side's
-    others (see ``aligned``).  Matched on 64-bit hashes of the ids (an integer
+    others (see ``aligned``).  The same ids in the same order (the values read
+    back in the order the customers were read, as validate puts the computed
+    ones) are matched row for row; others on 64-bit hashes of the ids (an integer
     join: 3x faster than one on text), then checked: should two ids of one hash
     be paired, the ids are matched as text instead."""
+    if left.len() == right.len() and left.cast(pl.String).equals(right.cast(pl.String)):
+        same = pl.int_range(left.len(), dtype=pl.UInt32, eager=True)  # one order: no join
+        return pl.DataFrame({"customer_id": left.cast(pl.String), names[0]: same}).with_columns(
+            pl.col(names[0]).alias(names[1])
+        )
     number = pl.int_range(pl.len(), dtype=pl.UInt32)
     sides = [
         pl.DataFrame({"\x00id": ids.cast(pl.String)}).with_columns(
@@ -433,11 +463,20 @@ def aligned(frame: pl.DataFrame, at: pl.Series) -> pl.DataFrame:
     return frame.select(pl.all().gather(at))
 
 
-def join(parts: Iterable[Values]) -> Values:
-    """Several plugins' keys as one: a row per customer, a column per field."""
+def join(parts: Iterable[Values], order: pl.Series | None = None) -> Values:
+    """Several plugins' keys as one: a row per customer (text), a column per field.
+
+    With ``order`` (the snapshot's customers, ids of the parts' categorical type)
+    the rows follow it: matched by the ids' codes, without a join, and in the
+    order the ERP gave its customers, which is the order it reads values back in,
+    so the plan then matches the two sides without a join either."""
     given = list(parts)
     if not given:
         return Values.empty()
+    if order is not None:
+        by_order = _join_in_order(given, order)
+        if by_order is not None:
+            return by_order
     frame = given[0].frame.with_columns(pl.col("customer_id").cast(pl.String))
     for part in given[1:]:
         rows = row_numbers(frame["customer_id"], part.frame["customer_id"], "full", ("l", "r"))
@@ -448,3 +487,27 @@ def join(parts: Iterable[Values]) -> Values:
         frame = pl.concat(sides, how="horizontal")
     odd = {k: v for p in given for k, v in p.odd.items()}
     return Values(frame, odd)
+
+
+def _join_in_order(given: list[Values], order: pl.Series) -> Values | None:
+    """``join`` in the order of ``order``, by categorical codes; None when the ids
+    are not all of one categorical type or a part names an id not in ``order``."""
+    codes = _codes([order, *(p.frame["customer_id"] for p in given)])
+    if codes is None or any(c.null_count() for c in codes):
+        return None
+    size = max(int(c.max() or 0) for c in codes) + 1  # type: ignore[arg-type]
+    row_of = _where(codes[0], size)  # code -> row in order
+    at = [row_of.gather(c) for c in codes[1:]]  # each part's rows in order
+    if any(a.null_count() for a in at):
+        return None
+    present = pl.repeat(False, order.len(), dtype=pl.Boolean, eager=True)
+    for a in at:
+        present = present.scatter(a, True)
+    rows = present.arg_true()  # the customers of any part, in order
+    sides = [pl.DataFrame({"customer_id": order.gather(rows).cast(pl.String)})]
+    for part, a in zip(given, at, strict=True):
+        if part.frame.width > 1:
+            where = _where(a, order.len()).gather(rows)  # each row's row in the part
+            sides.append(aligned(part.frame.drop("customer_id"), where))
+    odd = {k: v for p in given for k, v in p.odd.items()}
+    return Values(pl.concat(sides, how="horizontal"), odd)

@@ -271,7 +271,7 @@ def make_plan(
     in_d = col("\x00d").fill_null(False)
     in_h = col("\x00h").fill_null(False)
     in_customers = (
-        in_h if customers is None else pl.col("customer_id").is_in(_ids(customers).implode())
+        in_h if customers is None else pl.col("customer_id").is_in(_among(frame, customers))
     )
     slow = pl.col("customer_id").is_in(_odd_ids(want, held, last).implode())
     clear_held = [col(k, "\x00h").is_not_null() for k in sorted(clearable)]
@@ -347,6 +347,14 @@ def make_plan(
     return plan
 
 
+def _among(frame: pl.DataFrame, customers: Collection[str] | pl.Series) -> pl.Series:
+    """The customers of ``frame`` (a few rows) that are among ``customers`` (all
+    of them): looked up the cheap way round, the few in the many."""
+    given = customers if isinstance(customers, pl.Series) else _ids(customers)
+    found = given.filter(given.is_in(frame["customer_id"].unique().implode()))
+    return found.cast(pl.String).implode()
+
+
 def _odd_ids(*sides: Values) -> pl.Series:
     odd = {cid for side in sides for cid, _ in side.odd}
     return pl.Series(sorted(odd), dtype=pl.String)
@@ -381,9 +389,7 @@ def _differing(
     def side(values: Values, name: str, at: str) -> pl.Series | None:
         if name not in values.frame.columns or at not in rows.columns:
             return None
-        if at == "\x00iw":  # the left side: in place
-            return columns.aligned(values.frame.select(name), rows[at]).to_series()
-        return values.frame[name].gather(rows[at])
+        return columns.aligned(values.frame.select(name), rows[at]).to_series()
 
     def apart(a: pl.Series | None, b: pl.Series | None) -> pl.Series | None:
         if a is not None and b is not None:

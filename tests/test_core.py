@@ -466,3 +466,83 @@ def test_an_erp_answering_in_columns_is_synced_like_one_answering_in_rows(
         )
     assert results[0] == results[1]
     assert results[0][1]  # the edits were put back
+
+
+def test_outputs_joined_by_their_ids_codes_follow_the_customers_order() -> None:
+    """Plugin outputs with the snapshot's categorical ids are put together by the
+    ids' codes, in the order of the customers; the rows are those of the join by
+    id text (a customer of no output left out, a cell without a key kept odd)."""
+    import random
+
+    import polars as pl
+
+    from crm_bridge.columns import join, output_keys, row_numbers
+
+    cat = pl.Categorical
+    ids = [f"C{i}" for i in range(200)]
+    customers = pl.Series(ids, dtype=cat)
+    rng = random.Random(5)
+    fields = {
+        "amt": AMT,
+        "seg": SEG,
+        "big": Field("big", "numeric", "Big", owner="q"),
+        "note": Field("note", "char", "Note", owner="r"),
+    }
+    a = rng.sample(ids, 150)  # any order, any subset
+    b = rng.sample(ids, 120)
+    parts = [
+        output_keys(
+            pl.DataFrame({"customer_id": a, "amt": [i / 8 for i in range(150)]}).cast(
+                {"customer_id": cat}
+            ),
+            fields,
+        ),
+        output_keys(
+            pl.DataFrame(
+                {
+                    "customer_id": b,
+                    "seg": ["a", "b"] * 60,
+                    "big": [10**18, *range(119)],  # too large for a key: odd
+                }
+            ).cast({"customer_id": cat}),
+            fields,
+        ),
+    ]
+    by_codes = join(parts, order=customers)
+    by_text = join(parts)
+    assert by_codes.frame["customer_id"].dtype == pl.String
+    assert by_codes.frame["customer_id"].to_list() == [c for c in ids if c in {*a, *b}]
+    assert by_codes.rows(fields) == by_text.rows(fields)
+    assert by_codes.odd == by_text.odd == {(b[0], "big"): Decimal(10**18)}
+    # An id that is not a customer: matched by text, as before.
+    stranger = output_keys(pl.DataFrame({"customer_id": ["X"], "note": ["n"]}), fields)
+    assert join([*parts, stranger], order=customers).rows(fields)["X"]["note"] == "n"
+    # The same ids in the same order on both sides: row for row, no join.
+    same = row_numbers(customers, pl.Series(ids), "full", ("l", "r"))
+    assert same["l"].to_list() == same["r"].to_list() == list(range(200))
+    assert same["customer_id"].to_list() == ids
+
+
+def test_pages_of_values_read_back_are_stacked_with_the_later_read_winning() -> None:
+    """Pages of values read back make one row per customer: pages of other
+    customers as they are, a customer read again as the later page gave it (all
+    of it, odd cells included)."""
+    import polars as pl
+
+    from crm_bridge.columns import of_rows, read_keys, stack
+
+    money = {"amt": AMT, "seg": SEG}
+    first = of_rows({"1": {"amt": Decimal("1.50")}, "2": {"amt": Decimal("-0.00")}}, money)
+    second = read_keys(pl.DataFrame({"customer_id": ["3"], "seg": ["b"]}), money)
+    apart = stack([first, second])
+    assert apart.rows(money, nulls=False) == {
+        "1": {"amt": Decimal("1.50")},
+        "2": {"amt": Decimal("-0.00")},
+        "3": {"seg": "b"},
+    }
+    assert apart.odd == {("2", "amt"): Decimal("-0.00")}
+    again = read_keys(pl.DataFrame({"customer_id": ["2", "4"], "seg": ["a", "b"]}), money)
+    later = stack([first, second, again])
+    assert later.frame["customer_id"].to_list() == ["1", "3", "2", "4"]
+    assert later.rows(money, nulls=False)["2"] == {"seg": "a"}  # -0.00 is gone with its page
+    assert later.odd == {}
