@@ -168,12 +168,19 @@ def _unknown(df: pl.DataFrame, column: str, known: pl.Series) -> pl.Expr:
 
 def _any_unknown(df: pl.DataFrame, column: str, known: pl.Series) -> bool:
     """Whether a row's ``column`` names an id not in ``known`` (nulls are another
-    rule's): an anti-join, 2x faster than ``is_in`` on text ids."""
-    ids = df.select(pl.col(column).alias("id")).filter(pl.col("id").is_not_null())
-    parents = known.alias("id").to_frame()
-    if ids.schema["id"] != parents.schema["id"]:
-        ids, parents = ids.cast(pl.String), parents.cast(pl.String)
-    return ids.join(parents, on="id", how="anti").height > 0
+    rule's), the quick way: categorical ids of one type by their codes (a lookup,
+    no hashing); others by 64-bit hashes of their text (an anti-join of integers,
+    2x faster than of text).  An unknown id passes only if its hash is that of a
+    known one (odds about 1 in 2**64 / len(known), 3e-13 for five million
+    invoices); when any is flagged, the rows are looked at exactly (``_unknown``)."""
+    ids = df[column].drop_nulls()
+    if isinstance(ids.dtype, pl.Categorical) and ids.dtype == known.dtype:
+        codes, there = ids.to_physical(), known.drop_nulls().to_physical()
+        size = max(int(codes.max() or 0), int(there.max() or 0)) + 1  # type: ignore[arg-type]
+        seen = pl.repeat(False, size, dtype=pl.Boolean, eager=True).scatter(there, True)
+        return not seen.gather(codes).all()
+    hashes = [s.cast(pl.String).hash(11).alias("id").to_frame() for s in (ids, known)]
+    return hashes[0].join(hashes[1], on="id", how="anti").height > 0
 
 
 def _id_order(value: str) -> tuple[int, str]:

@@ -278,3 +278,20 @@ def test_a_repeated_number_counts_only_among_posted_invoices() -> None:
     assert flagged == ["p2"]  # p1 is the first posted N1 of 2025; p3 is of 2026
     assert frame.select(rule.any).item() is True
     assert frame.filter(pl.col("invoice_id") != "p2").select(rule.any).item() is False
+
+
+def test_the_amount_percentile_is_polars_lower_quantile() -> None:
+    """The bound's percentile, found by a partial sort, is the value Polars'
+    ``quantile(q, interpolation="lower")`` gives, for any count and ties."""
+    import random
+
+    from crm_bridge.plausibility import percentile
+
+    rng = random.Random(3)
+    for n in [*range(1, 120), 999, 1000, 1001, 12345]:
+        values = pl.Series(
+            [float(rng.choice([rng.random() * 100, rng.randint(1, 5)])) for _ in range(n)]
+        )
+        for q in (0.5, 0.9, 0.99):
+            assert percentile(values, q) == values.quantile(q, interpolation="lower"), (n, q)
+    assert percentile(pl.Series([], dtype=pl.Float64), 0.99) is None
