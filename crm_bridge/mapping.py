@@ -9,7 +9,9 @@ dotted paths into ERP records, and turning ERP records into canonical rows.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import functools
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -61,14 +63,23 @@ def load(ref: str, base: Path | None = None) -> MappingFile:
         path = Path(ref).expanduser()
         if not path.is_absolute() and base is not None:
             path = base / path
-    where = f"mapping file {path}"
     try:
-        data = tomllib.loads(path.read_text("utf-8"))
+        text = path.read_text("utf-8")
     except OSError as exc:
         raise ConfigError(
-            f"{where} cannot be read ({exc.strerror})",
+            f"mapping file {path} cannot be read ({exc.strerror})",
             hint=f"erp.mapping is a path or one of the profiles: {', '.join(sorted(shipped))}",
         ) from None
+    # Validated once a process per text: every sync registers the adapters of
+    # all shipped profiles, and a schema check of each cost 15 ms.
+    return MappingFile(path.stem, copy.deepcopy(_validated(str(path), text)), path.parent)
+
+
+@functools.lru_cache(maxsize=64)
+def _validated(path: str, text: str) -> dict[str, Any]:
+    where = f"mapping file {path}"
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where} is not valid TOML: {exc}") from None
     config_mod.validate(
@@ -86,7 +97,7 @@ def load(ref: str, base: Path | None = None) -> MappingFile:
                     f"not a column of {table}",
                     hint=f"the columns are: {', '.join(TABLES[table])}",
                 )
-    return MappingFile(path.stem, data, path.parent)
+    return data
 
 
 # -- templates ----------------------------------------------------------------
