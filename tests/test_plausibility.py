@@ -20,7 +20,7 @@ from crm_bridge import config as config_mod
 from crm_bridge.adapter import Capabilities
 from crm_bridge.errors import ConfigError
 from crm_bridge.extract import extract
-from crm_bridge.plausibility import Plausibility
+from crm_bridge.plausibility import Plausibility, percentile, repeated
 from crm_bridge.quarantine import UNREADABLE
 from crm_bridge.sample_data import Profile, generate
 from crm_bridge.snapshot import TABLES, Snapshot
@@ -285,8 +285,6 @@ def test_the_amount_percentile_is_polars_lower_quantile() -> None:
     ``quantile(q, interpolation="lower")`` gives, for any count and ties."""
     import random
 
-    from crm_bridge.plausibility import percentile
-
     rng = random.Random(3)
     for n in [*range(1, 120), 999, 1000, 1001, 12345]:
         values = pl.Series(
@@ -295,3 +293,18 @@ def test_the_amount_percentile_is_polars_lower_quantile() -> None:
         for q in (0.5, 0.9, 0.99):
             assert percentile(values, q) == values.quantile(q, interpolation="lower"), (n, q)
     assert percentile(pl.Series([], dtype=pl.Float64), 0.99) is None
+
+
+def test_a_repeat_of_a_categorical_key_across_pages_is_found_by_its_code() -> None:
+    """Categorical keys are hashed by their codes: one text is one code in every
+    page (chunk) of a table, so a customer read on two pages is a repeat."""
+    schema = {"k": pl.Categorical()}
+    pages = [
+        pl.DataFrame({"k": ["a", "b"]}, schema=schema),
+        pl.DataFrame({"k": ["c", "a"]}, schema=schema),
+    ]
+    rule = repeated("duplicate k", pl.col("k"))
+    table = pl.concat(pages)
+    assert table.select(rule.any).item() is True
+    assert table.select(rule.bad).to_series().to_list() == [False, False, False, True]
+    assert pl.concat([pages[0], pages[1].head(1)]).select(rule.any).item() is False
