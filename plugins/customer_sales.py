@@ -45,6 +45,11 @@ MONEY = ("revenue", "revenue_w", "revenue_prev_w", "overdue_amount")
 EXACT = pl.Decimal(38, 6)  # amounts as summed: millionths, added exactly
 
 
+def money_sum(amount: pl.Expr) -> pl.Expr:
+    """The sum of ``amount`` added exactly (see the module's docstring), as a float."""
+    return amount.cast(EXACT).sum().cast(pl.Float64)
+
+
 def customer_sales(snapshot: Snapshot, window_days: int) -> pl.LazyFrame:
     """One row per customer with a sale, the columns in ``COLUMNS``."""
     return snapshot.shared(

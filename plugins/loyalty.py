@@ -29,7 +29,7 @@ import polars as pl
 from crm_bridge import Field, Snapshot, hookimpl
 from crm_bridge.i18n import _, frame_format, ngettext, number
 
-from .customer_sales import customer_sales
+from .customer_sales import customer_sales, money_sum
 
 TIER_KEYS = ("platinum", "gold", "silver", "bronze")
 NONE = "member"
@@ -148,7 +148,7 @@ def metrics(snapshot: Snapshot, window_days: int) -> pl.DataFrame:
         snapshot.sales_lines()
         .filter(pl.col("date").is_between(since, as_of, closed="right"))
         .group_by("customer_id")
-        .agg(margin=(pl.col("amount") - pl.col("cost").fill_null(0)).sum())
+        .agg(margin=money_sum(pl.col("amount") - pl.col("cost").fill_null(0)))
     )
     per = customer_sales(snapshot, window_days).select(
         "customer_id",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+import polars as pl
 import pytest
 from crm_bridge.plugins import loyalty
-from crm_bridge.plugins.customer_sales import COLUMNS, customer_sales
+from crm_bridge.plugins.customer_sales import COLUMNS, customer_sales, money_sum
 from crm_bridge.plugins.segmentation import rfm
 
 from crm_bridge import Snapshot
@@ -95,3 +96,16 @@ def test_exact_sums_hold_amounts_beyond_a_64_bit_count_of_millionths() -> None:
     )
     row = customer_sales(snap, 365).collect().row(0, named=True)
     assert row["revenue"] == 1e13 + 0.01
+
+
+def test_margins_are_summed_exactly_too() -> None:
+    """ABC by margin and loyalty's margin condition add amounts minus costs the
+    same exact way: one sum in every order of the lines."""
+    amounts = [0.1, 0.2, 0.3, 10.01, 0.07, 1e6 + 0.05]
+    sums = {
+        pl.DataFrame({"amount": amounts[t:] + amounts[:t], "cost": [0.03] * len(amounts)})
+        .select(money_sum(pl.col("amount") - pl.col("cost")))
+        .item()
+        for t in range(len(amounts))
+    }
+    assert sums == {1000010.55}

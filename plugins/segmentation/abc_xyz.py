@@ -25,7 +25,7 @@ import polars as pl
 
 from crm_bridge import Snapshot
 
-from ..customer_sales import customer_sales
+from ..customer_sales import customer_sales, money_sum
 
 ABC_DEFAULT = (0.80, 0.95)
 XYZ_DEFAULT = (1.0, 2.5)
@@ -43,7 +43,7 @@ def value_per_customer(snapshot: Snapshot, basis: str, window_days: int) -> pl.D
             snapshot.sales_lines()
             .filter(in_window)
             .group_by("customer_id")
-            .agg(value=(pl.col("amount") - pl.col("cost").fill_null(0)).sum())
+            .agg(value=money_sum(pl.col("amount") - pl.col("cost").fill_null(0)))
         )
         buyers = snapshot.sales().select("customer_id").unique()
         value = buyers.join(value, on="customer_id", how="left")
