@@ -18,7 +18,8 @@ The rules, configured in the ``[quality]`` table (defaults in brackets):
   times the 99th percentile of the absolute amounts of its table (computed on at
   least 20 non-zero amounts; the percentile of a base with fewer than 1 % of
   absurd values ignores them), or beyond ``quality.max_amount`` when set; an
-  amount that is not a number (NaN);
+  amount (or a line's cost) that is not a finite number (NaN, or an infinity: a
+  sum of it would be meaningless, and exact sums cannot hold one);
 - a posted or paid invoice whose number was already seen on a posted or paid
   invoice of the same customer, kind and calendar year of its date (the first one
   read is kept).  Numbering restarts
@@ -145,11 +146,13 @@ class Plausibility:
         if table in AMOUNTS:
             column = AMOUNTS[table]
             amount = pl.col(column)
-            out.append(Rule.of(f"{column} is not a number", amount.is_nan()))
+            out.append(Rule.of(f"{column} is not a finite number", ~amount.is_finite()))
             bound = self.amount_bound(frame[column])
             if bound is not None:
                 limit, why = bound
                 out.append(Rule.of(f"{column} beyond ±{limit:,.2f} ({why})", amount.abs() > limit))
+        if "cost" in frame.columns:  # a line's cost goes into its margin
+            out.append(Rule.of("cost is not a finite number", ~pl.col("cost").is_finite()))
         if table == "invoices":  # among the invoices that count (drafts may share "/")
             year = pl.col("date").dt.year()
             counts = pl.col("state").is_in(["posted", "paid"])

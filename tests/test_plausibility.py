@@ -132,20 +132,25 @@ def test_amounts_far_outside_the_customer_base_are_set_aside(snap: Snapshot) -> 
         {**base, "invoice_id": "i-neg", "number": "N-neg", "amount": -999_999_999_999.99},
         {**base, "invoice_id": "i-1e15", "number": "N-1e15", "amount": 1e15},
         {**base, "invoice_id": "i-nan", "number": "N-nan", "amount": float("nan")},
+        {**base, "invoice_id": "i-inf", "number": "N-inf", "amount": float("-inf")},
         # A big but real deal (20x the largest invoice) is kept.
         {**base, "invoice_id": "i-big", "number": "N-big", "amount": 20 * biggest},
     ]
-    lines = [line_of(snap, base["invoice_id"], "l-1e15", amount=1e15)]
+    lines = [
+        line_of(snap, base["invoice_id"], "l-1e15", amount=1e15),
+        line_of(snap, base["invoice_id"], "l-cost-nan", cost=float("nan")),
+    ]
     adapter = Tampered(snap, {"invoices": absurd, "invoice_lines": lines})
     snapshot, _ = extract(adapter, AS_OF)
     got = reasons(snapshot.quarantined, "invoices")
     beyond = [r for r in got if r.startswith("amount beyond ±")]
     assert len(beyond) == 1 and "x the 99th percentile" in beyond[0]
     assert got[beyond[0]][0] == 2 and got[beyond[0]][1] in ("i-neg", "i-1e15")
-    assert got["amount is not a number"] == (1, "i-nan")
+    assert got["amount is not a finite number"] == (2, "i-nan")
     assert "i-big" in snapshot.invoices["invoice_id"].to_list()
     line_reasons = reasons(snapshot.quarantined, "invoice_lines")
     assert [r for r in line_reasons if r.startswith("amount beyond")] != []
+    assert line_reasons["cost is not a finite number"] == (1, "l-cost-nan")
     # The revenue the plugins see is what it was, plus the real deal.
     revenue = snapshot.sales().select(pl.col("amount").sum()).collect().item()
     clean = snap.sales().select(pl.col("amount").sum()).collect().item()
