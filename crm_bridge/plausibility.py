@@ -174,7 +174,7 @@ class Plausibility:
         if self.max_amount is not None:
             bounds.append((self.max_amount, "quality.max_amount"))
         if self.amount_factor > 0:
-            sizes = amounts.drop_nulls().drop_nans().abs()
+            sizes = amounts.filter(amounts.is_finite()).abs()  # not null, NaN or infinite
             sizes = sizes.filter(sizes > 0)
             if sizes.len() >= MIN_AMOUNTS:
                 high = percentile(sizes, QUANTILE)

@@ -313,3 +313,11 @@ def test_a_repeat_of_a_categorical_key_across_pages_is_found_by_its_code() -> No
     assert table.select(rule.any).item() is True
     assert table.select(rule.bad).to_series().to_list() == [False, False, False, True]
     assert pl.concat([pages[0], pages[1].head(1)]).select(rule.any).item() is False
+
+
+def test_the_amount_bound_ignores_infinities_as_it_ignores_nan() -> None:
+    """Infinite amounts are set aside by their own rule; they must not make the
+    percentile infinite and so let every absurd finite amount through."""
+    amounts = pl.Series([1.0] * 100 + [float("inf"), float("-inf"), float("nan")] * 3)
+    bound = Plausibility.of({}, AS_OF).amount_bound(amounts)
+    assert bound is not None and bound[0] == 1000.0
