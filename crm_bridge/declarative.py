@@ -49,10 +49,12 @@ def register_declarative(
 ) -> None:
     """Register the generic ``protocol`` adapter (``mapping = FILE``) and one adapter
     per shipped profile of that protocol (``adapter = "odoo"``...)."""
+    # Read as shipped: only the profile a run uses is checked against the schema
+    # (checking all of them cost every command 25 ms).
     profiles = {
         name: spec
         for name in sorted(mapping.profiles())
-        if (spec := mapping.load(name)).protocol == protocol
+        if (spec := mapping.shipped(name)).protocol == protocol
     }
 
     def generic(settings: Mapping[str, Any]) -> Any:
@@ -77,7 +79,7 @@ def register_declarative(
         register(
             AdapterSpec(
                 name,
-                functools.partial(make, spec),
+                functools.partial(_make_profile, make, name),
                 {**schema, "required": required},
                 f"{title} ({protocol} profile; docs: crm-bridge adapters show {name})"
                 + (f"; {spec.data['tested']}" if "tested" in spec.data else ""),
@@ -85,6 +87,14 @@ def register_declarative(
                 capabilities(spec),
             )
         )
+
+
+def _make_profile(
+    make: Callable[[mapping.MappingFile, Mapping[str, Any]], Any],
+    name: str,
+    settings: Mapping[str, Any],
+) -> Any:
+    return make(mapping.load(name), settings)
 
 
 def settings_schema(*credentials: str) -> dict[str, Any]:

@@ -56,9 +56,9 @@ def profiles() -> dict[str, Path]:
 
 def load(ref: str, base: Path | None = None) -> MappingFile:
     """Load the profile named ``ref``, or the mapping file at path ``ref``."""
-    shipped = profiles()
-    if ref in shipped:
-        path = shipped[ref]
+    named = profiles()
+    if ref in named:
+        path = named[ref]
     else:
         path = Path(ref).expanduser()
         if not path.is_absolute() and base is not None:
@@ -68,20 +68,32 @@ def load(ref: str, base: Path | None = None) -> MappingFile:
     except OSError as exc:
         raise ConfigError(
             f"mapping file {path} cannot be read ({exc.strerror})",
-            hint=f"erp.mapping is a path or one of the profiles: {', '.join(sorted(shipped))}",
+            hint=f"erp.mapping is a path or one of the profiles: {', '.join(sorted(named))}",
         ) from None
-    # Validated once a process per text: every sync registers the adapters of
-    # all shipped profiles, and a schema check of each cost 15 ms.
+    # Parsed and validated once a process per text (15 ms a profile).
     return MappingFile(path.stem, copy.deepcopy(_validated(str(path), text)), path.parent)
+
+
+def shipped(name: str) -> MappingFile:
+    """The shipped profile ``name`` as written, read once a process and not
+    checked against the schema (the tests check every shipped profile): what
+    registering its adapter reads.  Do not change it; ``load`` it to use it."""
+    path = profiles()[name]
+    return MappingFile(name, _parsed(str(path), path.read_text("utf-8")), path.parent)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(path: str, text: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"mapping file {path} is not valid TOML: {exc}") from None
 
 
 @functools.lru_cache(maxsize=64)
 def _validated(path: str, text: str) -> dict[str, Any]:
     where = f"mapping file {path}"
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{where} is not valid TOML: {exc}") from None
+    data = _parsed(path, text)
     config_mod.validate(
         data,
         jsonschemas.load("mapping"),
