@@ -89,8 +89,9 @@ def extract(
     for values in adapter.current_values():
         if isinstance(values, pl.DataFrame):  # a page as columns: no Python value per cell
             fresh.current_frames.append(values)
-            given = _ids(values)
-            current = {c: v for c, v in current.items() if c not in given}
+            if current:  # rows an earlier page gave: this page's replace them
+                given = _ids(values)
+                current = {c: v for c, v in current.items() if c not in given}
         else:
             current.update(values)
     fresh.current = current

@@ -546,3 +546,33 @@ def test_pages_of_values_read_back_are_stacked_with_the_later_read_winning() -> 
     assert later.frame["customer_id"].to_list() == ["1", "3", "2", "4"]
     assert later.rows(money, nulls=False)["2"] == {"seg": "a"}  # -0.00 is gone with its page
     assert later.odd == {}
+
+
+def test_a_page_of_columns_replaces_the_rows_an_earlier_page_gave() -> None:
+    """An ERP may answer values in rows, then in columns: a customer of both
+    holds what the later page gave, and a page of columns after no rows is
+    kept as it is."""
+    import polars as pl
+
+    from crm_bridge.extract import extract
+    from crm_bridge.sample_data import Profile, generate
+    from crm_bridge.testing import MemoryAdapter
+
+    snap = generate(Profile(customers=5, end=dt.date(2026, 6, 30)))
+    first, second = snap.customers["customer_id"].cast(pl.String).head(2).to_list()
+    page = pl.DataFrame({"customer_id": [first], "crm_rfm_segment": ["Champions"]})
+
+    class Mixed(MemoryAdapter):
+        def current_values(self):  # type: ignore[no-untyped-def]
+            yield [(first, {"crm_rfm_segment": "Lost"}), (second, {"crm_rfm_segment": "Lost"})]
+            yield page
+
+    _, tables = extract(Mixed(snap), dt.date(2026, 6, 30))
+    assert set(tables.current) == {second} and tables.current_frames == [page]
+
+    class ColumnsOnly(MemoryAdapter):
+        def current_values(self):  # type: ignore[no-untyped-def]
+            yield page
+
+    _, tables = extract(ColumnsOnly(snap), dt.date(2026, 6, 30))
+    assert tables.current == {} and tables.current_frames == [page]
