@@ -13,6 +13,7 @@ example id, and the run goes on.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import polars as pl
@@ -99,13 +100,17 @@ def quarantine(
             set_aside.setdefault(table, set()).update(ids)
             setattr(snapshot, table, flagged.filter(~pl.col("_bad")).drop("_bad"))
 
+    # Every table as read, checked at once (Polars releases the GIL); a table is
+    # looked at again, rule by rule, when one of its checks flags a row or a
+    # parent of it had rows set aside (its references then change).
+    with ThreadPoolExecutor(pl.thread_pool_size()) as pool:
+        found = pool.map(lambda record: _usable(snapshot, plausibility, [record]), RECORDS)
+        usable = set().union(*found)
     for record in RECORDS:
         table, key, rules = _rules(record)
         refs = _refs(snapshot, table)
         known = {parent: getattr(snapshot, parent)[k] for _, parent, k in refs}
-        if not any(set_aside.get(parent) for _, parent, _ in refs) and (
-            table in _usable(snapshot, plausibility, [record])
-        ):
+        if table in usable and not any(set_aside.get(parent) for _, parent, _ in refs):
             continue
         # Parents come first in RECORDS: a row of a record set aside says so first.
         for column, parent, _ in refs:
