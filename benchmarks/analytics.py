@@ -410,11 +410,13 @@ def main() -> None:
                     flush=True,
                 )
                 first = measure("first", Path(tmp))
+                each = first["changes_seconds"]
                 print(
                     f"{size}: a first run: validate {first['validate_seconds']:.2f}s, plan "
                     f"{first['plan_seconds']:.2f}s for {first['cells']:,} new cells (then "
-                    f"each as a Python value: {first['changes_seconds']:.2f}s); peak RSS "
-                    f"{first['peak_rss_mb']:.0f}MB",
+                    "each as a Python value: "
+                    + (f"{each:.2f}s" if each >= 0 else "not made past 5M cells")
+                    + f"); peak RSS {first['peak_rss_mb']:.0f}MB",
                     flush=True,
                 )
             if args.dry_run:
