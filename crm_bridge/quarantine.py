@@ -12,7 +12,7 @@ example id, and the run goes on.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -104,13 +104,13 @@ def quarantine(
     # looked at again, rule by rule, when one of its checks flags a row or a
     # parent of it had rows set aside (its references then change).
     with ThreadPoolExecutor(pl.thread_pool_size()) as pool:
-        found = pool.map(lambda record: _usable(snapshot, plausibility, [record]), RECORDS)
-        usable = set().union(*found)
+        checked = pool.map(lambda record: _usable(snapshot, plausibility, record), RECORDS)
+        usable = dict(zip(RECORDS, checked, strict=True))
     for record in RECORDS:
         table, key, rules = _rules(record)
         refs = _refs(snapshot, table)
         known = {parent: getattr(snapshot, parent)[k] for _, parent, k in refs}
-        if table in usable and not any(set_aside.get(parent) for _, parent, _ in refs):
+        if usable[record] and not any(set_aside.get(parent) for _, parent, _ in refs):
             continue
         # Parents come first in RECORDS: a row of a record set aside says so first.
         for column, parent, _ in refs:
@@ -140,26 +140,19 @@ def _refs(snapshot: Snapshot, table: str) -> list[tuple[str, str, str]]:
     ]
 
 
-def _usable(
-    snapshot: Snapshot, plausibility: Plausibility | None, records: Iterable[str] = RECORDS
-) -> set[str]:
-    """The tables (of ``records``) no rule flags a row of, as they are now: each
-    table's rules, then its references."""
-    usable = set()
-    for record in records:
-        table, _, rules = _rules(record)
-        df = getattr(snapshot, table)
-        if plausibility is not None:
-            rules = rules + plausibility.checks(table, df)
-        if df.height and _may_flag(df, rules):
-            continue
-        if df.height and any(
-            _any_unknown(df, column, getattr(snapshot, parent)[key])
-            for column, parent, key in _refs(snapshot, table)
-        ):
-            continue
-        usable.add(table)
-    return usable
+def _usable(snapshot: Snapshot, plausibility: Plausibility | None, record: str) -> bool:
+    """Whether no rule flags a row of ``record``'s table as it is now: its rules,
+    then its references."""
+    table, _, rules = _rules(record)
+    df = getattr(snapshot, table)
+    if not df.height:
+        return True
+    if plausibility is not None:
+        rules = rules + plausibility.checks(table, df)
+    return not _may_flag(df, rules) and not any(
+        _any_unknown(df, column, getattr(snapshot, parent)[key])
+        for column, parent, key in _refs(snapshot, table)
+    )
 
 
 def _may_flag(df: pl.DataFrame, rules: list[Rule]) -> bool:
