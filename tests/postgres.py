@@ -18,6 +18,7 @@ import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -51,6 +52,17 @@ def install() -> None:
     run_tool("apt-get", "install", "-y", "postgresql", DEBIAN_FRONTEND="noninteractive")
 
 
+def _reachable_temp() -> str | None:
+    """Where the cluster's directory goes: the temporary directory when the
+    ``postgres`` user can reach it (every folder on the way open to others), else
+    /tmp (a TMPDIR made by ``mktemp -d`` is the owner's alone: initdb could not
+    enter it)."""
+    here = Path(tempfile.gettempdir()).resolve()
+    if os.geteuid() != 0 or all(p.stat().st_mode & stat.S_IXOTH for p in (here, *here.parents)):
+        return None
+    return "/tmp"
+
+
 class PostgresCluster:
     """initdb, pg_ctl start and stop of one cluster in a temporary directory.
 
@@ -61,7 +73,7 @@ class PostgresCluster:
     running: ClassVar[dict[int, str]] = {}
 
     def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="crm-bridge-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix="crm-bridge-pg-", dir=_reachable_temp()))
         self.data = self.root / "data"
         self.port = free_port()
         self.uri = f"postgresql://{USER}@127.0.0.1:{self.port}/"
