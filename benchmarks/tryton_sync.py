@@ -65,7 +65,7 @@ PHASES: list[tuple[str, Any, str]] = [
     ("resume", sync_mod, "resume"),
     ("extract", sync_mod, "extract"),
     ("shrink guard", shrink_guard, "guard"),
-    ("read back", sync_mod, "read_back"),
+    ("read back", sync_mod, "read_back_keys"),
     ("previous values (state)", sync_mod, "_previous"),
     ("compute", sync_mod, "compute"),
     ("validate", sync_mod, "validate"),
